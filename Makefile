@@ -1,0 +1,40 @@
+# Two commands are all the set-up a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench layer clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## demo: render the demo campaign (20 personalized videos + posters) into out/demo
+demo: $(VENV)/.base
+	$(BIN)/reel demo --out out/demo
+
+## test: lint, type-check and run the whole test suite
+test: $(VENV)/.dev lint
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy chalicelib
+
+## bench: render benchmark (prints JSON)
+bench: $(VENV)/.base
+	$(BIN)/python bench/render_bench.py
+
+## layer: the pinned ffmpeg as a Lambda layer zip (layers/ffmpeg/build/ffmpeg-layer.zip)
+layer: $(VENV)/.base
+	$(BIN)/python layers/ffmpeg/build_layer.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build

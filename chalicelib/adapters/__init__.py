@@ -1,0 +1,1 @@
+"""Reel's adapters package (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""Reel's connectors package (filled in by later issues)."""

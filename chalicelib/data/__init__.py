@@ -1,0 +1,1 @@
+"""Data exchange: field mappings, CSV/JSONL readers, CRM payload mapping."""

@@ -1,0 +1,1 @@
+"""Reel's delivery package (filled in by later issues)."""

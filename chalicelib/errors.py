@@ -1,0 +1,63 @@
+"""One exception hierarchy for Reel; every error can name the field it is about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a field path) and why."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class ReelError(Exception):
+    """Base of every error Reel raises on purpose."""
+
+    code = "reel_error"
+    exit_code = 1
+
+    def __init__(self, message: str, field: str = "", problems: list[Problem] | None = None):
+        self.message = message
+        self.field = field
+        self.problems = problems if problems is not None else [Problem(field, message)]
+        super().__init__(str(self.problems[0]) if len(self.problems) == 1 else message)
+
+    def to_dict(self) -> dict[str, object]:
+        """The HTTP API's error body."""
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+class TemplateError(ReelError):
+    """The template (or a scene of its library) is invalid."""
+
+    code = "invalid_template"
+
+
+class DataError(ReelError):
+    """A data record does not fit the template's variables."""
+
+    code = "invalid_data"
+
+
+class AssetError(ReelError):
+    """An asset (image, video, audio, font) is missing or unusable."""
+
+    code = "invalid_asset"
+
+
+class RenderError(ReelError):
+    """ffmpeg (or rasterizing) failed; carries the tail of ffmpeg's stderr."""
+
+    code = "render_failed"
+    exit_code = 2
+
+    def __init__(self, message: str, stderr_tail: str = "", field: str = ""):
+        self.stderr_tail = stderr_tail
+        full = f"{message}\n{stderr_tail}" if stderr_tail else message
+        super().__init__(full, field)

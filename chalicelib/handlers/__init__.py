@@ -1,0 +1,1 @@
+"""Reel's handlers package (filled in by later issues)."""

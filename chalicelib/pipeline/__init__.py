@@ -1,0 +1,1 @@
+"""Reel's pipeline package (filled in by later issues)."""

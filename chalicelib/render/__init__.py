@@ -1,0 +1,1 @@
+"""Rendering: segment planning, ffmpeg graphs, text, audio and assembly."""

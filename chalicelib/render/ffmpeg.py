@@ -1,0 +1,116 @@
+"""The one place Reel runs ffmpeg: finds the pinned binary, runs argument lists with a timeout."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from chalicelib.errors import RenderError
+from chalicelib.settings import get_settings
+
+STDERR_TAIL_LINES = 20
+
+
+def ffmpeg_path() -> str:
+    """THE ffmpeg of the project: `REEL_FFMPEG` if set, else the imageio-ffmpeg static build."""
+    override = get_settings().ffmpeg
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@lru_cache(maxsize=4)
+def _version_of(path: str) -> str:
+    out = subprocess.run(
+        [path, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
+    first = out.splitlines()[0] if out else ""
+    match = re.match(r"ffmpeg version (\S+)", first)
+    return match.group(1) if match else first.strip() or "unknown"
+
+
+def ffmpeg_version() -> str:
+    """The version string of the ffmpeg in use (part of every segment cache key)."""
+    return _version_of(ffmpeg_path())
+
+
+def _tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(stderr.strip().splitlines()[-lines:])
+
+
+def run(args: Sequence[str], *, timeout: float | None = None, cwd: Path | None = None) -> str:
+    """Run ffmpeg with `args` (without the binary); return stderr, or raise RenderError.
+
+    Inputs are read with the `file` protocol only, so a crafted playlist or concat list
+    cannot make ffmpeg reach the network or other protocols.
+    """
+    settings = get_settings()
+    limit = timeout if timeout is not None else settings.render_timeout
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=limit,
+            cwd=cwd,
+            check=False,
+            env={**os.environ, "AV_LOG_FORCE_NOCOLOR": "1"},
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        raise RenderError(f"ffmpeg timed out after {limit:g}s", _tail(stderr)) from exc
+    except OSError as exc:
+        raise RenderError(f"cannot run ffmpeg at {cmd[0]}: {exc.strerror}") from exc
+    if proc.returncode != 0:
+        raise RenderError(f"ffmpeg failed with exit code {proc.returncode}", _tail(proc.stderr))
+    return proc.stderr
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffmpeg says about a media file (ffmpeg has no ffprobe here, so we parse `-i`)."""
+
+    duration: float | None
+    has_video: bool
+    has_audio: bool
+    width: int | None
+    height: int | None
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?, (\d{2,5})x(\d{2,5})")
+
+
+def probe(path: Path, *, timeout: float = 30.0) -> MediaInfo:
+    """Read duration and streams of `path` by asking ffmpeg to open it (no decode)."""
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", "-i", str(path)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RenderError(f"probing {path.name} timed out") from exc
+    err = proc.stderr
+    if "Invalid data found" in err or "No such file" in err or "Stream #" not in err:
+        raise RenderError(f"cannot read media {path.name}", _tail(err, 3))
+    duration = None
+    if match := _DURATION.search(err):
+        hours, minutes, seconds = match.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    video = _VIDEO.search(err)
+    return MediaInfo(
+        duration=duration,
+        has_video=video is not None,
+        has_audio=re.search(r"Stream #\S+.*?: Audio:", err) is not None,
+        width=int(video.group(1)) if video else None,
+        height=int(video.group(2)) if video else None,
+    )

@@ -1,0 +1,273 @@
+"""ffmpeg graphs as data (ffmpeg-python): a segment's video, and the final audio + mux pass.
+
+Nothing here runs ffmpeg; every function returns an argument list for `render.ffmpeg.run`.
+Only numbers and Reel's own file names enter filter strings; user text is drawn by Pillow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import ffmpeg
+
+from chalicelib.render.profile import EncodingProfile
+from chalicelib.template.model import Animation, AnimationKind, Fit
+
+FILE_ONLY = {"protocol_whitelist": "file"}
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video file used as a background or a layer."""
+
+    path: str
+    fit: Fit = Fit.cover
+    loop: bool = True
+    trim: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A layer placed on a scene, in output pixels and scene-local seconds."""
+
+    x: int  # top-left corner
+    y: int
+    w: int
+    h: int
+    start: float
+    end: float
+    still: str | None = None  # an RGBA PNG (text, image, shape) …
+    video: VideoSource | None = None  # … or a video
+    opacity: float = 1.0  # stills carry their opacity in their alpha already
+    enter: Animation | None = None
+    exit: Animation | None = None
+
+
+@dataclass(frozen=True)
+class SceneInput:
+    """One scene, ready to render: background, overlays, and its transitions."""
+
+    frames: int
+    background_color: str | None = None  # '#rrggbb'
+    background_image: str | None = None  # a canvas-sized PNG
+    background_video: VideoSource | None = None
+    overlays: tuple[Overlay, ...] = ()
+    fade_in: float = 0.0  # seconds from black (half of a fade-through-black)
+    fade_out: float = 0.0
+    crossfade_frames: int = 0  # overlap with the next scene of the same segment
+    debug_name: str = field(default="", compare=False)
+
+
+def _ffcolor(color: str) -> str:
+    return "0x" + color.lstrip("#")[:6]
+
+
+def _fit(stream: ffmpeg.nodes.FilterableStream, w: int, h: int, fit: Fit) -> ffmpeg.nodes.FilterableStream:
+    if fit is Fit.stretch:
+        return stream.filter("scale", w, h)
+    if fit is Fit.contain:
+        return stream.filter("scale", w, h, force_original_aspect_ratio="decrease").filter(
+            "pad", w, h, "(ow-iw)/2", "(oh-ih)/2", color="black@0"
+        )
+    return stream.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
+
+
+def _video_input(src: VideoSource, seconds: float) -> ffmpeg.nodes.FilterableStream:
+    opts: dict[str, object] = dict(FILE_ONLY)
+    if src.trim:
+        opts["ss"] = f"{src.trim[0]:g}"
+        if not src.loop:
+            opts["t"] = f"{src.trim[1] - src.trim[0]:g}"
+    if src.loop:
+        opts["stream_loop"] = -1
+    stream = ffmpeg.input(src.path, **opts).video
+    if src.loop and src.trim:
+        # Loop only the trimmed part: trim after the seek, then loop in the filtergraph.
+        stream = stream.filter("trim", duration=f"{src.trim[1] - src.trim[0]:g}")
+    return stream
+
+
+def _slide_term(anim: Animation | None, axis: str, entering: bool, t0: float, extent: int) -> str:
+    """An ffmpeg expression offsetting x or y while a slide runs (eased, numbers only)."""
+    if anim is None or anim.type is AnimationKind.fade:
+        return ""
+    horizontal = anim.type in (AnimationKind.slide_left, AnimationKind.slide_right)
+    if horizontal != (axis == "x"):
+        return ""
+    # slide_left/slide_up move towards negative coordinates.
+    sign = -1 if anim.type in (AnimationKind.slide_left, AnimationKind.slide_up) else 1
+    d = anim.duration
+    p = f"clip((t-{t0:g})/{d:g},0,1)"
+    if entering:  # arrive from the opposite side, easing out
+        return f"{-sign * extent}*pow(1-{p},3)"
+    return f"{sign * extent}*pow({p},3)"
+
+
+def _overlay(
+    base: ffmpeg.nodes.FilterableStream, ov: Overlay, fps: int, canvas: tuple[int, int]
+) -> ffmpeg.nodes.FilterableStream:
+    if ov.still is not None:
+        layer = ffmpeg.input(ov.still, loop=1, framerate=fps, t=f"{ov.end:g}", **FILE_ONLY).video
+    elif ov.video is not None:
+        layer = _video_input(ov.video, ov.end - ov.start)
+        layer = _fit(layer, ov.w, ov.h, ov.video.fit).filter("fps", fps).filter("format", "rgba")
+        if ov.opacity < 1:
+            layer = layer.filter("colorchannelmixer", aa=f"{ov.opacity:g}")
+        # The clip starts playing when the layer appears, not when the scene starts.
+        layer = layer.filter("trim", duration=f"{ov.end - ov.start:g}").filter(
+            "setpts", f"PTS-STARTPTS+{ov.start:g}/TB"
+        )
+    else:
+        raise ValueError("an overlay needs a still or a video")
+    if ov.enter is not None:
+        layer = layer.filter("fade", t="in", st=f"{ov.start:g}", d=f"{ov.enter.duration:g}", alpha=1)
+    if ov.exit is not None:
+        st = max(ov.start, ov.end - ov.exit.duration)
+        layer = layer.filter("fade", t="out", st=f"{st:g}", d=f"{ov.exit.duration:g}", alpha=1)
+    x, y = str(ov.x), str(ov.y)
+    exit_t0 = ov.end - ov.exit.duration if ov.exit else 0.0
+    for axis, extent in (("x", canvas[0]), ("y", canvas[1])):
+        terms = [
+            _slide_term(ov.enter, axis, True, ov.start, extent),
+            _slide_term(ov.exit, axis, False, exit_t0, extent),
+        ]
+        expr = "+".join(t for t in terms if t)
+        if expr:
+            if axis == "x":
+                x = f"{ov.x}+{expr}"
+            else:
+                y = f"{ov.y}+{expr}"
+    return ffmpeg.overlay(
+        base, layer, x=x, y=y, enable=f"between(t,{ov.start:g},{ov.end:g})", eof_action="pass"
+    )
+
+
+def scene_stream(scene: SceneInput, profile: EncodingProfile) -> ffmpeg.nodes.FilterableStream:
+    """One scene's video: background, overlays in z order, fades; exactly `frames` frames."""
+    fps, w, h = profile.fps, profile.width, profile.height
+    seconds = scene.frames / fps
+    if scene.background_video is not None:
+        base = _video_input(scene.background_video, seconds)
+        base = _fit(base, w, h, scene.background_video.fit).filter("fps", fps)
+    elif scene.background_image is not None:
+        base = ffmpeg.input(
+            scene.background_image, loop=1, framerate=fps, t=f"{seconds:g}", **FILE_ONLY
+        ).video
+    else:
+        color = _ffcolor(scene.background_color or "#000000")
+        base = ffmpeg.input(f"color=c={color}:s={w}x{h}:r={fps}:d={seconds:g}", f="lavfi").video
+    base = base.filter("setsar", 1).filter("format", "yuv420p")
+    for ov in scene.overlays:
+        base = _overlay(base, ov, fps, (w, h))
+    base = base.filter("trim", end_frame=scene.frames).filter("setpts", "PTS-STARTPTS")
+    if scene.fade_in > 0:
+        base = base.filter("fade", t="in", st=0, d=f"{scene.fade_in:g}")
+    if scene.fade_out > 0:
+        base = base.filter("fade", t="out", st=f"{seconds - scene.fade_out:g}", d=f"{scene.fade_out:g}")
+    return base.filter("format", "yuv420p")
+
+
+def segment_frames(scenes: Sequence[SceneInput]) -> int:
+    """Frames of a segment: its scenes' frames less the crossfade overlaps between them."""
+    return sum(s.frames for s in scenes) - sum(s.crossfade_frames for s in scenes[:-1])
+
+
+def segment_args(scenes: Sequence[SceneInput], profile: EncodingProfile, out: str) -> list[str]:
+    """Arguments rendering scenes joined by crossfades into one video-only segment file."""
+    fps = profile.fps
+    stream = scene_stream(scenes[0], profile)
+    length = scenes[0].frames
+    for prev, scene in zip(scenes, scenes[1:], strict=False):
+        overlap = prev.crossfade_frames
+        stream = ffmpeg.filter(
+            [stream, scene_stream(scene, profile)],
+            "xfade",
+            transition="fade",
+            duration=f"{overlap / fps:g}",
+            offset=f"{(length - overlap) / fps:g}",
+        )
+        length += scene.frames - overlap
+    out_opts = {**profile.video_args(), "frames:v": length}
+    return list(ffmpeg.output(stream, out, **out_opts).global_args("-y").get_args())
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """A sound placed on the video's timeline (the music bed or an audio layer)."""
+
+    path: str
+    start: float
+    duration: float  # how long it plays on the timeline
+    volume: float = 1.0
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+    loop: bool = False
+
+
+def mux_args(
+    concat_list: str,
+    audio: Sequence[AudioInput],
+    total: float,
+    profile: EncodingProfile,
+    out: str,
+) -> list[str]:
+    """Join the segments by stream copy (concat demuxer, safe mode) and add one audio pass
+    over the whole timeline (so there is no click at any join)."""
+    video = ffmpeg.input(concat_list, f="concat", safe=1, **FILE_ONLY).video
+    rate = profile.audio_rate
+    tracks = []
+    for sound in audio:
+        opts: dict[str, object] = dict(FILE_ONLY)
+        if sound.loop:
+            opts["stream_loop"] = -1
+        a = ffmpeg.input(sound.path, **opts).audio
+        a = a.filter("aresample", rate).filter(
+            "aformat", sample_fmts="fltp", channel_layouts="stereo"
+        )
+        a = a.filter("atrim", duration=f"{sound.duration:g}").filter("asetpts", "PTS-STARTPTS")
+        if sound.volume != 1:
+            a = a.filter("volume", f"{sound.volume:g}")
+        if sound.fade_in > 0:
+            a = a.filter("afade", t="in", st=0, d=f"{sound.fade_in:g}")
+        if sound.fade_out > 0:
+            st = max(0.0, sound.duration - sound.fade_out)
+            a = a.filter("afade", t="out", st=f"{st:g}", d=f"{sound.fade_out:g}")
+        if sound.start > 0:
+            a = a.filter("adelay", f"{round(sound.start * 1000)}", all=1)
+        tracks.append(a)
+    if not tracks:
+        mixed = ffmpeg.input(f"anullsrc=r={rate}:cl=stereo", f="lavfi").audio
+    elif len(tracks) == 1:
+        mixed = tracks[0]
+    else:
+        mixed = ffmpeg.filter(tracks, "amix", inputs=len(tracks), normalize=0, duration="longest")
+    mixed = mixed.filter("apad").filter("atrim", duration=f"{total:g}")
+    output = ffmpeg.output(
+        video,
+        mixed,
+        out,
+        **{
+            "c:v": "copy",
+            "c:a": "aac",
+            "b:a": profile.audio_bitrate,
+            "ar": rate,
+            "ac": 2,
+            "t": f"{total:g}",
+            "movflags": "+faststart",
+            "map_metadata": -1,
+            "fflags": "+bitexact",
+            "f": "mp4",
+        },
+    )
+    return list(output.global_args("-y").get_args())
+
+
+def poster_args(video: str, at: float, out: str) -> list[str]:
+    """Arguments writing the frame at `at` seconds of `video` as a JPEG."""
+    stream = ffmpeg.input(video, ss=f"{at:g}", **FILE_ONLY).video
+    return list(
+        ffmpeg.output(stream, out, vframes=1, **{"q:v": 3, "f": "image2", "update": 1})
+        .global_args("-y")
+        .get_args()
+    )

@@ -1,0 +1,1 @@
+"""Templates: the model, the scene library, and binding a record to a render plan."""

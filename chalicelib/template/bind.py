@@ -1,0 +1,234 @@
+"""Binding (pure): template + scene library + data record → a resolved RenderPlan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.errors import DataError, Problem, TemplateError
+from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
+from chalicelib.template.library import LoadedTemplate, resolve_asset
+from chalicelib.template.model import (
+    AudioLayer,
+    Background,
+    ImageLayer,
+    Scene,
+    ShapeLayer,
+    TextLayer,
+    TextStyle,
+    Transition,
+    TransitionKind,
+    VideoLayer,
+)
+from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
+from chalicelib.template.values import coerce, is_blank, to_json
+
+CUT = Transition(type=TransitionKind.cut, duration=0)
+
+
+def bind_values(lt: LoadedTemplate, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Coerce the record's fields per variable; return (values for text, JSON-shaped record).
+
+    Fields no variable uses are ignored. Every bad field is reported, not just the first.
+    """
+    if not isinstance(record, Mapping):
+        raise DataError("a data record is a JSON object of field: value")
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, var in lt.template.variables.items():
+        raw = record.get(name)
+        try:
+            if is_blank(raw):
+                if var.required:
+                    raise ValueError("is required")
+                values[name] = None if var.default is None else coerce(var, var.default)
+            else:
+                values[name] = coerce(var, raw)
+        except ValueError as exc:
+            problems.append(Problem(name, str(exc)))
+    if problems:
+        raise DataError("; ".join(map(str, problems)), field=problems[0].field, problems=problems)
+    return values, {k: to_json(v) for k, v in values.items()}
+
+
+class _Binder:
+    def __init__(self, lt: LoadedTemplate, values: dict[str, Any], record: dict[str, Any]):
+        self.lt = lt
+        self.tpl = lt.template
+        self.values = values
+        self.record = record
+
+    # Errors caused by the record are DataErrors naming the variable; the rest are the template's.
+    def _fail(self, path: str, expr: str, reason: str) -> DataError | TemplateError:
+        try:
+            names = sorted(template_variables(expr, self.tpl.locale))
+        except ValueError:
+            names = []
+        if names:
+            return DataError(f"{reason} (at {path})", field=names[0])
+        return TemplateError(reason, field=path)
+
+    def text(self, path: str, text: str) -> str:
+        try:
+            return interpolate(text, self.values, self.tpl.locale)
+        except ValueError as exc:
+            raise self._fail(path, text, str(exc)) from exc
+
+    def asset(self, path: str, ref: str) -> str:
+        resolved = self.text(path, ref)
+        try:
+            return str(resolve_asset(self.lt.root, resolved))
+        except ValueError as exc:
+            raise self._fail(path, ref, str(exc)) from exc
+
+    def when(self, path: str, expr: str | None) -> bool:
+        if expr is None:
+            return True
+        try:
+            return evaluate_condition(expr, self.record)
+        except ValueError as exc:
+            raise TemplateError(str(exc), field=path) from exc
+
+    def background(self, path: str, bg: Background) -> tuple[Background, bool]:
+        update: dict[str, Any] = {}
+        if bg.color:
+            color = self.text(f"{path}.color", bg.color)
+            update["color"] = color
+        if bg.image:
+            update["image"] = self.asset(f"{path}.image", bg.image)
+        if bg.video:
+            update["video"] = self.asset(f"{path}.video", bg.video)
+        personal = any(has_expr(v) for v in (bg.color, bg.image, bg.video) if v)
+        resolved = Background.model_validate({**bg.model_dump(), **update})
+        return resolved, personal
+
+    def layer(
+        self, path: str, layer: TextLayer | ImageLayer | VideoLayer | ShapeLayer, scene: Scene
+    ) -> PlanLayer:
+        update: dict[str, Any] = {}
+        style: TextStyle | None = None
+        personal = layer.when is not None
+        if isinstance(layer, TextLayer):
+            update["text"] = self.text(f"{path}.text", layer.text)
+            personal = personal or has_expr(layer.text)
+            style = layer.font or (self.tpl.styles[layer.style] if layer.style else TextStyle())
+            if has_expr(style.color) or has_expr(style.stroke_color):
+                personal = True
+                style = style.model_copy(
+                    update={
+                        "color": self.text(f"{path}.font.color", style.color),
+                        "stroke_color": self.text(f"{path}.font.stroke_color", style.stroke_color),
+                    }
+                )
+                style = TextStyle.model_validate(style.model_dump())
+        elif isinstance(layer, ImageLayer | VideoLayer):
+            update["src"] = self.asset(f"{path}.src", layer.src)
+            personal = personal or has_expr(layer.src)
+        elif isinstance(layer, ShapeLayer) and has_expr(layer.color):
+            update["color"] = self.text(f"{path}.color", layer.color)
+            personal = True
+        resolved = type(layer).model_validate({**layer.model_dump(), **update})
+        end = scene.duration if layer.duration is None else min(scene.duration, layer.start + layer.duration)
+        return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
+
+
+def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
+    """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
+    tpl = lt.template
+    values, json_record = bind_values(lt, record)
+    b = _Binder(lt, values, json_record)
+
+    chosen: list[tuple[int, Scene]] = []
+    for index, entry in enumerate(tpl.scenes):
+        scene = lt.scene_for(entry)
+        if b.when(f"scenes[{index}].when", scene.when):
+            chosen.append((index, scene))
+    if not chosen:
+        raise DataError("no scene's condition holds for this record: the video would be empty")
+
+    scenes: list[PlanScene] = []
+    cues: list[AudioCue] = []
+    cursor = 0.0
+    previous_out = CUT
+    for pos, (index, scene) in enumerate(chosen):
+        prefix = f"scenes[{index}]"
+        last = pos == len(chosen) - 1
+        trans_out = CUT if last else (scene.transition or tpl.transition)
+        if trans_out.type is TransitionKind.cut:
+            trans_out = CUT
+        if previous_out.type is TransitionKind.crossfade:
+            cursor -= previous_out.duration
+        for trans, side in ((previous_out, "into"), (trans_out, "out of")):
+            share = trans.duration if trans.type is TransitionKind.crossfade else trans.duration / 2
+            if share >= scene.duration:
+                raise TemplateError(
+                    f"the {trans.duration:g}s {trans.type.value} {side} scene {scene.id!r} "
+                    f"is longer than the scene ({scene.duration:g}s)",
+                    field=f"{prefix}.transition.duration",
+                )
+        background, personal = b.background(f"{prefix}.background", scene.background)
+        personal = personal or scene.when is not None
+        layers: list[PlanLayer] = []
+        for li, layer in enumerate(scene.layers):
+            lpath = f"{prefix}.layers[{li}]"
+            if not b.when(f"{lpath}.when", layer.when):
+                personal = personal or layer.when is not None
+                continue
+            if isinstance(layer, AudioLayer):
+                src = b.asset(f"{lpath}.src", layer.src)
+                end = scene.duration if layer.duration is None else min(scene.duration, layer.start + layer.duration)
+                cues.append(
+                    AudioCue(
+                        src=src,
+                        start=cursor + layer.start,
+                        duration=end - layer.start,
+                        volume=layer.volume,
+                        fade_in=layer.fade_in,
+                        fade_out=layer.fade_out,
+                    )
+                )
+                continue
+            planned = b.layer(lpath, layer, scene)
+            personal = personal or planned.personal
+            layers.append(planned)
+        layers.sort(key=lambda pl: pl.layer.z)  # stable: equal z keeps the file's order
+        scenes.append(
+            PlanScene(
+                id=scene.id,
+                start=round(cursor, 6),
+                duration=scene.duration,
+                background=background,
+                layers=layers,
+                transition_in=previous_out,
+                transition_out=trans_out,
+                personal=personal,
+            )
+        )
+        cursor += scene.duration
+        previous_out = trans_out
+
+    duration = round(cursor, 6)
+    music = tpl.audio
+    if music.music:
+        music = music.model_copy(update={"music": b.asset("audio.music", music.music)})
+    return RenderPlan(
+        template_id=tpl.id,
+        template_version=tpl.version,
+        canvas=tpl.canvas,
+        scenes=scenes,
+        music=music,
+        cues=cues,
+        duration=duration,
+        poster_time=_poster_time(lt, scenes, duration),
+        record=json_record,
+    )
+
+
+def _poster_time(lt: LoadedTemplate, scenes: list[PlanScene], duration: float) -> float:
+    poster = lt.template.poster
+    if poster.time is not None:
+        return min(poster.time, max(0.0, duration - 0.05))
+    wanted = [s for s in scenes if s.id == poster.scene] if poster.scene else []
+    wanted = wanted or [s for s in scenes if s.personal] or scenes
+    scene = wanted[0]
+    return round(scene.start + scene.duration / 2, 3)

@@ -1,0 +1,325 @@
+"""Loading templates and their scene library from files, and checking them with every problem
+reported as `path: reason` (e.g. `scenes[2].layers[0].src: file not found: assets/x.png`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chalicelib.errors import Problem, TemplateError
+from chalicelib.template.expr import check_locale, compile_condition, template_variables
+from chalicelib.template.model import (
+    LAYER_TAGS,
+    SCENE_TAGS,
+    AudioLayer,
+    ImageLayer,
+    Scene,
+    SceneRef,
+    Template,
+    TextLayer,
+    TransitionKind,
+    VideoLayer,
+)
+from chalicelib.template.values import coerce
+
+YAML_SUFFIXES = {".yaml", ".yml"}
+SUFFIXES = YAML_SUFFIXES | {".json"}
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """('scenes', 2, 'scene', 'layers', 0, 'text', 'src') -> 'scenes[2].layers[0].src'."""
+    out = ""
+    prev: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(prev, int) and part in LAYER_TAGS | SCENE_TAGS:
+            pass  # the tag pydantic adds after a union list item
+        elif part.startswith("function-") or part.startswith("tagged-union"):
+            pass
+        else:
+            out += ("." if out else "") + part
+        prev = part
+    return out
+
+
+def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = format_loc(tuple(err["loc"]))
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(Problem(path, msg))
+    return problems
+
+
+def read_document(path: Path) -> Any:
+    """Parse a YAML or JSON file; raise TemplateError naming the file and the line."""
+    if not path.is_file():
+        raise TemplateError(f"file not found: {path}", field=str(path))
+    text = path.read_text(encoding="utf-8-sig")
+    return parse_document(text, path.suffix.lower(), str(path.name))
+
+
+def parse_document(text: str, suffix: str = ".yaml", name: str = "template") -> Any:
+    """Parse YAML (a superset of JSON) or strict JSON text into Python data."""
+    try:
+        if suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TemplateError(f"{name}: invalid YAML{where}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadedTemplate:
+    """A template with its campaign root (where assets live) and the scenes it uses."""
+
+    template: Template
+    root: Path
+    library: dict[str, Scene] = field(default_factory=dict)
+    library_files: dict[str, Path] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # library problems, when not strict
+
+    def scene_for(self, entry: Scene | SceneRef) -> Scene:
+        """The scene an entry stands for, with a reference's overrides applied."""
+        if isinstance(entry, Scene):
+            return entry
+        scene = self.library[entry.use]
+        update: dict[str, Any] = {}
+        for key in ("when", "duration", "transition"):
+            value = getattr(entry, key)
+            if value is not None:
+                update[key] = value
+        return scene.model_copy(update=update) if update else scene
+
+    def fingerprint(self) -> str:
+        """Hash of the template and the library scenes it uses (not assets)."""
+        h = hashlib.sha256(self.template.model_dump_json().encode())
+        for key in sorted(self.library):
+            h.update(key.encode() + self.library[key].model_dump_json().encode())
+        return h.hexdigest()
+
+
+def _load_library(
+    template: Template, root: Path, problems: list[Problem]
+) -> tuple[dict[str, Scene], dict[str, Path]]:
+    lib_dir = root / template.library
+    scenes: dict[str, Scene] = {}
+    files: dict[str, Path] = {}
+    for index, entry in enumerate(template.scenes):
+        if not isinstance(entry, SceneRef) or entry.use in scenes:
+            continue
+        where = f"scenes[{index}].use"
+        candidates = [lib_dir / f"{entry.use}{s}" for s in (".yaml", ".yml", ".json")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            problems.append(
+                Problem(where, f"scene {entry.use!r} not found in the library {template.library}/")
+            )
+            continue
+        rel = found.relative_to(root).as_posix()
+        try:
+            data = read_document(found)
+            scene = Scene.model_validate(data)
+        except TemplateError as exc:
+            problems.append(Problem(where, exc.message))
+            continue
+        except ValidationError as exc:
+            for p in _pydantic_problems(exc, f"scenes[{index}]"):
+                problems.append(Problem(p.field, f"{p.message} (in {rel})"))
+            continue
+        if scene.id != entry.use:
+            problems.append(Problem(where, f"{rel} declares id {scene.id!r}, not {entry.use!r}"))
+            continue
+        scenes[entry.use] = scene
+        files[entry.use] = found
+    return scenes, files
+
+
+def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedTemplate:
+    """Validate parsed template data against the model and load its library scenes.
+
+    Raises TemplateError listing every structural problem (file checks are `check_template`'s).
+    With `strict=False`, library problems are kept in `LoadedTemplate.problems` instead.
+    """
+    root = root.resolve()
+    if not isinstance(data, dict):
+        raise TemplateError("a template is a mapping (YAML/JSON object) at the top level")
+    try:
+        template = Template.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc)
+        raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems) from exc
+    problems: list[Problem] = []
+    library, files = _load_library(template, root, problems)
+    if problems and strict:
+        raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems)
+    return LoadedTemplate(template, root, library, files, problems)
+
+
+def load_template(path: Path | str, *, strict: bool = True) -> LoadedTemplate:
+    """Load a template file (YAML or JSON); its directory is the campaign root."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise TemplateError(f"{path.name}: a template is a .yaml, .yml or .json file")
+    return load_template_data(read_document(path), path.parent, strict=strict)
+
+
+# ── assets ─────────────────────────────────────────────────────────────────────────────────
+
+
+def resolve_asset(root: Path, ref: str) -> Path:
+    """A campaign-relative asset path made absolute, confined to the campaign root.
+
+    Raises ValueError: URLs, absolute paths, `..` escapes and symlinks out are refused.
+    """
+    if not ref:
+        raise ValueError("empty path")
+    if "://" in ref or ref.startswith("data:"):
+        raise ValueError(f"remote assets are not supported: {ref[:60]!r} (put the file under the campaign folder)")
+    pure = PurePosixPath(ref.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"path must stay inside the campaign folder: {ref!r}")
+    base = root.resolve()
+    full = (base / pure).resolve()
+    if not full.is_relative_to(base):
+        raise ValueError(f"path leaves the campaign folder: {ref!r}")
+    if not full.is_file():
+        raise ValueError(f"file not found: {ref}")
+    return full
+
+
+# ── semantic checks ────────────────────────────────────────────────────────────────────────
+
+
+def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[Problem]:
+    tpl = lt.template
+    declared = set(tpl.variables)
+    suffix = ""
+    if prefix.startswith("scenes[") and scene.id in lt.library_files:
+        suffix = f" (in {lt.library_files[scene.id].relative_to(lt.root).as_posix()})"
+
+    def problem(path: str, message: str) -> Problem:
+        return Problem(f"{prefix}.{path}" if path else prefix, message + suffix)
+
+    def check_text(path: str, text: str) -> Iterator[Problem]:
+        try:
+            names = template_variables(text, tpl.locale)
+        except ValueError as exc:
+            yield problem(path, str(exc))
+            return
+        for name in sorted(names - declared):
+            yield problem(path, f"uses undeclared variable {name!r}")
+
+    def check_file(path: str, ref: str | None) -> Iterator[Problem]:
+        if not ref:
+            return
+        if "{{" in ref:
+            yield from check_text(path, ref)
+            return
+        try:
+            resolve_asset(lt.root, ref)
+        except ValueError as exc:
+            yield problem(path, str(exc))
+
+    def check_when(path: str, expr: str | None) -> Iterator[Problem]:
+        if expr is None:
+            return
+        try:
+            compile_condition(expr)
+        except ValueError as exc:
+            yield problem(path, str(exc))
+
+    yield from check_when("when", scene.when)
+    bg = scene.background
+    if bg.color and "{{" in bg.color:
+        yield from check_text("background.color", bg.color)
+    yield from check_file("background.image", bg.image)
+    yield from check_file("background.video", bg.video)
+    for i, layer in enumerate(scene.layers):
+        lp = f"layers[{i}]"
+        yield from check_when(f"{lp}.when", layer.when)
+        if layer.start >= scene.duration:
+            yield problem(f"{lp}.start", f"{layer.start:g}s is not before the scene's end ({scene.duration:g}s)")
+        elif layer.duration is not None and layer.start + layer.duration > scene.duration + 1e-6:
+            yield problem(
+                f"{lp}.duration",
+                f"the layer ends at {layer.start + layer.duration:g}s, after the scene's end ({scene.duration:g}s)",
+            )
+        if isinstance(layer, TextLayer):
+            yield from check_text(f"{lp}.text", layer.text)
+            if layer.style is not None and layer.style not in tpl.styles:
+                yield problem(f"{lp}.style", f"unknown style {layer.style!r}; defined: {sorted(tpl.styles)}")
+        if isinstance(layer, ImageLayer | VideoLayer | AudioLayer):
+            yield from check_file(f"{lp}.src", layer.src)
+
+
+def check_template(lt: LoadedTemplate) -> list[Problem]:
+    """Every problem of a structurally valid template: files, names, expressions, timings."""
+    tpl = lt.template
+    problems: list[Problem] = []
+    try:
+        check_locale(tpl.locale)
+    except ValueError as exc:
+        problems.append(Problem("locale", str(exc)))
+    for name, var in tpl.variables.items():
+        if var.locale:
+            try:
+                check_locale(var.locale)
+            except ValueError as exc:
+                problems.append(Problem(f"variables.{name}.locale", str(exc)))
+        if var.default is not None:
+            try:
+                coerce(var, var.default)
+            except ValueError as exc:
+                problems.append(Problem(f"variables.{name}.default", str(exc)))
+    if tpl.audio.music:
+        try:
+            resolve_asset(lt.root, tpl.audio.music)
+        except ValueError as exc:
+            problems.append(Problem("audio.music", str(exc)))
+    scenes = [lt.scene_for(e) for e in tpl.scenes if not (isinstance(e, SceneRef) and e.use not in lt.library)]
+    for index, entry in enumerate(tpl.scenes):
+        if isinstance(entry, SceneRef) and entry.use not in lt.library:
+            continue
+        problems.extend(_scene_problems(lt, lt.scene_for(entry), f"scenes[{index}]"))
+    ids = [s.id for s in scenes]
+    for index, scene in enumerate(scenes[:-1]):
+        trans = scene.transition or tpl.transition
+        following = scenes[index + 1]
+        if trans.type is TransitionKind.crossfade:
+            limit = min(scene.duration, following.duration)
+            if trans.duration >= limit:
+                where = f"scenes[{index}]." if scene.transition else ""
+                problems.append(
+                    Problem(
+                        f"{where}transition.duration",
+                        f"a {trans.duration:g}s crossfade needs scenes longer than that "
+                        f"({scene.id!r} → {following.id!r})",
+                    )
+                )
+    if tpl.poster.scene is not None and tpl.poster.scene not in ids:
+        problems.append(Problem("poster.scene", f"no scene with id {tpl.poster.scene!r}"))
+    return problems
+
+
+def validate_template_file(path: Path | str) -> list[Problem]:
+    """All problems of a template file; empty when it is valid. Never raises TemplateError."""
+    try:
+        lt = load_template(path, strict=False)
+    except TemplateError as exc:
+        return exc.problems
+    return lt.problems + check_template(lt)

@@ -1,0 +1,357 @@
+"""The template model (pydantic v2): the single schema for templates and scene-library files."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+
+class Strict(BaseModel):
+    """Base of every template model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def normalize_color(value: str) -> str:
+    """'#abc' | '#aabbcc' | '#aabbccdd' -> lower-case '#rrggbb[aa]'; raises ValueError otherwise."""
+    if not isinstance(value, str) or not HEX_COLOR.match(value.strip()):
+        raise ValueError(f"not a colour: {value!r} (use #rgb, #rrggbb or #rrggbbaa)")
+    hexpart = value.strip()[1:].lower()
+    if len(hexpart) == 3:
+        hexpart = "".join(c * 2 for c in hexpart)
+    return "#" + hexpart
+
+
+Color = Annotated[str, Field(description="#rgb, #rrggbb or #rrggbbaa, or {{ a colour variable }}")]
+
+
+# ── canvas and variables ────────────────────────────────────────────────────────────────────
+
+
+class Canvas(Strict):
+    width: int = Field(1280, ge=16, le=3840, multiple_of=2)
+    height: int = Field(720, ge=16, le=2160, multiple_of=2)
+    fps: int = Field(30, ge=1, le=60)
+
+
+class VarType(StrEnum):
+    text = "text"
+    number = "number"
+    date = "date"
+    image = "image"
+    video = "video"
+    audio = "audio"
+    color = "color"
+    boolean = "boolean"
+    enum = "enum"
+
+
+class Variable(Strict):
+    """A typed variable of the template, filled from each data record."""
+
+    type: VarType
+    required: bool = False
+    default: Any = None
+    description: str | None = None
+    max_length: int | None = Field(None, ge=1, description="text: longest value accepted")
+    min: float | None = Field(None, description="number: smallest value accepted")
+    max: float | None = Field(None, description="number: largest value accepted")
+    values: list[str] | None = Field(None, description="enum: the allowed values")
+    format: str | None = Field(
+        None, description="date: output format, 'short'|'medium'|'long'|'full' or a CLDR pattern"
+    )
+    locale: str | None = Field(None, description="date/number: CLDR locale, e.g. en_US, fr_FR")
+    input_format: str | None = Field(
+        None, description="date: strptime format of incoming values (default ISO 8601)"
+    )
+
+    @model_validator(mode="after")
+    def _per_type(self) -> Variable:
+        t = self.type
+        if self.max_length is not None and t is not VarType.text:
+            raise ValueError("max_length applies to text variables only")
+        if (self.min is not None or self.max is not None) and t is not VarType.number:
+            raise ValueError("min/max apply to number variables only")
+        if t is VarType.enum and not self.values:
+            raise ValueError("an enum variable needs a non-empty 'values' list")
+        if t is not VarType.enum and self.values is not None:
+            raise ValueError("values applies to enum variables only")
+        if (self.format or self.input_format) and t is not VarType.date:
+            raise ValueError("format/input_format apply to date variables only")
+        if self.required and self.default is not None:
+            raise ValueError("a required variable cannot have a default")
+        return self
+
+
+# ── styles, animations, transitions ────────────────────────────────────────────────────────
+
+
+class TextStyle(Strict):
+    size: int = Field(48, ge=4, le=1000, description="preferred font size in canvas pixels")
+    color: Color = "#ffffff"
+    weight: int = Field(700, ge=100, le=900)
+    align: Literal["left", "center", "right"] = "center"
+    valign: Literal["top", "middle", "bottom"] = "middle"
+    line_spacing: float = Field(1.2, ge=0.8, le=3)
+    stroke_width: int = Field(0, ge=0, le=20)
+    stroke_color: Color = "#000000"
+    shadow: bool = False
+
+    @field_validator("color", "stroke_color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        return v if "{{" in v else normalize_color(v)
+
+
+class AnimationKind(StrEnum):
+    fade = "fade"
+    slide_left = "slide_left"  # moves leftwards: enters from the right, exits to the left
+    slide_right = "slide_right"
+    slide_up = "slide_up"
+    slide_down = "slide_down"
+
+
+class Animation(Strict):
+    type: AnimationKind
+    duration: float = Field(0.5, gt=0, le=10)
+
+
+def _animation(v: Any) -> Any:
+    return {"type": v} if isinstance(v, str) else v
+
+
+# `enter: fade` is short for `enter: {type: fade}`.
+AnimationSpec = Annotated[
+    Animation | None,
+    BeforeValidator(_animation, json_schema_input_type=Animation | AnimationKind | None),
+]
+
+
+class TransitionKind(StrEnum):
+    cut = "cut"
+    fade = "fade"  # fade through black
+    crossfade = "crossfade"
+
+
+class Transition(Strict):
+    type: TransitionKind = TransitionKind.cut
+    duration: float = Field(0.5, ge=0, le=5)
+
+
+# ── layers ─────────────────────────────────────────────────────────────────────────────────
+
+
+class Fit(StrEnum):
+    contain = "contain"
+    cover = "cover"
+    circle = "circle"  # cover, then a circular mask (images only)
+    stretch = "stretch"
+
+
+Position = tuple[float, float]
+
+
+class LayerBase(Strict):
+    id: str | None = None
+    when: str | None = Field(None, description="JMESPath on the record; the layer shows if truthy")
+    at: Position = Field(
+        (0.5, 0.5), description="centre of the layer, as fractions of the canvas (x, y)"
+    )
+    start: float = Field(0, ge=0, description="seconds after the scene starts")
+    duration: float | None = Field(None, gt=0, description="seconds; default: to the scene's end")
+    z: int = Field(0, description="stacking order; higher draws on top")
+    enter: AnimationSpec = None
+    exit: AnimationSpec = None
+    opacity: float = Field(1.0, ge=0, le=1)
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: Position) -> Position:
+        if not all(-1 <= c <= 2 for c in v):
+            raise ValueError("at is a fraction of the canvas: each coordinate in [-1, 2]")
+        return v
+
+
+def _size(v: Any) -> Any:
+    return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+# `size: 200` is short for `size: [200, 200]`.
+Size = Annotated[
+    tuple[Annotated[int, Field(ge=2, le=8000)], Annotated[int, Field(ge=2, le=8000)]],
+    BeforeValidator(_size, json_schema_input_type=tuple[int, int] | int),
+]
+
+
+class TextLayer(LayerBase):
+    type: Literal["text"] = "text"
+    text: str = Field(description="the text; may interpolate variables: 'Hi {{ first_name }}!'")
+    style: str | None = Field(None, description="name of a style in the template's `styles`")
+    font: TextStyle | None = Field(None, description="inline style (overrides `style`)")
+    size: Size = Field((1000, 160), description="the text box in canvas pixels (w, h)")
+    caption: bool = Field(True, description="include this text in the captions track")
+
+
+class ImageLayer(LayerBase):
+    type: Literal["image"] = "image"
+    src: str = Field(description="asset path relative to the campaign root, or {{ a variable }}")
+    fit: Fit = Fit.contain
+    size: Size = Field((320, 320), description="box in canvas pixels (w, h), or one int")
+
+
+class VideoLayer(LayerBase):
+    type: Literal["video"] = "video"
+    src: str
+    fit: Fit = Fit.cover
+    size: Size = (640, 360)
+    trim: tuple[float, float] | None = Field(None, description="(from, to) seconds of the source")
+    loop: bool = True
+
+    @model_validator(mode="after")
+    def _no_circle(self) -> VideoLayer:
+        if self.fit is Fit.circle:
+            raise ValueError("fit 'circle' is for images; use contain, cover or stretch")
+        return self
+
+
+class ShapeLayer(LayerBase):
+    type: Literal["shape"] = "shape"
+    shape: Literal["rect", "circle"] = "rect"
+    color: Color = "#ffffff"
+    size: Size = (200, 200)
+    radius: int = Field(0, ge=0, description="corner radius of a rect, in canvas pixels")
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        return v if "{{" in v else normalize_color(v)
+
+
+class AudioLayer(LayerBase):
+    type: Literal["audio"] = "audio"
+    src: str
+    volume: float = Field(1.0, ge=0, le=4)
+    fade_in: float = Field(0, ge=0)
+    fade_out: float = Field(0, ge=0)
+
+
+Layer = Annotated[
+    TextLayer | ImageLayer | VideoLayer | ShapeLayer | AudioLayer,
+    Field(discriminator="type"),
+]
+LAYER_TAGS = frozenset({"text", "image", "video", "shape", "audio"})
+
+
+# ── scenes ─────────────────────────────────────────────────────────────────────────────────
+
+
+class Background(Strict):
+    """Exactly one of color, image or video."""
+
+    color: Color | None = None
+    image: str | None = None
+    video: str | None = None
+    fit: Fit = Fit.cover
+    loop: bool = True
+    trim: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Background:
+        given = [k for k in ("color", "image", "video") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a background has exactly one of: color, image, video")
+        if self.color and "{{" not in self.color:
+            object.__setattr__(self, "color", normalize_color(self.color))
+        if self.fit is Fit.circle:
+            raise ValueError("fit 'circle' is not for backgrounds")
+        return self
+
+
+class Scene(Strict):
+    """A scene: a background and timed layers. Lives inline or in the scene library."""
+
+    id: str = Field(pattern=IDENT)
+    duration: float = Field(gt=0, le=600)
+    when: str | None = Field(None, description="JMESPath on the record; the scene plays if truthy")
+    background: Background = Background(color="#000000")
+    layers: list[Layer] = Field(default_factory=list)
+    transition: Transition | None = Field(
+        None, description="transition from this scene into the next (default: the template's)"
+    )
+
+
+class SceneRef(Strict):
+    """A scene taken from the scene library by id, with optional overrides."""
+
+    use: str = Field(pattern=IDENT)
+    when: str | None = None
+    duration: float | None = Field(None, gt=0, le=600)
+    transition: Transition | None = None
+
+
+def _scene_tag(v: Any) -> str:
+    if isinstance(v, dict):
+        return "ref" if "use" in v else "scene"
+    return "ref" if isinstance(v, SceneRef) else "scene"
+
+
+SceneEntry = Annotated[
+    Annotated[SceneRef, Tag("ref")] | Annotated[Scene, Tag("scene")],
+    Discriminator(_scene_tag),
+]
+SCENE_TAGS = frozenset({"ref", "scene"})
+
+
+# ── template ───────────────────────────────────────────────────────────────────────────────
+
+
+class Music(Strict):
+    music: str | None = Field(None, description="a music bed, looped/trimmed to the video")
+    volume: float = Field(1.0, ge=0, le=4)
+    fade_in: float = Field(0.0, ge=0)
+    fade_out: float = Field(1.0, ge=0)
+
+
+class Poster(Strict):
+    time: float | None = Field(None, ge=0, description="seconds into the video")
+    scene: str | None = Field(None, description="or: the middle of this scene")
+
+
+class Template(Strict):
+    """A video template: canvas, variables, styles, audio and an ordered list of scenes."""
+
+    id: str = Field(pattern=IDENT)
+    version: str = "1"
+    name: str | None = None
+    locale: str = Field("en_US", description="CLDR locale for dates, numbers and currencies")
+    canvas: Canvas = Canvas()
+    library: str = Field("scenes", description="scene-library directory, relative to the template")
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    styles: dict[str, TextStyle] = Field(default_factory=dict)
+    audio: Music = Music()
+    scenes: list[SceneEntry] = Field(min_length=1)
+    transition: Transition = Field(Transition(), description="default transition between scenes")
+    poster: Poster = Poster()
+
+    @field_validator("variables")
+    @classmethod
+    def _var_names(cls, v: dict[str, Variable]) -> dict[str, Variable]:
+        for name in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"variable name {name!r} must be an identifier ([A-Za-z_][\\w]*)")
+        return v

@@ -1,0 +1,76 @@
+"""The resolved render plan: what one recipient's video is, with nothing left to decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from chalicelib.template.model import (
+    AudioLayer,
+    Background,
+    Canvas,
+    ImageLayer,
+    Music,
+    ShapeLayer,
+    Strict,
+    TextLayer,
+    TextStyle,
+    Transition,
+    VideoLayer,
+)
+
+VisualLayer = TextLayer | ImageLayer | VideoLayer | ShapeLayer
+
+
+class PlanLayer(Strict):
+    """A visible layer with text interpolated, style resolved and paths made absolute."""
+
+    layer: VisualLayer
+    style: TextStyle | None = None
+    start: float
+    end: float
+    personal: bool = Field(description="what it draws depends on the record")
+
+
+class PlanScene(Strict):
+    id: str
+    start: float = Field(description="seconds on the video's timeline")
+    duration: float
+    background: Background
+    layers: list[PlanLayer]
+    transition_in: Transition
+    transition_out: Transition
+    personal: bool = Field(description="some pixel of this scene depends on the record")
+
+
+class AudioCue(Strict):
+    """An audio layer placed on the video's timeline."""
+
+    src: str
+    start: float
+    duration: float
+    volume: float
+    fade_in: float
+    fade_out: float
+
+
+class RenderPlan(Strict):
+    """Template + scene library + record, resolved. Same plan → same video."""
+
+    template_id: str
+    template_version: str
+    canvas: Canvas
+    scenes: list[PlanScene]
+    music: Music
+    cues: list[AudioCue]
+    duration: float
+    poster_time: float
+    record: dict[str, Any] = Field(description="the coerced values, JSON-shaped")
+
+    def frames(self, fps: int | None = None) -> int:
+        """Number of frames of the whole video at `fps` (default: the canvas rate)."""
+        return round(self.duration * (fps or self.canvas.fps))
+
+
+__all__ = ["AudioCue", "AudioLayer", "PlanLayer", "PlanScene", "RenderPlan", "VisualLayer"]

@@ -1,0 +1,1 @@
+"""Reel's tracking package (filled in by later issues)."""

@@ -1,0 +1,114 @@
+"""Shared fixtures: a tiny campaign on disk (real media made with the project's ffmpeg)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from chalicelib.render import ffmpeg as ff
+
+TINY = {"width": 160, "height": 96, "fps": 10}
+
+BASE_TEMPLATE = """\
+id: tiny
+canvas: {width: 160, height: 96, fps: 10}
+variables:
+  first_name: {type: text, required: true, max_length: 60}
+  plan: {type: enum, values: [basic, pro], default: basic}
+  avatar: {type: image}
+styles:
+  title: {size: 20, color: '#ffffff'}
+audio: {music: assets/bed.m4a, volume: 0.5, fade_out: 0.3}
+transition: {type: cut}
+scenes:
+  - use: intro
+  - id: greeting
+    duration: 1.0
+    background: {color: '#102040'}
+    layers:
+      - {type: text, text: "Hi {{ first_name }}!", style: title, size: [140, 40], at: [0.5, 0.5]}
+      - {type: image, src: "{{ avatar }}", fit: circle, size: 30, at: [0.85, 0.2], when: avatar}
+  - use: pro_offer
+    when: "plan == 'pro'"
+  - use: outro
+"""
+
+SCENES = {
+    "intro": """\
+        id: intro
+        duration: 1.0
+        background: {video: assets/loop.mp4}
+        layers:
+          - {type: shape, shape: rect, color: '#ffffff80', size: [80, 20], at: [0.5, 0.8]}
+        """,
+    "pro_offer": """\
+        id: pro_offer
+        duration: 0.8
+        background: {image: assets/red.png, fit: cover}
+        """,
+    "outro": """\
+        id: outro
+        duration: 0.6
+        background: {color: '#000000'}
+        layers:
+          - {type: audio, src: assets/chime.m4a, volume: 0.8}
+        """,
+}
+
+
+@dataclass
+class Campaign:
+    root: Path
+
+    @property
+    def template(self) -> Path:
+        return self.root / "template.yaml"
+
+    def write_template(self, text: str) -> Path:
+        self.template.write_text(textwrap.dedent(text), encoding="utf-8")
+        return self.template
+
+    def write_scene(self, scene_id: str, text: str) -> None:
+        (self.root / "scenes" / f"{scene_id}.yaml").write_text(textwrap.dedent(text))
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny real media, generated once per session with the project's ffmpeg."""
+    d = tmp_path_factory.mktemp("media")
+    ff.run(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=10:d=1", "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", "ultrafast", str(d / "loop.mp4")])
+    ff.run(["-y", "-f", "lavfi", "-i", "sine=f=330:d=4", "-c:a", "aac", str(d / "bed.m4a")])
+    ff.run(["-y", "-f", "lavfi", "-i", "sine=f=880:d=0.3", "-c:a", "aac", str(d / "chime.m4a")])
+    Image.new("RGB", (64, 48), (220, 30, 30)).save(d / "red.png")
+    Image.new("RGB", (50, 50), (30, 200, 60)).save(d / "avatar.png")
+    return d
+
+
+@pytest.fixture
+def campaign(tmp_path: Path, media_dir: Path) -> Campaign:
+    """A campaign folder: template.yaml, scenes/, assets/ (copies of the session media)."""
+    root = tmp_path / "campaign"
+    (root / "assets").mkdir(parents=True)
+    (root / "scenes").mkdir()
+    for f in media_dir.iterdir():
+        (root / "assets" / f.name).write_bytes(f.read_bytes())
+    c = Campaign(root)
+    for sid, text in SCENES.items():
+        c.write_scene(sid, text)
+    c.write_template(BASE_TEMPLATE)
+    return c
+
+
+@pytest.fixture
+def make_campaign(campaign: Campaign) -> Callable[[str], Campaign]:
+    def make(template_text: str) -> Campaign:
+        campaign.write_template(template_text)
+        return campaign
+
+    return make
