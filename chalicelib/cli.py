@@ -26,8 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
@@ -61,7 +61,9 @@ def _read_record(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise TemplateError(f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}", field="--data") from exc
+        raise TemplateError(
+            f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}", field="--data"
+        ) from exc
     if not isinstance(data, dict):
         raise TemplateError(f"{path.name}: a data record is a JSON object", field="--data")
     return data
@@ -99,7 +101,9 @@ def _progress() -> Progress:
 @app.command()
 def render(
     template: Annotated[Path, typer.Argument(help="Template file (.yaml, .yml or .json)")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="The recipient's record (JSON object)")],
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="The recipient's record (JSON object)")
+    ],
     output: Annotated[Path, typer.Option("--out", "-o", help="Output MP4")] = Path("out.mp4"),
     poster: Annotated[Path | None, typer.Option(help="Also write a poster JPEG here")] = None,
     preview: Annotated[

@@ -81,8 +81,22 @@ class Campaign:
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny real media, generated once per session with the project's ffmpeg."""
     d = tmp_path_factory.mktemp("media")
-    ff.run(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=10:d=1", "-pix_fmt", "yuv420p",
-            "-c:v", "libx264", "-preset", "ultrafast", str(d / "loop.mp4")])
+    ff.run(
+        [
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=96x64:r=10:d=1",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(d / "loop.mp4"),
+        ]
+    )
     ff.run(["-y", "-f", "lavfi", "-i", "sine=f=330:d=4", "-c:a", "aac", str(d / "bed.m4a")])
     ff.run(["-y", "-f", "lavfi", "-i", "sine=f=880:d=0.3", "-c:a", "aac", str(d / "chime.m4a")])
     Image.new("RGB", (64, 48), (220, 30, 30)).save(d / "red.png")
@@ -112,3 +126,11 @@ def make_campaign(campaign: Campaign) -> Callable[[str], Campaign]:
         return campaign
 
     return make
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An empty output folder (apart from the campaign's)."""
+    d = tmp_path / "out"
+    d.mkdir()
+    return d

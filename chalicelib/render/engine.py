@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chalicelib.render import ffmpeg as ff
@@ -74,20 +74,19 @@ def prepare_scene(scene: PlanScene, profile: EncodingProfile, work: Path) -> Sce
     for i, pl in enumerate(scene.layers):
         x, y, w, h = _box(pl, profile)
         layer = pl.layer
-        common = {"x": x, "y": y, "w": w, "h": h, "start": pl.start, "end": pl.end}
+        placed = Overlay(x, y, w, h, pl.start, pl.end, enter=layer.enter, exit=layer.exit)
         if isinstance(layer, VideoLayer):
             src = VideoSource(layer.src, layer.fit, layer.loop, layer.trim)
-            overlays.append(
-                Overlay(**common, video=src, opacity=layer.opacity, enter=layer.enter, exit=layer.exit)
-            )
+            overlays.append(replace(placed, video=src, opacity=layer.opacity))
             continue
         img = raster.layer_image(layer, pl.style, (w, h), profile.scale, f"{scene.id}.layers[{i}]")
-        still = str(raster.save_png(img, work))
-        overlays.append(Overlay(**common, still=still, enter=layer.enter, exit=layer.exit))
+        overlays.append(replace(placed, still=str(raster.save_png(img, work))))
     bg = scene.background
     bg_image = None
     if bg.image:
-        img = raster.fit_image(raster.open_image(Path(bg.image)), (profile.width, profile.height), bg.fit)
+        img = raster.fit_image(
+            raster.open_image(Path(bg.image)), (profile.width, profile.height), bg.fit
+        )
         bg_image = str(raster.save_png(img, work))
     t_in, t_out = scene.transition_in, scene.transition_out
     return SceneInput(
@@ -110,9 +109,7 @@ def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
     sounds = []
     m = plan.music
     if m.music:
-        sounds.append(
-            AudioInput(m.music, 0.0, total, m.volume, m.fade_in, m.fade_out, loop=True)
-        )
+        sounds.append(AudioInput(m.music, 0.0, total, m.volume, m.fade_in, m.fade_out, loop=True))
     for cue in plan.cues:
         sounds.append(
             AudioInput(cue.src, cue.start, cue.duration, cue.volume, cue.fade_in, cue.fade_out)
@@ -169,7 +166,10 @@ def render(
                 progress("segments", seg.index + 1, steps)
         (work / "segments.txt").write_text("".join(f"file '{n}'\n" for n in names))
         total = frames / profile.fps
-        ff.run(mux_args("segments.txt", audio_inputs(plan, total), total, profile, str(tmp_out)), cwd=work)
+        ff.run(
+            mux_args("segments.txt", audio_inputs(plan, total), total, profile, str(tmp_out)),
+            cwd=work,
+        )
         if progress:
             progress("mux", len(segments) + 1, steps)
         if poster and tmp_poster:

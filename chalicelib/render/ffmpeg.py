@@ -92,7 +92,15 @@ _VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?, (\d{2,5})x(\d{2,5})")
 
 def probe(path: Path, *, timeout: float = 30.0) -> MediaInfo:
     """Read duration and streams of `path` by asking ffmpeg to open it (no decode)."""
-    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", "-i", str(path)]
+    cmd = [
+        ffmpeg_path(),
+        "-hide_banner",
+        "-nostdin",
+        "-protocol_whitelist",
+        "file",
+        "-i",
+        str(path),
+    ]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False

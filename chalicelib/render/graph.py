@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import ffmpeg
 
@@ -63,7 +64,9 @@ def _ffcolor(color: str) -> str:
     return "0x" + color.lstrip("#")[:6]
 
 
-def _fit(stream: ffmpeg.nodes.FilterableStream, w: int, h: int, fit: Fit) -> ffmpeg.nodes.FilterableStream:
+def _fit(
+    stream: ffmpeg.nodes.FilterableStream, w: int, h: int, fit: Fit
+) -> ffmpeg.nodes.FilterableStream:
     if fit is Fit.stretch:
         return stream.filter("scale", w, h)
     if fit is Fit.contain:
@@ -121,7 +124,9 @@ def _overlay(
     else:
         raise ValueError("an overlay needs a still or a video")
     if ov.enter is not None:
-        layer = layer.filter("fade", t="in", st=f"{ov.start:g}", d=f"{ov.enter.duration:g}", alpha=1)
+        layer = layer.filter(
+            "fade", t="in", st=f"{ov.start:g}", d=f"{ov.enter.duration:g}", alpha=1
+        )
     if ov.exit is not None:
         st = max(ov.start, ov.end - ov.exit.duration)
         layer = layer.filter("fade", t="out", st=f"{st:g}", d=f"{ov.exit.duration:g}", alpha=1)
@@ -164,7 +169,9 @@ def scene_stream(scene: SceneInput, profile: EncodingProfile) -> ffmpeg.nodes.Fi
     if scene.fade_in > 0:
         base = base.filter("fade", t="in", st=0, d=f"{scene.fade_in:g}")
     if scene.fade_out > 0:
-        base = base.filter("fade", t="out", st=f"{seconds - scene.fade_out:g}", d=f"{scene.fade_out:g}")
+        base = base.filter(
+            "fade", t="out", st=f"{seconds - scene.fade_out:g}", d=f"{scene.fade_out:g}"
+        )
     return base.filter("format", "yuv420p")
 
 
@@ -178,7 +185,7 @@ def segment_args(scenes: Sequence[SceneInput], profile: EncodingProfile, out: st
     fps = profile.fps
     stream = scene_stream(scenes[0], profile)
     length = scenes[0].frames
-    for prev, scene in zip(scenes, scenes[1:], strict=False):
+    for prev, scene in pairwise(scenes):
         overlap = prev.crossfade_frames
         stream = ffmpeg.filter(
             [stream, scene_stream(scene, profile)],

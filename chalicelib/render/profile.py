@@ -36,7 +36,7 @@ class EncodingProfile:
         """The full-quality profile of a canvas, or the low-resolution, low-rate preview one."""
         settings = get_settings()
         if preview:
-            width = PREVIEW_WIDTH
+            width = min(PREVIEW_WIDTH, canvas.width)
             height = max(2, round(canvas.height * width / canvas.width / 2) * 2)
             return cls(
                 width=width,

@@ -31,7 +31,8 @@ def open_image(path: Path, field: str = "") -> Image.Image:
             with Image.open(path) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise AssetError(
-                        f"{path.name} is {img.width}×{img.height}: over {MAX_IMAGE_PIXELS:,} pixels",
+                        f"{path.name} is {img.width}×{img.height}: "
+                        f"over {MAX_IMAGE_PIXELS:,} pixels",
                         field=field,
                     )
                 img.load()
@@ -77,7 +78,9 @@ def shape_image(layer: ShapeLayer, size: tuple[int, int], scale: float) -> Image
     return img
 
 
-def text_image(layer: TextLayer, style: TextStyle, size: tuple[int, int], scale: float) -> Image.Image:
+def text_image(
+    layer: TextLayer, style: TextStyle, size: tuple[int, int], scale: float
+) -> Image.Image:
     return textmod.render_text(
         layer.text,
         size[0],

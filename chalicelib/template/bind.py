@@ -26,7 +26,9 @@ from chalicelib.template.values import coerce, is_blank, to_json
 CUT = Transition(type=TransitionKind.cut, duration=0)
 
 
-def bind_values(lt: LoadedTemplate, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def bind_values(
+    lt: LoadedTemplate, record: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Coerce the record's fields per variable; return (values for text, JSON-shaped record).
 
     Fields no variable uses are ignored. Every bad field is reported, not just the first.
@@ -128,7 +130,11 @@ class _Binder:
             update["color"] = self.text(f"{path}.color", layer.color)
             personal = True
         resolved = type(layer).model_validate({**layer.model_dump(), **update})
-        end = scene.duration if layer.duration is None else min(scene.duration, layer.start + layer.duration)
+        end = (
+            scene.duration
+            if layer.duration is None
+            else min(scene.duration, layer.start + layer.duration)
+        )
         return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
 
 
@@ -176,7 +182,11 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
                 continue
             if isinstance(layer, AudioLayer):
                 src = b.asset(f"{lpath}.src", layer.src)
-                end = scene.duration if layer.duration is None else min(scene.duration, layer.start + layer.duration)
+                end = (
+                    scene.duration
+                    if layer.duration is None
+                    else min(scene.duration, layer.start + layer.duration)
+                )
                 cues.append(
                     AudioCue(
                         src=src,

@@ -161,8 +161,8 @@ def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedT
     try:
         template = Template.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc)
-        raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems) from exc
+        found = _pydantic_problems(exc)
+        raise TemplateError(f"{len(found)} problem(s) in the template", problems=found) from exc
     problems: list[Problem] = []
     library, files = _load_library(template, root, problems)
     if problems and strict:
@@ -189,7 +189,10 @@ def resolve_asset(root: Path, ref: str) -> Path:
     if not ref:
         raise ValueError("empty path")
     if "://" in ref or ref.startswith("data:"):
-        raise ValueError(f"remote assets are not supported: {ref[:60]!r} (put the file under the campaign folder)")
+        raise ValueError(
+            f"remote assets are not supported: {ref[:60]!r} "
+            "(put the file under the campaign folder)"
+        )
     pure = PurePosixPath(ref.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts:
         raise ValueError(f"path must stay inside the campaign folder: {ref!r}")
@@ -253,16 +256,22 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
         lp = f"layers[{i}]"
         yield from check_when(f"{lp}.when", layer.when)
         if layer.start >= scene.duration:
-            yield problem(f"{lp}.start", f"{layer.start:g}s is not before the scene's end ({scene.duration:g}s)")
+            yield problem(
+                f"{lp}.start",
+                f"{layer.start:g}s is not before the scene's end ({scene.duration:g}s)",
+            )
         elif layer.duration is not None and layer.start + layer.duration > scene.duration + 1e-6:
             yield problem(
                 f"{lp}.duration",
-                f"the layer ends at {layer.start + layer.duration:g}s, after the scene's end ({scene.duration:g}s)",
+                f"the layer ends at {layer.start + layer.duration:g}s, "
+                f"after the scene's end ({scene.duration:g}s)",
             )
         if isinstance(layer, TextLayer):
             yield from check_text(f"{lp}.text", layer.text)
             if layer.style is not None and layer.style not in tpl.styles:
-                yield problem(f"{lp}.style", f"unknown style {layer.style!r}; defined: {sorted(tpl.styles)}")
+                yield problem(
+                    f"{lp}.style", f"unknown style {layer.style!r}; defined: {sorted(tpl.styles)}"
+                )
         if isinstance(layer, ImageLayer | VideoLayer | AudioLayer):
             yield from check_file(f"{lp}.src", layer.src)
 
@@ -291,7 +300,11 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
             resolve_asset(lt.root, tpl.audio.music)
         except ValueError as exc:
             problems.append(Problem("audio.music", str(exc)))
-    scenes = [lt.scene_for(e) for e in tpl.scenes if not (isinstance(e, SceneRef) and e.use not in lt.library)]
+    scenes = [
+        lt.scene_for(e)
+        for e in tpl.scenes
+        if not (isinstance(e, SceneRef) and e.use not in lt.library)
+    ]
     for index, entry in enumerate(tpl.scenes):
         if isinstance(entry, SceneRef) and entry.use not in lt.library:
             continue

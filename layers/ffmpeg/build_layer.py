@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from chalicelib.render.ffmpeg import ffmpeg_path, ffmpeg_version  # noqa: E402
+from chalicelib.render.ffmpeg import ffmpeg_path, ffmpeg_version
 
 BUILD = Path(__file__).resolve().parent / "build"
 
@@ -36,7 +36,10 @@ def main() -> None:
         info.external_attr = 0o755 << 16
         info.compress_type = zipfile.ZIP_DEFLATED
         zf.writestr(info, data)
-        zf.writestr(zipfile.ZipInfo("ffmpeg-manifest.json", (1980, 1, 1, 0, 0, 0)), json.dumps(manifest, indent=2))
+        zf.writestr(
+            zipfile.ZipInfo("ffmpeg-manifest.json", (1980, 1, 1, 0, 0, 0)),
+            json.dumps(manifest, indent=2),
+        )
     print(json.dumps({"layer": str(target), **manifest}))
 
 

@@ -81,5 +81,10 @@ def test_video_layers_cannot_be_circles() -> None:
 
 
 def test_format_loc_drops_union_tags_but_keeps_fields() -> None:
-    assert format_loc(("scenes", 2, "scene", "layers", 0, "text", "text")) == "scenes[2].layers[0].text"
-    assert format_loc(("variables", "first_name", "max_length")) == "variables.first_name.max_length"
+    assert (
+        format_loc(("scenes", 2, "scene", "layers", 0, "text", "text"))
+        == "scenes[2].layers[0].text"
+    )
+    assert (
+        format_loc(("variables", "first_name", "max_length")) == "variables.first_name.max_length"
+    )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import Campaign
-
 from chalicelib.template.library import validate_template_file
+from tests.conftest import Campaign
 
 
 def fields(campaign: Campaign) -> dict[str, str]:
@@ -50,7 +49,10 @@ def test_problems_inside_library_scenes_name_the_file(campaign: Campaign) -> Non
         """,
     )
     found = fields(campaign)
-    assert found["scenes[3].layers[0].src"] == "file not found: assets/missing.m4a (in scenes/outro.yaml)"
+    assert (
+        found["scenes[3].layers[0].src"]
+        == "file not found: assets/missing.m4a (in scenes/outro.yaml)"
+    )
     assert found["scenes[3].layers[0].start"].startswith("1s is not before the scene's end")
 
 
@@ -73,7 +75,8 @@ def test_yaml_syntax_errors_give_the_line(campaign: Campaign) -> None:
 def test_bad_default_and_locale(campaign: Campaign) -> None:
     text = campaign.template.read_text().replace(
         "plan: {type: enum, values: [basic, pro], default: basic}",
-        "plan: {type: enum, values: [basic, pro], default: gold}\n  when_: {type: date, locale: xx_YY}",
+        "plan: {type: enum, values: [basic, pro], default: gold}\n"
+        "  when_: {type: date, locale: xx_YY}",
     )
     campaign.write_template(text)
     found = fields(campaign)

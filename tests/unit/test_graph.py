@@ -1,0 +1,105 @@
+"""The graph builder: exact ffmpeg arguments, and cutting a plan into segments."""
+
+from __future__ import annotations
+
+from chalicelib.render.engine import plan_segments
+from chalicelib.render.graph import (
+    AudioInput,
+    Overlay,
+    SceneInput,
+    mux_args,
+    poster_args,
+    segment_args,
+    segment_frames,
+)
+from chalicelib.render.profile import EncodingProfile
+from chalicelib.template.bind import bind
+from chalicelib.template.library import load_template
+from chalicelib.template.model import Animation, AnimationKind
+from tests.conftest import Campaign
+
+PROFILE = EncodingProfile(width=160, height=96, fps=10, canvas_width=320)
+ENCODE = [
+    "-an", "-c:v", "libx264", "-crf", "20", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+    "-fps_mode", "cfr",
+]  # fmt: skip
+ENCODE_TAIL = [
+    "-g", "20", "-keyint_min", "20", "-map_metadata", "-1", "-pix_fmt", "yuv420p",
+    "-preset", "veryfast", "-profile:v", "high", "-r", "10", "-sc_threshold", "0",
+    "-threads", "0", "-video_track_timescale", "10000",
+]  # fmt: skip
+
+
+def test_scene_with_a_sliding_still() -> None:
+    scene = SceneInput(
+        frames=10,
+        background_color="#102040",
+        overlays=(
+            Overlay(x=10, y=20, w=40, h=30, start=0.2, end=0.8, still="t.png",
+                    enter=Animation(type=AnimationKind.slide_up, duration=0.3)),
+        ),
+    )  # fmt: skip
+    assert segment_args([scene], PROFILE, "seg.mp4") == [
+        "-f", "lavfi", "-i", "color=c=0x102040:s=160x96:r=10:d=1",
+        "-framerate", "10", "-loop", "1", "-protocol_whitelist", "file", "-t", "0.8", "-i", "t.png",
+        "-filter_complex",
+        "[0:v]setsar=1[s0];[s0]format=yuv420p[s1];"
+        "[1:v]fade=alpha=1:d=0.3:st=0.2:t=in[s2];"
+        "[s1][s2]overlay=enable=between(t\\,0.2\\,0.8):eof_action=pass:x=10"
+        ":y=20+96*pow(1-clip((t-0.2)/0.3\\,0\\,1)\\,3)[s3];"
+        "[s3]trim=end_frame=10[s4];[s4]setpts=PTS-STARTPTS[s5];[s5]format=yuv420p[s6]",
+        "-map", "[s6]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y",
+    ]  # fmt: skip
+
+
+def test_crossfaded_scenes_share_one_segment_with_xfade() -> None:
+    a = SceneInput(frames=10, background_color="#000000", crossfade_frames=3)
+    b = SceneInput(frames=8, background_color="#ffffff", fade_out=0.25)
+    args = segment_args([a, b], PROFILE, "seg.mp4")
+    graph = args[args.index("-filter_complex") + 1]
+    assert "xfade=duration=0.3:offset=0.7:transition=fade" in graph
+    assert "fade=d=0.25:st=0.55:t=out" in graph
+    assert args[args.index("-frames:v") + 1] == "15" == str(segment_frames([a, b]))
+
+
+def test_mux_without_any_sound_adds_silence() -> None:
+    assert mux_args("segments.txt", [], 1.0, PROFILE, "out.mp4") == [
+        "-f", "concat", "-protocol_whitelist", "file", "-safe", "1", "-i", "segments.txt",
+        "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
+        "-filter_complex", "[1:a]apad[s0];[s0]atrim=duration=1[s1]",
+        "-map", "0:v", "-map", "[s1]", "-f", "mp4", "-ac", "2", "-ar", "48000", "-b:a", "128k",
+        "-c:a", "aac", "-c:v", "copy", "-fflags", "+bitexact", "-map_metadata", "-1",
+        "-movflags", "+faststart", "-t", "1", "out.mp4", "-y",
+    ]  # fmt: skip
+
+
+def test_mux_mixes_a_looped_bed_and_a_delayed_cue() -> None:
+    sounds = [AudioInput("bed.m4a", 0, 2.0, 0.5, 0, 1, loop=True), AudioInput("c.m4a", 1.5, 0.5)]
+    args = mux_args("segments.txt", sounds, 2.0, PROFILE, "out.mp4")
+    assert args[args.index("bed.m4a") - 3 : args.index("bed.m4a")] == ["-stream_loop", "-1", "-i"]
+    graph = args[args.index("-filter_complex") + 1]
+    assert "[s4]afade=d=1:st=1:t=out[s5]" in graph
+    assert "adelay=1500:all=1" in graph
+    assert "amix=duration=longest:inputs=2:normalize=0" in graph
+
+
+def test_poster_args() -> None:
+    assert poster_args("v.mp4", 1.5, "p.jpg") == [
+        "-protocol_whitelist", "file", "-ss", "1.5", "-i", "v.mp4",
+        "-map", "0:v", "-f", "image2", "-q:v", "3", "-update", "1", "-vframes", "1", "p.jpg", "-y",
+    ]  # fmt: skip
+
+
+def test_segments_are_cut_at_every_non_crossfade_boundary(campaign: Campaign) -> None:
+    text = campaign.template.read_text()
+    campaign.write_template(
+        text.replace(
+            "- use: pro_offer", "- use: pro_offer\n    transition: {type: crossfade, duration: 0.2}"
+        )
+    )
+    plan = bind(load_template(campaign.template), {"first_name": "A", "plan": "pro"})
+    segments = plan_segments(plan)
+    assert [[s.id for s in seg.scenes] for seg in segments] == [
+        ["intro"], ["greeting"], ["pro_offer", "outro"],
+    ]  # fmt: skip
+    assert [seg.personal for seg in segments] == [False, True, True]
