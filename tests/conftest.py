@@ -87,7 +87,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=s=96x64:r=10:d=1",
+            "gradients=s=96x64:r=10:d=1:speed=0.05",
             "-pix_fmt",
             "yuv420p",
             "-c:v",

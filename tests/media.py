@@ -45,3 +45,17 @@ def frame_at(path: Path, index: int) -> np.ndarray:
             if i == index:
                 return frame.to_ndarray(format="rgb24")
     raise IndexError(f"{path} has no frame {index}")
+
+
+def ssim_per_frame(a: Path, b: Path, scratch: Path) -> list[float]:
+    """Per-frame SSIM ('All') of two videos, by ffmpeg's own ssim filter."""
+    from chalicelib.render import ffmpeg as ff
+
+    stats = scratch / "ssim.log"
+    ff.run(["-i", str(a), "-i", str(b), "-lavfi", "ssim=stats_file=ssim.log", "-f", "null", "-"],
+           cwd=scratch)  # fmt: skip
+    values = []
+    for line in stats.read_text().splitlines():
+        fields = dict(part.split(":", 1) for part in line.split() if ":" in part)
+        values.append(float(fields["All"]))
+    return values

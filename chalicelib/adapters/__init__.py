@@ -1,1 +1,1 @@
-"""Reel's adapters package (filled in by later issues)."""
+"""Adapters: the backends of the ports (local filesystem, SQLite … and later AWS)."""

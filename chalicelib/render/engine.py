@@ -1,58 +1,44 @@
 """The render engine: a RenderPlan → segments → one MP4 (+ poster), through the ffmpeg runner.
 
-A video is cut into segments at every boundary that is not a crossfade. Each segment is its own
-encode with the fixed profile (so it starts on a keyframe), the segments are joined by stream
-copy, and the audio is rendered once over the whole timeline.
+The timeline is cut into static and variable runs (`segments.plan_runs`). Each run is its own
+encode with the fixed profile (so it starts on a keyframe); with a SegmentCache, a run whose
+content key is already stored is not rendered again. The runs are joined by stream copy and
+the audio is rendered once over the whole timeline. Without a cache the whole video is one
+run: the single-pass reference.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from chalicelib import ENGINE_VERSION
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import raster
+from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.ffmpeg import ffmpeg_version
 from chalicelib.render.graph import (
     AudioInput,
     Overlay,
     SceneInput,
     VideoSource,
+    audio_args,
     mux_args,
     poster_args,
     segment_args,
-    segment_frames,
 )
 from chalicelib.render.profile import EncodingProfile
+from chalicelib.render.segments import Run, plan_runs, run_key
+from chalicelib.render.text import fonts_fingerprint
 from chalicelib.settings import get_settings
-from chalicelib.template.model import Fit, TransitionKind, VideoLayer
+from chalicelib.template.model import TransitionKind, VideoLayer
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Consecutive scenes joined by crossfades: the unit rendered in one encode."""
-
-    index: int
-    scenes: tuple[PlanScene, ...]
-
-    @property
-    def personal(self) -> bool:
-        return any(s.personal for s in self.scenes)
-
-
-def plan_segments(plan: RenderPlan) -> list[Segment]:
-    """Cut the timeline at every scene boundary that is not a crossfade."""
-    groups: list[list[PlanScene]] = []
-    for scene in plan.scenes:
-        if groups and scene.transition_in.type is TransitionKind.crossfade:
-            groups[-1].append(scene)
-        else:
-            groups.append([scene])
-    return [Segment(i, tuple(g)) for i, g in enumerate(groups)]
 
 
 def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
@@ -120,16 +106,43 @@ def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
 ProgressFn = Callable[[str, int, int], None]
 
 
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render produced, and how much of it came from the cache."""
+
+    path: Path
+    poster: Path | None
+    frames: int
+    duration: float
+    segments: int
+    segments_cached: int
+
+
 def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.{os.getpid()}.part{path.suffix}")
 
 
-def render_segment(segment: Segment, profile: EncodingProfile, work: Path, out: Path) -> int:
-    """Render one segment to a video-only MP4; return its frame count."""
-    inputs = [prepare_scene(s, profile, work) for s in segment.scenes]
-    ff.run(segment_args(inputs, profile, str(out)))
-    return segment_frames(inputs)
+def render_run(run: Run, profile: EncodingProfile, work: Path, out: Path) -> None:
+    """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
+    inputs = [prepare_scene(p.scene, profile, work) for p in run.chain]
+    ff.run(segment_args(inputs, profile, str(out), run.window))
+
+
+def cache_context() -> dict[str, str]:
+    """What every cache key depends on beyond the plan: engine, ffmpeg and fonts."""
+    return {"engine": ENGINE_VERSION, "ffmpeg": ffmpeg_version(), "fonts": fonts_fingerprint()}
+
+
+def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile) -> str:
+    spec = {
+        "context": cache_context(),
+        "rate": profile.audio_rate,
+        "bitrate": profile.audio_bitrate,
+        "total": total,
+        "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds],
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def render(
@@ -138,40 +151,65 @@ def render(
     *,
     poster: Path | None = None,
     preview: bool = False,
+    cache: SegmentCache | None = None,
     progress: ProgressFn | None = None,
-) -> Path:
+) -> RenderResult:
     """Render `plan` to `out` (MP4) and optionally a poster JPEG.
 
+    With `cache`, static and variable runs are looked up by content key and only the missing
+    ones are rendered; without it, the whole video is rendered in a single pass.
     Outputs appear atomically: on any failure nothing is left under `out` or `poster`.
     """
     out = out.resolve()
     poster = poster.resolve() if poster else None
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
-    segments = plan_segments(plan)
-    steps = len(segments) + 1 + (1 if poster else 0)
+    runs = plan_runs(plan, profile, split=cache is not None)
+    steps = len(runs) + 2 + (1 if poster else 0)
     base = get_settings().work_dir
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="reel-", dir=base))
     tmp_out = _atomic_target(out)
     tmp_poster = _atomic_target(poster) if poster else None
+    context = cache_context() if cache else {}
+    hits = 0
     try:
-        frames = 0
         names = []
-        for seg in segments:
-            name = f"seg_{seg.index:04d}.mp4"
-            frames += render_segment(seg, profile, work, work / name)
+        for i, run in enumerate(runs):
+            name = f"seg_{i:04d}.mp4"
+            if cache is None:
+                render_run(run, profile, work, work / name)
+            else:
+                blob = cache.segment_key(run_key(run, profile, file_digest, context))
+                stored = cache.get(blob, work)
+                if stored is None:
+                    render_run(run, profile, work, work / f"new_{name}")
+                    stored = cache.put(blob, work / f"new_{name}", work)
+                else:
+                    hits += 1
+                # The concat demuxer's safe mode only takes plain relative names.
+                (work / name).symlink_to(stored)
             names.append(name)
             if progress:
-                progress("segments", seg.index + 1, steps)
+                progress("segments", i + 1, steps)
         (work / "segments.txt").write_text("".join(f"file '{n}'\n" for n in names))
+        frames = sum(r.frames for r in runs)
         total = frames / profile.fps
-        ff.run(
-            mux_args("segments.txt", audio_inputs(plan, total), total, profile, str(tmp_out)),
-            cwd=work,
-        )
+        sounds = audio_inputs(plan, total)
+        audio: Path | None = None
+        if cache is not None:
+            audio_blob = cache.audio_key(_audio_key(sounds, total, profile))
+            audio = cache.get(audio_blob, work)
+        if audio is None:
+            ff.run(audio_args(sounds, total, profile, str(work / "audio.m4a")))
+            audio = work / "audio.m4a"
+            if cache is not None:
+                audio = cache.put(audio_blob, audio, work)
         if progress:
-            progress("mux", len(segments) + 1, steps)
+            progress("audio", len(runs) + 1, steps)
+        ff.run(mux_args("segments.txt", str(audio), total, str(tmp_out)), cwd=work)
+        if progress:
+            progress("mux", len(runs) + 2, steps)
         if poster and tmp_poster:
             at = min(plan.poster_time, max(0.0, total - 1 / profile.fps))
             ff.run(poster_args(str(tmp_out), at, str(tmp_poster)))
@@ -179,12 +217,9 @@ def render(
             if progress:
                 progress("poster", steps, steps)
         tmp_out.replace(out)
-        return out
+        return RenderResult(out, poster, frames, total, len(runs), hits)
     finally:
         for tmp in (tmp_out, tmp_poster):
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-
-
-__all__ = ["Fit", "Segment", "plan_segments", "render", "render_segment"]

@@ -175,27 +175,42 @@ def scene_stream(scene: SceneInput, profile: EncodingProfile) -> ffmpeg.nodes.Fi
     return base.filter("format", "yuv420p")
 
 
-def segment_frames(scenes: Sequence[SceneInput]) -> int:
-    """Frames of a segment: its scenes' frames less the crossfade overlaps between them."""
+def chain_frames(scenes: Sequence[SceneInput]) -> int:
+    """Frames of a chain of scenes: their frames less the crossfade overlaps between them."""
     return sum(s.frames for s in scenes) - sum(s.crossfade_frames for s in scenes[:-1])
 
 
-def segment_args(scenes: Sequence[SceneInput], profile: EncodingProfile, out: str) -> list[str]:
-    """Arguments rendering scenes joined by crossfades into one video-only segment file."""
+def segment_args(
+    scenes: Sequence[SceneInput],
+    profile: EncodingProfile,
+    out: str,
+    window: tuple[int, int] | None = None,
+) -> list[str]:
+    """Arguments rendering a chain of scenes (joined by crossfades, else back to back) into
+    one video-only segment, keeping the frames of `window` (default: all of them)."""
     fps = profile.fps
     stream = scene_stream(scenes[0], profile)
     length = scenes[0].frames
     for prev, scene in pairwise(scenes):
         overlap = prev.crossfade_frames
-        stream = ffmpeg.filter(
-            [stream, scene_stream(scene, profile)],
-            "xfade",
-            transition="fade",
-            duration=f"{overlap / fps:g}",
-            offset=f"{(length - overlap) / fps:g}",
-        )
+        nxt = scene_stream(scene, profile)
+        if overlap:
+            stream = ffmpeg.filter(
+                [stream, nxt],
+                "xfade",
+                transition="fade",
+                duration=f"{overlap / fps:g}",
+                offset=f"{(length - overlap) / fps:g}",
+            )
+        else:
+            stream = ffmpeg.concat(stream, nxt, v=1, a=0)
         length += scene.frames - overlap
-    out_opts = {**profile.video_args(), "frames:v": length}
+    start, end = window or (0, length)
+    if (start, end) != (0, length):
+        stream = stream.filter("trim", start_frame=start, end_frame=end).filter(
+            "setpts", "PTS-STARTPTS"
+        )
+    out_opts = {**profile.video_args(), "frames:v": end - start}
     return list(ffmpeg.output(stream, out, **out_opts).global_args("-y").get_args())
 
 
@@ -212,16 +227,11 @@ class AudioInput:
     loop: bool = False
 
 
-def mux_args(
-    concat_list: str,
-    audio: Sequence[AudioInput],
-    total: float,
-    profile: EncodingProfile,
-    out: str,
+def audio_args(
+    audio: Sequence[AudioInput], total: float, profile: EncodingProfile, out: str
 ) -> list[str]:
-    """Join the segments by stream copy (concat demuxer, safe mode) and add one audio pass
-    over the whole timeline (so there is no click at any join)."""
-    video = ffmpeg.input(concat_list, f="concat", safe=1, **FILE_ONLY).video
+    """One audio pass over the whole timeline (music bed, audio layers, fades) to an AAC
+    track, so there is no click at any segment join."""
     rate = profile.audio_rate
     tracks = []
     for sound in audio:
@@ -251,15 +261,31 @@ def mux_args(
         mixed = ffmpeg.filter(tracks, "amix", inputs=len(tracks), normalize=0, duration="longest")
     mixed = mixed.filter("apad").filter("atrim", duration=f"{total:g}")
     output = ffmpeg.output(
-        video,
         mixed,
         out,
         **{
-            "c:v": "copy",
             "c:a": "aac",
             "b:a": profile.audio_bitrate,
             "ar": rate,
             "ac": 2,
+            "map_metadata": -1,
+            "fflags": "+bitexact",
+            "f": "mp4",
+        },
+    )
+    return list(output.global_args("-y").get_args())
+
+
+def mux_args(concat_list: str, audio_file: str, total: float, out: str) -> list[str]:
+    """Join the segments and the audio track by stream copy (concat demuxer in safe mode)."""
+    video = ffmpeg.input(concat_list, f="concat", safe=1, **FILE_ONLY).video
+    audio = ffmpeg.input(audio_file, **FILE_ONLY).audio
+    output = ffmpeg.output(
+        video,
+        audio,
+        out,
+        **{
+            "c": "copy",
             "t": f"{total:g}",
             "movflags": "+faststart",
             "map_metadata": -1,

@@ -20,7 +20,7 @@ FPS = 10
 
 def render_record(campaign: Campaign, record: dict[str, object], out: Path, **kw: object) -> Path:
     plan = bind(load_template(campaign.template), record)
-    return render(plan, out, **kw)  # type: ignore[arg-type]
+    return render(plan, out, **kw).path  # type: ignore[arg-type]
 
 
 def test_a_video_and_its_poster(campaign: Campaign, out: Path) -> None:
@@ -60,7 +60,8 @@ def test_text_is_really_drawn_in_its_box(campaign: Campaign, out: Path) -> None:
     diff = np.abs(with_text - without).sum(axis=2)
     box = diff[28:68, 10:150]  # the 140×40 box centred on the 160×96 canvas
     assert box.max() > 200
-    assert diff.sum() == box.sum()  # and nowhere else
+    # and nowhere else, but for the encoder's noise
+    assert diff.sum() - box.sum() < 0.02 * diff.sum()
 
 
 @pytest.mark.parametrize(

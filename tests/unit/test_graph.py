@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from chalicelib.render.engine import plan_segments
 from chalicelib.render.graph import (
     AudioInput,
     Overlay,
     SceneInput,
+    audio_args,
+    chain_frames,
     mux_args,
     poster_args,
     segment_args,
-    segment_frames,
 )
 from chalicelib.render.profile import EncodingProfile
-from chalicelib.template.bind import bind
-from chalicelib.template.library import load_template
 from chalicelib.template.model import Animation, AnimationKind
-from tests.conftest import Campaign
 
 PROFILE = EncodingProfile(width=160, height=96, fps=10, canvas_width=320)
 ENCODE = [
@@ -59,23 +56,30 @@ def test_crossfaded_scenes_share_one_segment_with_xfade() -> None:
     graph = args[args.index("-filter_complex") + 1]
     assert "xfade=duration=0.3:offset=0.7:transition=fade" in graph
     assert "fade=d=0.25:st=0.55:t=out" in graph
-    assert args[args.index("-frames:v") + 1] == "15" == str(segment_frames([a, b]))
+    assert args[args.index("-frames:v") + 1] == "15" == str(chain_frames([a, b]))
 
 
-def test_mux_without_any_sound_adds_silence() -> None:
-    assert mux_args("segments.txt", [], 1.0, PROFILE, "out.mp4") == [
-        "-f", "concat", "-protocol_whitelist", "file", "-safe", "1", "-i", "segments.txt",
+def test_silence_when_there_is_no_sound() -> None:
+    assert audio_args([], 1.0, PROFILE, "a.m4a") == [
         "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-        "-filter_complex", "[1:a]apad[s0];[s0]atrim=duration=1[s1]",
-        "-map", "0:v", "-map", "[s1]", "-f", "mp4", "-ac", "2", "-ar", "48000", "-b:a", "128k",
-        "-c:a", "aac", "-c:v", "copy", "-fflags", "+bitexact", "-map_metadata", "-1",
+        "-filter_complex", "[0:a]apad[s0];[s0]atrim=duration=1[s1]",
+        "-map", "[s1]", "-f", "mp4", "-ac", "2", "-ar", "48000", "-b:a", "128k", "-c:a", "aac",
+        "-fflags", "+bitexact", "-map_metadata", "-1", "a.m4a", "-y",
+    ]  # fmt: skip
+
+
+def test_mux_is_a_stream_copy_of_segments_and_audio() -> None:
+    assert mux_args("segments.txt", "a.m4a", 1.0, "out.mp4") == [
+        "-f", "concat", "-protocol_whitelist", "file", "-safe", "1", "-i", "segments.txt",
+        "-protocol_whitelist", "file", "-i", "a.m4a", "-map", "0:v", "-map", "1:a",
+        "-f", "mp4", "-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1",
         "-movflags", "+faststart", "-t", "1", "out.mp4", "-y",
     ]  # fmt: skip
 
 
 def test_mux_mixes_a_looped_bed_and_a_delayed_cue() -> None:
     sounds = [AudioInput("bed.m4a", 0, 2.0, 0.5, 0, 1, loop=True), AudioInput("c.m4a", 1.5, 0.5)]
-    args = mux_args("segments.txt", sounds, 2.0, PROFILE, "out.mp4")
+    args = audio_args(sounds, 2.0, PROFILE, "a.m4a")
     assert args[args.index("bed.m4a") - 3 : args.index("bed.m4a")] == ["-stream_loop", "-1", "-i"]
     graph = args[args.index("-filter_complex") + 1]
     assert "[s4]afade=d=1:st=1:t=out[s5]" in graph
@@ -90,16 +94,11 @@ def test_poster_args() -> None:
     ]  # fmt: skip
 
 
-def test_segments_are_cut_at_every_non_crossfade_boundary(campaign: Campaign) -> None:
-    text = campaign.template.read_text()
-    campaign.write_template(
-        text.replace(
-            "- use: pro_offer", "- use: pro_offer\n    transition: {type: crossfade, duration: 0.2}"
-        )
-    )
-    plan = bind(load_template(campaign.template), {"first_name": "A", "plan": "pro"})
-    segments = plan_segments(plan)
-    assert [[s.id for s in seg.scenes] for seg in segments] == [
-        ["intro"], ["greeting"], ["pro_offer", "outro"],
-    ]  # fmt: skip
-    assert [seg.personal for seg in segments] == [False, True, True]
+def test_cut_scenes_are_concatenated_and_a_window_is_trimmed() -> None:
+    a = SceneInput(frames=10, background_color="#000000")
+    b = SceneInput(frames=8, background_color="#ffffff")
+    args = segment_args([a, b], PROFILE, "seg.mp4", window=(4, 12))
+    graph = args[args.index("-filter_complex") + 1]
+    assert "concat=a=0:n=2:v=1" in graph
+    assert "trim=end_frame=12:start_frame=4" in graph
+    assert args[args.index("-frames:v") + 1] == "8"

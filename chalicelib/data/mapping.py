@@ -1,0 +1,191 @@
+"""Field mappings (pure): source columns of a CSV/JSONL/CRM record → template variables.
+
+```yaml
+id: Email                       # the column that identifies the recipient (default recipient_id)
+fields:
+  first_name: {from: FirstName, transform: [trim, title]}
+  segment:    {from: Tier, transform: [lower], default: starter}
+  renewal_date: {from: Renewal, transform: [{date: "%m/%d/%Y"}]}
+  monthly_fee:  {from: Fee, transform: [number]}
+  fee_label:    {from: Fee, transform: [number, {currency: EUR, locale: fr_FR}]}
+```
+Columns that are not mapped pass through under their own name (CRM records carry many; the
+template ignores what it does not use) unless `passthrough: false`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from babel.numbers import format_currency, format_decimal
+from pydantic import BeforeValidator, Field, ValidationError
+
+from chalicelib.errors import DataError, Problem, TemplateError
+from chalicelib.template.library import format_loc, read_document
+from chalicelib.template.model import Strict
+
+
+class DateTransform(Strict):
+    date: str = Field(description="strptime format of the source, e.g. %m/%d/%Y; output ISO")
+
+
+class CurrencyTransform(Strict):
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    locale: str = "en_US"
+
+
+class NumberFormatTransform(Strict):
+    decimals: int = Field(2, ge=0, le=10)
+    locale: str = "en_US"
+
+
+SimpleTransform = Literal["trim", "lower", "upper", "title", "number"]
+
+
+SIMPLE = ("trim", "lower", "upper", "title", "number")
+KEYED = ("date", "currency", "number_format")
+
+
+def _expand(v: Any) -> Any:
+    # One clear error for a typo, rather than one per member of the union.
+    if isinstance(v, str):
+        if v == "date":  # `date` alone reads ISO dates
+            return {"date": "%Y-%m-%d"}
+        if v not in SIMPLE:
+            raise ValueError(f"unknown transform {v!r}; known: {', '.join(SIMPLE + KEYED)}")
+        return v
+    if isinstance(v, dict):
+        if "number_format" in v:
+            return v["number_format"] if isinstance(v["number_format"], dict) else {}
+        if not any(k in v for k in KEYED):
+            raise ValueError(f"a transform object has one of the keys {', '.join(KEYED)}")
+        return v
+    raise ValueError("a transform is a name (trim, title, …) or an object ({date: '%d/%m/%Y'})")
+
+
+Transform = Annotated[
+    SimpleTransform | DateTransform | CurrencyTransform | NumberFormatTransform,
+    BeforeValidator(_expand),
+]
+
+
+class FieldMap(Strict):
+    from_: str | None = Field(None, alias="from", description="source column (default: same name)")
+    default: Any = None
+    transform: list[Transform] = Field(default_factory=list)
+
+
+class FieldMapping(Strict):
+    """A field mapping, validated like templates."""
+
+    id: str = Field("recipient_id", description="source column holding the recipient id")
+    fields: dict[str, FieldMap] = Field(default_factory=dict)
+    passthrough: bool = True
+
+
+_NUMBER_JUNK = re.compile(r"[^\d.,\-+eE]")
+
+
+def _to_number(value: Any) -> float | int:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, int | float):
+        num = float(value)
+    else:
+        text = _NUMBER_JUNK.sub("", str(value))  # currency signs, spaces, letters
+        if text.count(",") and text.count("."):
+            text = text.replace(",", "")  # 1,234.50
+        elif text.count(",") == 1 and len(text.split(",")[1]) != 3:
+            text = text.replace(",", ".")  # 12,5 (decimal comma)
+        else:
+            text = text.replace(",", "")
+        try:
+            num = float(text)
+        except ValueError:
+            raise ValueError(f"{str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(num):
+        raise ValueError("must be a finite number")
+    return int(num) if num.is_integer() and abs(num) < 2**53 else num
+
+
+def _apply(transform: Transform, value: Any) -> Any:
+    if isinstance(transform, DateTransform):
+        text = str(value).strip()
+        try:
+            return dt.datetime.strptime(text, transform.date).date().isoformat()
+        except ValueError:
+            raise ValueError(f"{text[:40]!r} is not a date in {transform.date}") from None
+    if isinstance(transform, CurrencyTransform):
+        return str(format_currency(_to_number(value), transform.currency, locale=transform.locale))
+    if isinstance(transform, NumberFormatTransform):
+        pattern = "#,##0" + ("." + "0" * transform.decimals if transform.decimals else "")
+        return str(format_decimal(_to_number(value), format=pattern, locale=transform.locale))
+    if transform == "number":
+        return _to_number(value)
+    text = str(value)
+    if transform == "trim":
+        return text.strip()
+    if transform == "lower":
+        return text.lower()
+    if transform == "upper":
+        return text.upper()
+    return text.title()  # "title"
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def apply_mapping(mapping: FieldMapping | None, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Map one source row to a record; DataError names the source column and the reason."""
+    if mapping is None:
+        return {k: v for k, v in row.items() if not _blank(v)}
+    record: dict[str, Any] = {}
+    if mapping.passthrough:
+        record.update({k: v for k, v in row.items() if not _blank(v)})
+    problems = []
+    for name, spec in mapping.fields.items():
+        source = spec.from_ or name
+        value = row.get(source)
+        if _blank(value):
+            record.pop(name, None)
+            if spec.default is not None:
+                record[name] = spec.default
+            continue
+        try:
+            for transform in spec.transform:
+                value = _apply(transform, value)
+        except ValueError as exc:
+            problems.append(Problem(source, str(exc)))
+            continue
+        record[name] = value
+    if problems:
+        raise DataError("; ".join(map(str, problems)), field=problems[0].field, problems=problems)
+    return record
+
+
+def recipient_id(mapping: FieldMapping | None, row: Mapping[str, Any], fallback: str) -> str:
+    """The recipient's id from the mapping's id column, or `fallback` (e.g. 'row-7')."""
+    column = mapping.id if mapping else "recipient_id"
+    value = row.get(column)
+    return fallback if _blank(value) else str(value).strip()
+
+
+def load_mapping(path: Path | str) -> FieldMapping:
+    """Read and validate a mapping file (YAML or JSON); TemplateError lists every problem."""
+    data = read_document(Path(path))
+    try:
+        return FieldMapping.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(format_loc(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors(include_url=False)
+        ]
+        raise TemplateError(
+            f"{len(problems)} problem(s) in the mapping", problems=problems
+        ) from exc

@@ -1,0 +1,108 @@
+"""The segment planner: which runs are variable, where they are cut, and stable content keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chalicelib.render.cache import file_digest
+from chalicelib.render.profile import EncodingProfile
+from chalicelib.render.segments import plan_runs, run_key, timeline
+from chalicelib.template.bind import bind
+from chalicelib.template.library import load_template
+from chalicelib.template.plan import RenderPlan
+from tests.conftest import Campaign
+
+CTX = {"engine": "1", "ffmpeg": "test", "fonts": "f"}
+
+
+def plan_for(campaign: Campaign, **record: object) -> RenderPlan:
+    return bind(load_template(campaign.template), {"first_name": "Ann", **record})
+
+
+def profile(plan: RenderPlan) -> EncodingProfile:
+    return EncodingProfile.for_canvas(plan.canvas)
+
+
+def runs_of(plan: RenderPlan) -> list[tuple[int, int, bool, list[str]]]:
+    return [
+        (r.start, r.end, r.personal, [p.scene.id for p in r.chain])
+        for r in plan_runs(plan, profile(plan))
+    ]
+
+
+def keys(plan: RenderPlan) -> list[str]:
+    return [run_key(r, profile(plan), file_digest, CTX) for r in plan_runs(plan, profile(plan))]
+
+
+def test_static_and_variable_runs_with_cuts(campaign: Campaign) -> None:
+    # intro (static, 10 frames), greeting (variable, 10), outro (static, 6)
+    assert runs_of(plan_for(campaign)) == [
+        (0, 10, False, ["intro"]),
+        (10, 20, True, ["greeting"]),
+        (20, 26, False, ["outro"]),
+    ]
+
+
+def test_a_conditional_scene_is_variable_and_adjacent_variables_merge(campaign: Campaign) -> None:
+    assert runs_of(plan_for(campaign, plan="pro")) == [
+        (0, 10, False, ["intro"]),
+        (10, 28, True, ["greeting", "pro_offer"]),
+        (28, 34, False, ["outro"]),
+    ]
+
+
+def test_a_crossfade_into_a_variable_scene_belongs_to_the_variable_run(campaign: Campaign) -> None:
+    text = campaign.template.read_text().replace(
+        "transition: {type: cut}", "transition: {type: crossfade, duration: 0.2}"
+    )
+    campaign.write_template(text)
+    plan = plan_for(campaign)
+    assert [(p.start, p.end) for p in timeline(plan, profile(plan))] == [(0, 10), (8, 18), (16, 22)]
+    # the static intro is cut where the crossfade starts; the greeting's run carries both fades
+    assert runs_of(plan) == [
+        (0, 8, False, ["intro"]),
+        (8, 18, True, ["intro", "greeting", "outro"]),
+        (18, 22, False, ["outro"]),
+    ]
+    [run] = [r for r in plan_runs(plan, profile(plan)) if r.personal]
+    assert run.window == (8, 18)
+
+
+def test_single_pass_is_one_run(campaign: Campaign) -> None:
+    plan = plan_for(campaign, plan="pro")
+    [run] = plan_runs(plan, profile(plan), split=False)
+    assert (run.start, run.end, len(run.chain)) == (0, 34, 4)
+
+
+def test_keys_are_stable_and_only_personal_runs_change(campaign: Campaign) -> None:
+    ann, ann_again, bob = (
+        plan_for(campaign),
+        plan_for(campaign),
+        plan_for(campaign, first_name="Bob"),
+    )
+    assert keys(ann) == keys(ann_again)
+    k_ann, k_bob = keys(ann), keys(bob)
+    assert k_ann[0] == k_bob[0] and k_ann[2] == k_bob[2]  # static intro and outro: shared
+    assert k_ann[1] != k_bob[1]  # the greeting differs
+
+
+def test_same_values_share_a_segment_wherever_it_falls(campaign: Campaign) -> None:
+    # The pro offer shifts the outro later on the timeline; the outro's key does not change.
+    assert keys(plan_for(campaign))[-1] == keys(plan_for(campaign, plan="pro"))[-1]
+
+
+def test_asset_bytes_are_part_of_the_key(campaign: Campaign) -> None:
+    before = keys(plan_for(campaign))
+    loop: Path = campaign.root / "assets" / "loop.mp4"
+    loop.write_bytes(loop.read_bytes() + b"\0")
+    after = keys(plan_for(campaign))
+    assert before[0] != after[0] and before[1:] == after[1:]
+
+
+def test_the_context_is_part_of_the_key(campaign: Campaign) -> None:
+    plan = plan_for(campaign)
+    [run, *_] = plan_runs(plan, profile(plan))
+    newer = {**CTX, "ffmpeg": "other"}
+    assert run_key(run, profile(plan), file_digest, CTX) != run_key(
+        run, profile(plan), file_digest, newer
+    )
