@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,10 +11,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from chalicelib.errors import Problem, ReelError, TemplateError
+from chalicelib.errors import Problem, ReelError, RenderError, TemplateError
+from chalicelib.pipeline.jobs import RecipientResult, Status
+from chalicelib.pipeline.local import BatchSummary
 from chalicelib.template.bind import bind
 from chalicelib.template.library import check_template, load_template, validate_template_file
 from chalicelib.template.schema import template_json_schema
@@ -109,77 +118,163 @@ def render(
     preview: Annotated[
         bool, typer.Option("--preview", help="Low resolution and frame rate, for a quick look")
     ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Single pass, no segment cache (the reference)")
+    ] = False,
 ) -> None:
     """Render one personalized video from a template and one data record."""
+    from chalicelib.adapters.local_fs import LocalBlobStore
+    from chalicelib.render.cache import SegmentCache
     from chalicelib.render.engine import render as render_plan
+    from chalicelib.settings import get_settings
 
+    started = time.monotonic()
     try:
         lt = _load_checked(template)
         plan = bind(lt, _read_record(data))
-        started = time.monotonic()
+        cache = None if no_cache else SegmentCache(LocalBlobStore(get_settings().cache_dir))
         with _progress() as bar:
             task = bar.add_task(f"rendering {output.name}", total=None)
 
             def step(_stage: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            render_plan(plan, output, poster=poster, preview=preview, progress=step)
+            result = render_plan(
+                plan, output, poster=poster, preview=preview, cache=cache, progress=step
+            )
     except ReelError as exc:
         raise _fail(exc) from exc
     took = time.monotonic() - started
-    out.print(f"[green]✓[/] {output} ({plan.duration:.1f} s video, rendered in {took:.1f} s)")
+    reused = f", {result.segments_cached}/{result.segments} segments from cache" if cache else ""
+    out.print(
+        f"[green]✓[/] {output} ({plan.duration:.1f} s video, rendered in {took:.1f} s{reused})"
+    )
     if poster:
         out.print(f"[green]✓[/] {poster}")
 
 
-def read_csv_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV as dicts; empty cells are missing values."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        return [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+def _batch_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def _run_batch(
+    template: Path,
+    data: Path,
+    output: Path,
+    *,
+    workers: int,
+    mapping: Path | None,
+    preview: bool,
+) -> BatchSummary:
+    from chalicelib.data.mapping import load_mapping
+    from chalicelib.pipeline.local import run_batch
+
+    lt = _load_checked(template)
+    field_map = load_mapping(mapping) if mapping else None
+    started = time.monotonic()
+    with _batch_progress() as bar:
+        task = bar.add_task(f"{template.stem} → {output}", total=None, rate="")
+
+        def step(result: RecipientResult, done: int, total: int) -> None:
+            rate = done / max(1e-6, time.monotonic() - started)
+            bar.update(task, completed=done, total=total, rate=f"{rate * 60:.1f}/min")
+            if result.status is Status.failed:
+                bar.console.print(
+                    f"✗ line {result.line} {result.recipient_id}: {result.reason}",
+                    markup=False,
+                    highlight=False,
+                    style="red",
+                )
+
+        return run_batch(
+            lt, data, output, mapping=field_map, workers=workers, preview=preview, progress=step
+        )
+
+
+def _report(summary: BatchSummary, started: float) -> None:
+    c = summary.counts
+    out.print(
+        f"[green]{c['rendered']} rendered[/], {c['cached']} already done, "
+        f"[red]{c['failed']} failed[/] in {time.monotonic() - started:.0f} s → "
+        f"{summary.out_dir} (per-recipient results: {summary.results_path.name})"
+    )
+
+
+@app.command()
+def batch(
+    template: Annotated[Path, typer.Argument(help="Template file (.yaml, .yml or .json)")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Recipients: .csv or .jsonl")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Output folder")],
+    workers: Annotated[int, typer.Option(min=1, help="Render processes")] = max(
+        1, (os.cpu_count() or 1)
+    ),
+    mapping: Annotated[
+        Path | None, typer.Option(help="Field mapping (YAML/JSON): columns → variables")
+    ] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Low-resolution quick look")] = False,
+) -> None:
+    """Render one video per recipient. Reruns skip what is done; a bad row fails alone.
+
+    Exit code: 0 all done, 1 some rows were bad input, 2 some renders failed.
+    """
+    started = time.monotonic()
+    try:
+        summary = _run_batch(
+            template, data, output, workers=workers, mapping=mapping, preview=preview
+        )
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    _report(summary, started)
+    _exit_for(summary)
+
+
+def _exit_for(summary: BatchSummary) -> None:
+    from chalicelib.pipeline.local import read_results
+
+    failures = [r for r in read_results(summary.results_path) if r.status is Status.failed]
+    if any(r.code == RenderError.code or r.code == "internal_error" for r in failures):
+        raise typer.Exit(2)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--out", "-o", help="Output folder")] = Path("out/demo"),
     preview: Annotated[bool, typer.Option("--preview", help="Low-resolution quick look")] = False,
-    limit: Annotated[int | None, typer.Option(help="Render only the first N recipients")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Render processes")] = max(
+        1, (os.cpu_count() or 1)
+    ),
 ) -> None:
-    """Render the demo campaign: one video and poster per recipient of examples/demo."""
-    from chalicelib.render.engine import render as render_plan
-
+    """Render the demo campaign of examples/demo: a video and a poster per recipient."""
+    started = time.monotonic()
     try:
-        lt = _load_checked(DEMO_DIR / "template.yaml")
+        summary = _run_batch(
+            DEMO_DIR / "template.yaml",
+            DEMO_DIR / "recipients.csv",
+            output,
+            workers=workers,
+            mapping=None,
+            preview=preview,
+        )
     except ReelError as exc:
         raise _fail(exc) from exc
-    rows = read_csv_records(DEMO_DIR / "recipients.csv")[:limit]
-    output.mkdir(parents=True, exist_ok=True)
-    table = Table(title=f"Demo campaign → {output}")
-    for col in ("recipient", "first name", "seconds", "status"):
-        table.add_column(col)
-    failures = 0
-    started = time.monotonic()
-    with _progress() as bar:
-        task = bar.add_task("rendering the demo", total=len(rows))
-        for row in rows:
-            rid = str(row.get("recipient_id", "?"))
-            try:
-                plan = bind(lt, row)
-                render_plan(
-                    plan, output / f"{rid}.mp4", poster=output / f"{rid}.jpg", preview=preview
-                )
-                table.add_row(rid, row.get("first_name", ""), f"{plan.duration:.1f}", "✓")
-            except ReelError as exc:
-                failures += 1
-                table.add_row(rid, row.get("first_name", ""), "", f"✗ {exc.problems[0]}")
-            bar.advance(task)
-    out.print(table)
-    took = time.monotonic() - started
-    out.print(
-        f"{len(rows) - failures}/{len(rows)} videos and posters in [bold]{output.resolve()}[/]"
-        f" ({took:.0f} s)"
-    )
-    if failures:
-        raise typer.Exit(2)
+    _report(summary, started)
+    videos = sorted((summary.out_dir / "videos").glob("*.mp4"))
+    for video in videos[:3]:
+        out.print(f"  ▶ {video}")
+    if len(videos) > 3:
+        out.print(f"  … and {len(videos) - 3} more in {summary.out_dir / 'videos'}")
+    _exit_for(summary)
 
 
 def main() -> None:

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     x264_preset: str = Field(default="veryfast", description="libx264 preset of the profile")
     x264_crf: int = Field(default=20, ge=0, le=51)
     ffmpeg_threads: int = Field(default=0, ge=0, description="0 lets ffmpeg choose")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "reel",
+        description="Local segment cache (the BlobStore of rendered segments)",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +134,14 @@ def out(tmp_path: Path) -> Path:
     d = tmp_path / "out"
     d.mkdir()
     return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own segment cache; settings are re-read from the environment."""
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("REEL_CACHE_DIR", str(tmp_path / "segment-cache"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -161,7 +161,9 @@ def apply_mapping(mapping: FieldMapping | None, row: Mapping[str, Any]) -> dict[
             for transform in spec.transform:
                 value = _apply(transform, value)
         except ValueError as exc:
-            problems.append(Problem(source, str(exc)))
+            problem = Problem(source, str(exc))
+            if problem not in problems:  # two fields read from one bad column: say it once
+                problems.append(problem)
             continue
         record[name] = value
     if problems:

@@ -1,1 +1,1 @@
-"""Reel's pipeline package (filled in by later issues)."""
+"""Production: the job model, the steps (plan, render_recipient, finalize) and their runners."""

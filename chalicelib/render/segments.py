@@ -135,3 +135,20 @@ def run_key(run: Run, profile: EncodingProfile, digest: Digest, context: dict[st
     }
     blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview: bool) -> str:
+    """Content key of a whole video: the same record (and assets) gives the same key."""
+    spec = {
+        "context": context,
+        "preview": preview,
+        "canvas": plan.canvas.model_dump(),
+        "scenes": [scene_fingerprint(s, digest) for s in plan.scenes],
+        "music": {**plan.music.model_dump(), "music": digest(plan.music.music)}
+        if plan.music.music
+        else None,
+        "cues": [{**c.model_dump(), "src": digest(c.src)} for c in plan.cues],
+        "poster": plan.poster_time,
+    }
+    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,142 @@
+"""The local batch runner: a process pool over the steps, results.jsonl, resumable reruns.
+
+results.jsonl is appended (and flushed) as each recipient finishes, so a crash — even SIGKILL —
+loses at most the recipients in flight; their outputs never appear half-written (the BlobStore
+writes atomically), and a rerun skips every recipient whose output exists. When a run
+completes, results.jsonl is rewritten with exactly one line per recipient, in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.data.mapping import FieldMapping
+from chalicelib.data.readers import read_rows
+from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
+from chalicelib.pipeline.steps import finalize, plan_recipient, render_recipient
+from chalicelib.render.cache import SegmentCache
+from chalicelib.settings import get_settings
+from chalicelib.template.library import LoadedTemplate
+
+RESULTS = "results.jsonl"
+Progress = Callable[[RecipientResult, int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    counts: dict[str, int]
+    results_path: Path
+    out_dir: Path
+
+
+def _worker(job_json: str, out_dir: str, cache_dir: str) -> str:
+    """Runs in a pool process: render one job (JSON in, JSON out: cheap to pickle)."""
+    job = RecipientJob.model_validate_json(job_json)
+    outputs = LocalBlobStore(out_dir)
+    cache = SegmentCache(LocalBlobStore(cache_dir))
+    return render_recipient(job, outputs, cache).model_dump_json()
+
+
+def _collect(future: Future[str], job: RecipientJob) -> RecipientResult:
+    # The pool is an entry point: a worker that died or hit a bug fails its recipient alone.
+    try:
+        return RecipientResult.model_validate_json(future.result())
+    except Exception as exc:
+        return RecipientResult(
+            recipient_id=job.recipient_id,
+            line=job.line,
+            status=Status.failed,
+            reason=f"internal error: {type(exc).__name__}: {exc}",
+            code="internal_error",
+        )
+
+
+def _clean_partials(out_dir: Path) -> None:
+    # Leftovers of writes interrupted by a crash; never under a final key.
+    for part in out_dir.rglob(".*.part*"):
+        part.unlink(missing_ok=True)
+
+
+def run_batch(
+    lt: LoadedTemplate,
+    data: Path,
+    out_dir: Path,
+    *,
+    mapping: FieldMapping | None = None,
+    workers: int = 1,
+    preview: bool = False,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> BatchSummary:
+    """Render one video per row of `data` into `out_dir`, resuming what a previous run did."""
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clean_partials(out_dir)
+    cache_root = str((cache_dir or get_settings().cache_dir).resolve())
+    outputs = LocalBlobStore(out_dir)
+    cache = SegmentCache(LocalBlobStore(cache_root))
+
+    planned = [plan_recipient(lt, mapping, row, preview=preview) for row in read_rows(data)]
+    total = len(planned)
+    results: dict[int, RecipientResult] = {}
+    log_path = out_dir / RESULTS
+    with log_path.open("a", encoding="utf-8") as log:
+
+        def record(index: int, result: RecipientResult) -> None:
+            results[index] = result
+            log.write(result.model_dump_json() + "\n")
+            log.flush()
+            if progress:
+                progress(result, len(results), total)
+
+        pending: list[tuple[int, RecipientJob]] = []
+        for index, item in enumerate(planned):
+            if isinstance(item, RecipientResult):
+                record(index, item)
+            else:
+                pending.append((index, item))
+        # The first render fills the cache with the static segments the others will share,
+        # so the pool does not render them once per worker.
+        if pending:
+            index, job = pending.pop(0)
+            record(index, render_recipient(job, outputs, cache))
+        if pending and workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                pending_jobs = dict(pending)
+                futures: dict[Future[str], int] = {
+                    pool.submit(_worker, job.model_dump_json(), str(out_dir), cache_root): index
+                    for index, job in pending
+                }
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = futures.pop(future)
+                        record(index, _collect(future, pending_jobs[index]))
+        else:
+            for index, job in pending:
+                record(index, render_recipient(job, outputs, cache))
+
+    ordered = [results[i] for i in sorted(results)]
+    tmp = log_path.with_name(f".{RESULTS}.{os.getpid()}.part")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in ordered), encoding="utf-8")
+    tmp.replace(log_path)
+    return BatchSummary(finalize(ordered), log_path, out_dir)
+
+
+def read_results(path: Path) -> list[RecipientResult]:
+    """The lines of a results.jsonl (a torn last line, from a crash, is skipped)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(RecipientResult.model_validate(json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return out

@@ -1,0 +1,105 @@
+"""The steps of a batch, shared by the local runner and (later) Step Functions:
+plan (row → job or failure), render_recipient (job → result), finalize (results → summary)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
+from chalicelib.data.readers import Row
+from chalicelib.errors import ReelError
+from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
+from chalicelib.ports import BlobStore
+from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.engine import cache_context, render
+from chalicelib.render.segments import plan_key
+from chalicelib.template.bind import bind
+from chalicelib.template.library import LoadedTemplate
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
+
+
+def _slug(rid: str) -> str:
+    return _UNSAFE.sub("_", rid).strip("._")[:64] or "recipient"
+
+
+def failed(rid: str, line: int, exc: ReelError) -> RecipientResult:
+    return RecipientResult(
+        recipient_id=rid,
+        line=line,
+        status=Status.failed,
+        reason=str(exc.problems[0]) if len(exc.problems) == 1 else exc.message,
+        code=exc.code,
+        field=exc.field or None,
+    )
+
+
+def plan_recipient(
+    lt: LoadedTemplate, mapping: FieldMapping | None, row: Row, *, preview: bool = False
+) -> RecipientJob | RecipientResult:
+    """Map and bind one source row; a bad row becomes a failed result naming field and reason."""
+    fallback = f"line-{row.line}"
+    if row.fields is None:
+        assert row.error is not None
+        return failed(fallback, row.line, row.error)
+    rid = recipient_id(mapping, row.fields, fallback)
+    try:
+        plan = bind(lt, apply_mapping(mapping, row.fields))
+    except ReelError as exc:
+        return failed(rid, row.line, exc)
+    key = plan_key(plan, file_digest, cache_context(), preview)[:16]
+    name = f"{_slug(rid)}-{key}"
+    return RecipientJob(
+        recipient_id=rid,
+        line=row.line,
+        plan=plan,
+        output_key=f"videos/{name}.mp4",
+        poster_key=f"posters/{name}.jpg",
+        preview=preview,
+    )
+
+
+def render_recipient(job: RecipientJob, outputs: BlobStore, cache: SegmentCache) -> RecipientResult:
+    """Render one job through the segment cache and store its video and poster.
+
+    Idempotent: when the output already exists, nothing is rendered (status `cached`).
+    """
+    if outputs.exists(job.output_key):  # written last: its presence means the job is done
+        return RecipientResult(
+            recipient_id=job.recipient_id,
+            line=job.line,
+            status=Status.cached,
+            output=outputs.url(job.output_key),
+            poster=outputs.url(job.poster_key),
+        )
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="reel-job-") as tmp:
+            video, poster = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
+            result = render(job.plan, video, poster=poster, preview=job.preview, cache=cache)
+            # Poster first: the video's presence is what marks the job done.
+            outputs.put_file(job.poster_key, poster)
+            outputs.put_file(job.output_key, video)
+    except ReelError as exc:
+        return failed(job.recipient_id, job.line, exc)
+    return RecipientResult(
+        recipient_id=job.recipient_id,
+        line=job.line,
+        status=Status.rendered,
+        output=outputs.url(job.output_key),
+        poster=outputs.url(job.poster_key),
+        segments=result.segments,
+        segments_cached=result.segments_cached,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def finalize(results: Iterable[RecipientResult]) -> dict[str, int]:
+    """Counts by status (every status present, zero when none)."""
+    counts = Counter(r.status.value for r in results)
+    return {s.value: counts.get(s.value, 0) for s in Status}
