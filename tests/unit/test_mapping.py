@@ -102,5 +102,5 @@ def test_jsonl_bad_lines_fail_alone(tmp_path: Path) -> None:
 
 def test_unknown_data_formats(tmp_path: Path) -> None:
     (tmp_path / "r.xlsx").write_text("x")
-    with pytest.raises(DataError, match="data files are .csv or .jsonl"):
+    with pytest.raises(DataError, match=r"data files are \.csv or \.jsonl"):
         read_rows(tmp_path / "r.xlsx")
