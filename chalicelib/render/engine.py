@@ -34,7 +34,7 @@ from chalicelib.render.graph import (
     segment_args,
 )
 from chalicelib.render.profile import EncodingProfile
-from chalicelib.render.segments import Run, plan_runs, run_key
+from chalicelib.render.segments import Run, layer_frames, plan_runs, run_key
 from chalicelib.render.text import fonts_fingerprint
 from chalicelib.settings import get_settings
 from chalicelib.template.model import TransitionKind, VideoLayer
@@ -54,13 +54,20 @@ def _half(trans_duration: float, kind: TransitionKind) -> float:
     return trans_duration / 2 if kind is TransitionKind.fade else 0.0
 
 
-def prepare_scene(scene: PlanScene, profile: EncodingProfile, work: Path) -> SceneInput:
-    """Rasterize a scene's still layers and describe it for the graph builder."""
+def prepare_scene(
+    scene: PlanScene, profile: EncodingProfile, work: Path, keep: tuple[int, ...] | None = None
+) -> SceneInput:
+    """Rasterize a scene's still layers (those in `keep`, default all) and describe it for the
+    graph builder."""
     overlays = []
+    scene_frames = profile.frames(scene.duration)
     for i, pl in enumerate(scene.layers):
+        if keep is not None and i not in keep:
+            continue
         x, y, w, h = _box(pl, profile)
         layer = pl.layer
-        placed = Overlay(x, y, w, h, pl.start, pl.end, enter=layer.enter, exit=layer.exit)
+        frames = layer_frames(pl.start, pl.end, profile.fps, scene_frames)
+        placed = Overlay(x, y, w, h, pl.start, pl.end, frames, enter=layer.enter, exit=layer.exit)
         if isinstance(layer, VideoLayer):
             src = VideoSource(layer.src, layer.fit, layer.loop, layer.trim)
             overlays.append(replace(placed, video=src, opacity=layer.opacity))
@@ -76,7 +83,7 @@ def prepare_scene(scene: PlanScene, profile: EncodingProfile, work: Path) -> Sce
         bg_image = str(raster.save_png(img, work))
     t_in, t_out = scene.transition_in, scene.transition_out
     return SceneInput(
-        frames=profile.frames(scene.duration),
+        frames=scene_frames,
         background_color=bg.color,
         background_image=bg_image,
         background_video=VideoSource(bg.video, bg.fit, bg.loop, bg.trim) if bg.video else None,
@@ -125,7 +132,10 @@ def _atomic_target(path: Path) -> Path:
 
 def render_run(run: Run, profile: EncodingProfile, work: Path, out: Path) -> None:
     """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
-    inputs = [prepare_scene(p.scene, profile, work) for p in run.chain]
+    inputs = [
+        prepare_scene(p.scene, profile, work, keep)
+        for p, keep in zip(run.chain, run.layers, strict=True)
+    ]
     ff.run(segment_args(inputs, profile, str(out), run.window))
 
 

@@ -38,6 +38,7 @@ class Overlay:
     h: int
     start: float
     end: float
+    frames: tuple[int, int]  # scene-local frames [first, end) on which it shows
     still: str | None = None  # an RGBA PNG (text, image, shape) …
     video: VideoSource | None = None  # … or a video
     opacity: float = 1.0  # stills carry their opacity in their alpha already
@@ -143,8 +144,11 @@ def _overlay(
                 x = f"{ov.x}+{expr}"
             else:
                 y = f"{ov.y}+{expr}"
+    # Frame numbers, not seconds: which frames show a layer must be exact, since a segment
+    # boundary may fall where it appears.
+    first, end = ov.frames
     return ffmpeg.overlay(
-        base, layer, x=x, y=y, enable=f"between(t,{ov.start:g},{ov.end:g})", eof_action="pass"
+        base, layer, x=x, y=y, enable=f"between(n,{first},{end - 1})", eof_action="pass"
     )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 from chalicelib.render.profile import EncodingProfile
@@ -42,6 +43,9 @@ class Run:
     end: int
     personal: bool
     chain: tuple[Placed, ...]
+    # Per scene of the chain, the indices of its layers visible in the window: the only ones
+    # rendered and the only ones in the key (a personal layer off-screen changes nothing).
+    layers: tuple[tuple[int, ...], ...]
 
     @property
     def frames(self) -> int:
@@ -52,6 +56,12 @@ class Run:
         """The run's frames relative to the start of its chain's first scene."""
         origin = self.chain[0].start
         return self.start - origin, self.end - origin
+
+
+def layer_frames(start: float, end: float, fps: int, scene_frames: int) -> tuple[int, int]:
+    """The scene-local frames [first, end) on which a layer is shown."""
+    first = min(round(start * fps), scene_frames)
+    return first, max(first, min(round(end * fps), scene_frames))
 
 
 def timeline(plan: RenderPlan, profile: EncodingProfile) -> list[Placed]:
@@ -71,47 +81,76 @@ def total_frames(placed: list[Placed]) -> int:
     return placed[-1].end if placed else 0
 
 
+def _personal_spans(p: Placed, fps: int) -> list[tuple[int, int]]:
+    if p.scene.personal and not any(pl.personal for pl in p.scene.layers):
+        return [(p.start, p.end)]  # a personal background
+    spans = []
+    for pl in p.scene.layers:
+        if pl.personal:
+            a, b = layer_frames(pl.start, pl.end, fps, p.frames)
+            if b > a:
+                spans.append((p.start + a, p.start + b))
+    return spans
+
+
+def _visible(p: Placed, start: int, end: int, fps: int) -> tuple[int, ...]:
+    keep = []
+    for i, pl in enumerate(p.scene.layers):
+        a, b = layer_frames(pl.start, pl.end, fps, p.frames)
+        if p.start + a < end and p.start + b > start:
+            keep.append(i)
+    return tuple(keep)
+
+
+def _run(placed: list[Placed], start: int, end: int, personal: bool, fps: int) -> Run:
+    chain = tuple(p for p in placed if p.start < end and p.end > start)
+    layers = tuple(_visible(p, start, end, fps) for p in chain)
+    return Run(start, end, personal, chain, layers)
+
+
 def plan_runs(plan: RenderPlan, profile: EncodingProfile, *, split: bool = True) -> list[Run]:
-    """Maximal static and variable runs (or, with split=False, one run: the single pass)."""
+    """Maximal static and variable runs (or, with split=False, one run: the single pass).
+
+    The timeline is cut at every scene boundary and wherever a personal layer appears or
+    disappears; a piece is variable when a personal layer (or background) shows in it, and
+    neighbouring pieces of the same kind are merged.
+    """
+    fps = profile.fps
     placed = timeline(plan, profile)
     total = total_frames(placed)
     if not split:
-        return [Run(0, total, any(p.scene.personal for p in placed), tuple(placed))]
-    # Merge the variable scenes' intervals; the gaps between them are static.
-    variable: list[list[int]] = []
+        return [_run(placed, 0, total, any(p.scene.personal for p in placed), fps)]
+    spans = [span for p in placed for span in _personal_spans(p, fps)]
+    cuts = {0, total}
     for p in placed:
-        if not p.scene.personal:
-            continue
-        if variable and p.start <= variable[-1][1]:
-            variable[-1][1] = max(variable[-1][1], p.end)
-        else:
-            variable.append([p.start, p.end])
-    bounds: list[tuple[int, int, bool]] = []
-    cursor = 0
-    for a, b in variable:
-        if a > cursor:
-            bounds.append((cursor, a, False))
-        bounds.append((a, b, True))
-        cursor = b
-    if cursor < total:
-        bounds.append((cursor, total, False))
-    return [
-        Run(a, b, personal, tuple(p for p in placed if p.start < b and p.end > a))
-        for a, b, personal in bounds
-    ]
+        cuts.update((p.start, p.end))
+    for a, b in spans:
+        cuts.update((a, b))
+    pieces: list[tuple[int, int, bool]] = []
+    for a, b in pairwise(sorted(c for c in cuts if 0 <= c <= total)):
+        personal = any(sa < b and sb > a for sa, sb in spans)
+        if pieces and pieces[-1][2] == personal:
+            a = pieces.pop()[0]
+        pieces.append((a, b, personal))
+    return [_run(placed, a, b, personal, fps) for a, b, personal in pieces]
 
 
 Digest = Callable[[str], str]
 
 
-def scene_fingerprint(scene: PlanScene, digest: Digest) -> dict[str, Any]:
+def scene_fingerprint(
+    scene: PlanScene, digest: Digest, layers: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """What determines a scene's pixels: its spec with asset paths replaced by content hashes,
-    without its place on the timeline (the same greeting is shared wherever it falls)."""
+    without its place on the timeline (the same greeting is shared wherever it falls), and
+    with only the `layers` given (default: all)."""
     data = scene.model_dump(mode="json", exclude={"id", "start", "personal"})
     bg = data["background"]
     for key in ("image", "video"):
         if bg.get(key):
             bg[key] = digest(bg[key])
+    kept = range(len(data["layers"])) if layers is None else layers
+    data["layers"] = [data["layers"][i] for i in kept]
     for layer in data["layers"]:
         layer.pop("personal", None)
         inner = layer["layer"]
@@ -131,7 +170,10 @@ def run_key(run: Run, profile: EncodingProfile, digest: Digest, context: dict[st
         "context": context,
         "profile": asdict(profile),
         "window": run.window,
-        "scenes": [scene_fingerprint(p.scene, digest) for p in run.chain],
+        "scenes": [
+            scene_fingerprint(p.scene, digest, keep)
+            for p, keep in zip(run.chain, run.layers, strict=True)
+        ],
     }
     blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()

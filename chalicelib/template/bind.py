@@ -109,7 +109,7 @@ class _Binder:
     ) -> PlanLayer:
         update: dict[str, Any] = {}
         style: TextStyle | None = None
-        personal = layer.when is not None
+        personal = False
         if isinstance(layer, TextLayer):
             update["text"] = self.text(f"{path}.text", layer.text)
             personal = personal or has_expr(layer.text)
@@ -173,12 +173,10 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
                     field=f"{prefix}.transition.duration",
                 )
         background, personal = b.background(f"{prefix}.background", scene.background)
-        personal = personal or scene.when is not None
         layers: list[PlanLayer] = []
         for li, layer in enumerate(scene.layers):
             lpath = f"{prefix}.layers[{li}]"
             if not b.when(f"{lpath}.when", layer.when):
-                personal = personal or layer.when is not None
                 continue
             if isinstance(layer, AudioLayer):
                 src = b.asset(f"{lpath}.src", layer.src)

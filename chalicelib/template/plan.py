@@ -30,7 +30,10 @@ class PlanLayer(Strict):
     style: TextStyle | None = None
     start: float
     end: float
-    personal: bool = Field(description="what it draws depends on the record")
+    personal: bool = Field(
+        description="what it draws depends on the record's values (a `when` alone does not: "
+        "a layer that is there looks the same for everyone who has it)"
+    )
 
 
 class PlanScene(Strict):
@@ -41,7 +44,7 @@ class PlanScene(Strict):
     layers: list[PlanLayer]
     transition_in: Transition
     transition_out: Transition
-    personal: bool = Field(description="some pixel of this scene depends on the record")
+    personal: bool = Field(description="its background or one of its layers is personal")
 
 
 class AudioCue(Strict):

@@ -103,8 +103,11 @@ def test_text_is_interpolated_and_data_is_never_evaluated(campaign: Campaign) ->
 
 
 def test_personal_flags(campaign: Campaign) -> None:
-    plan = bind(load_template(campaign.template), {"first_name": "Ann", "plan": "pro"})
-    assert [s.personal for s in plan.scenes] == [False, True, True, False]
+    record = {"first_name": "Ann", "plan": "pro", "avatar": "assets/avatar.png"}
+    plan = bind(load_template(campaign.template), record)
+    # the pro offer is conditional, but looks the same for everyone who gets it
+    assert [s.personal for s in plan.scenes] == [False, True, False, False]
+    assert [pl.personal for pl in plan.scenes[1].layers] == [True, True]
 
 
 def test_crossfades_overlap_and_fades_do_not(campaign: Campaign) -> None:

@@ -32,7 +32,7 @@ def test_scene_with_a_sliding_still() -> None:
         frames=10,
         background_color="#102040",
         overlays=(
-            Overlay(x=10, y=20, w=40, h=30, start=0.2, end=0.8, still="t.png",
+            Overlay(x=10, y=20, w=40, h=30, start=0.2, end=0.8, frames=(2, 8), still="t.png",
                     enter=Animation(type=AnimationKind.slide_up, duration=0.3)),
         ),
     )  # fmt: skip
@@ -42,7 +42,7 @@ def test_scene_with_a_sliding_still() -> None:
         "-filter_complex",
         "[0:v]setsar=1[s0];[s0]format=yuv420p[s1];"
         "[1:v]fade=alpha=1:d=0.3:st=0.2:t=in[s2];"
-        "[s1][s2]overlay=enable=between(t\\,0.2\\,0.8):eof_action=pass:x=10"
+        "[s1][s2]overlay=enable=between(n\\,2\\,7):eof_action=pass:x=10"
         ":y=20+96*pow(1-clip((t-0.2)/0.3\\,0\\,1)\\,3)[s3];"
         "[s3]trim=end_frame=10[s4];[s4]setpts=PTS-STARTPTS[s5];[s5]format=yuv420p[s6]",
         "-map", "[s6]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y",

@@ -43,12 +43,32 @@ def test_static_and_variable_runs_with_cuts(campaign: Campaign) -> None:
     ]
 
 
-def test_a_conditional_scene_is_variable_and_adjacent_variables_merge(campaign: Campaign) -> None:
+def test_a_conditional_scene_is_static_content(campaign: Campaign) -> None:
+    # the pro offer plays for some recipients only, but looks the same for all of them
     assert runs_of(plan_for(campaign, plan="pro")) == [
         (0, 10, False, ["intro"]),
-        (10, 28, True, ["greeting", "pro_offer"]),
-        (28, 34, False, ["outro"]),
+        (10, 20, True, ["greeting"]),
+        (20, 34, False, ["pro_offer", "outro"]),
     ]
+
+
+def test_runs_are_cut_where_a_personal_layer_shows(campaign: Campaign) -> None:
+    text = campaign.template.read_text().replace(
+        "size: [140, 40], at: [0.5, 0.5]}",
+        "size: [140, 40], at: [0.5, 0.5], start: 0.3, duration: 0.4}",
+    )
+    campaign.write_template(text)
+    plan = plan_for(campaign)
+    runs = plan_runs(plan, profile(plan))
+    assert [(r.start, r.end, r.personal) for r in runs] == [
+        (0, 13, False),
+        (13, 17, True),
+        (17, 26, False),
+    ]
+    # off-screen, the name is neither rendered nor part of the key: Ann's and Bob's match
+    assert runs[0].layers == ((0,), ())
+    assert keys(plan)[0] == keys(plan_for(campaign, first_name="Bob"))[0]
+    assert keys(plan)[1] != keys(plan_for(campaign, first_name="Bob"))[1]
 
 
 def test_a_crossfade_into_a_variable_scene_belongs_to_the_variable_run(campaign: Campaign) -> None:
@@ -87,8 +107,17 @@ def test_keys_are_stable_and_only_personal_runs_change(campaign: Campaign) -> No
 
 
 def test_same_values_share_a_segment_wherever_it_falls(campaign: Campaign) -> None:
-    # The pro offer shifts the outro later on the timeline; the outro's key does not change.
-    assert keys(plan_for(campaign))[-1] == keys(plan_for(campaign, plan="pro"))[-1]
+    # GIVEN the conditional pro offer before the greeting: it shifts the greeting for pro
+    text = campaign.template.read_text()
+    offer = "  - use: pro_offer\n    when: \"plan == 'pro'\"\n"
+    campaign.write_template(
+        text.replace(offer, "").replace("  - id: greeting", offer + "  - id: greeting")
+    )
+    basic, pro = plan_for(campaign), plan_for(campaign, plan="pro")
+    assert [r.start for r in plan_runs(basic, profile(basic)) if r.personal] == [10]
+    assert [r.start for r in plan_runs(pro, profile(pro)) if r.personal] == [18]
+    # THEN the greeting's segment has the same key at both places
+    assert keys(basic)[1] == keys(pro)[1]
 
 
 def test_asset_bytes_are_part_of_the_key(campaign: Campaign) -> None:
