@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import PIL
+from PIL import features
+
 from chalicelib import ENGINE_VERSION
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import raster
@@ -140,8 +143,15 @@ def render_run(run: Run, profile: EncodingProfile, work: Path, out: Path) -> Non
 
 
 def cache_context() -> dict[str, str]:
-    """What every cache key depends on beyond the plan: engine, ffmpeg and fonts."""
-    return {"engine": ENGINE_VERSION, "ffmpeg": ffmpeg_version(), "fonts": fonts_fingerprint()}
+    """What every cache key depends on beyond the plan: engine, ffmpeg, fonts and the text
+    shaper (Pillow with its raqm/harfbuzz draws the text)."""
+    shaper = f"pillow {PIL.__version__} raqm {features.version('raqm')}"
+    return {
+        "engine": ENGINE_VERSION,
+        "ffmpeg": ffmpeg_version(),
+        "fonts": fonts_fingerprint(),
+        "text": shaper,
+    }
 
 
 def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile) -> str:
