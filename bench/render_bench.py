@@ -1,10 +1,16 @@
-"""Render benchmark: seconds per demo video at full quality and in preview. Prints one JSON object.
+"""Render benchmark on the demo campaign. Prints one JSON object; never run by the tests.
 
-    python bench/render_bench.py [--recipients N]
+    python bench/render_bench.py [--recipients N] [--preview-sample K]
 
-Renders the first N recipients of examples/demo (default 3) at 1280×720/30 fps and again with
---preview, and reports wall-clock time per video, the speed relative to real time, and the
-preview speed-up. Figures go in the README; tests never assert time.
+For the first N recipients (default 20), one at a time:
+- full:  the single-pass reference (no cache);
+- cold:  through an empty segment cache;
+- warm:  through a cache that already holds the static segments (filled by one other
+         recipient, as a batch's first render does), each recipient's personal segments new;
+- limit: only encoding the recipient's variable seconds with the same profile (their frames
+         decoded from the warm output and re-encoded): what no renderer can go below;
+- preview: K recipients with --preview, against their full single-pass time.
+CPU time counts the ffmpeg child processes.
 """
 
 from __future__ import annotations
@@ -13,51 +19,114 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.cli import DEMO_DIR, read_csv_records  # noqa: E402
+from chalicelib.adapters.local_fs import LocalBlobStore  # noqa: E402
+from chalicelib.cli import DEMO_DIR  # noqa: E402
+from chalicelib.data.readers import read_rows  # noqa: E402
+from chalicelib.render import ffmpeg as ff  # noqa: E402
+from chalicelib.render.cache import SegmentCache  # noqa: E402
 from chalicelib.render.engine import render  # noqa: E402
-from chalicelib.render.ffmpeg import ffmpeg_version  # noqa: E402
+from chalicelib.render.profile import EncodingProfile  # noqa: E402
+from chalicelib.render.segments import plan_runs  # noqa: E402
 from chalicelib.template.bind import bind  # noqa: E402
 from chalicelib.template.library import load_template  # noqa: E402
+from chalicelib.template.plan import RenderPlan  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float]:
+    """(cpu seconds, wall seconds) of one call."""
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    fn()
+    return cpu_seconds() - cpu, time.perf_counter() - wall
+
+
+def encode_limit(plan: RenderPlan, video: Path, scratch: Path) -> float:
+    """CPU seconds to encode only the variable runs' frames of `video` with the profile."""
+    profile = EncodingProfile.for_canvas(plan.canvas)
+    cpu = 0.0
+    for i, run in enumerate(r for r in plan_runs(plan, profile) if r.personal):
+        args = ["-y", "-ss", f"{run.start / profile.fps:.6f}", "-i", str(video),
+                "-frames:v", str(run.frames), "-an"]  # fmt: skip
+        for key, value in profile.video_args().items():
+            if key != "an":
+                args += [f"-{key}", str(value)]
+        out = str(scratch / f"limit_{i}.mp4")
+        cpu += measure(lambda a=[*args, out]: ff.run(a))[0]
+    return cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipients", type=int, default=3)
+    parser.add_argument("--recipients", type=int, default=20)
+    parser.add_argument("--preview-sample", type=int, default=3)
     args = parser.parse_args()
     lt = load_template(DEMO_DIR / "template.yaml")
-    plans = [bind(lt, row) for row in read_csv_records(DEMO_DIR / "recipients.csv")]
-    plans = plans[: args.recipients]
-    timings: dict[str, list[float]] = {"full": [], "preview": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("full", "preview"):
-            for i, plan in enumerate(plans):
-                started = time.perf_counter()
-                render(plan, Path(tmp) / f"{mode}_{i}.mp4", preview=mode == "preview")
-                timings[mode].append(time.perf_counter() - started)
-    video_s = statistics.mean(p.duration for p in plans)
-    full = statistics.median(timings["full"])
-    preview = statistics.median(timings["preview"])
+    rows = [r.fields for r in read_rows(DEMO_DIR / "recipients.csv") if r.fields]
+    plans = [bind(lt, row) for row in rows[: args.recipients]]
+    seed = bind(lt, {**rows[0], "first_name": "Benchmark Seed", "avatar": None})
+    n = len(plans)
+    stats: dict[str, list[float]] = {k: [] for k in ("full_cpu", "full_wall", "cold_cpu",
+                                                     "warm_cpu", "warm_wall", "limit_cpu")}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        cold = SegmentCache(LocalBlobStore(tmp / "cold"))
+        warm = SegmentCache(LocalBlobStore(tmp / "warm"))
+        render(seed, tmp / "seed.mp4", cache=warm)  # the statics, as a batch's first render
+        for i, plan in enumerate(plans):
+            cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4"))
+            stats["full_cpu"].append(cpu)
+            stats["full_wall"].append(wall)
+            cpu, _ = measure(lambda p=plan, i=i: render(p, tmp / f"cold_{i}.mp4", cache=cold))
+            stats["cold_cpu"].append(cpu)
+            cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"warm_{i}.mp4", cache=warm))
+            stats["warm_cpu"].append(cpu)
+            stats["warm_wall"].append(wall)
+            stats["limit_cpu"].append(encode_limit(plan, tmp / f"warm_{i}.mp4", tmp))
+            print(f"recipient {i + 1}/{n} done", file=sys.stderr)
+        previews = []
+        for i, plan in enumerate(plans[: args.preview_sample]):
+            _, wall = measure(lambda p=plan, i=i: render(p, tmp / f"prev_{i}.mp4", preview=True))
+            previews.append(stats["full_wall"][i] / wall)
+    mean = {k: statistics.mean(v) for k, v in stats.items()}
+    profile = EncodingProfile.for_canvas(plans[0].canvas)
+    variable_s = statistics.mean(
+        sum(r.frames for r in plan_runs(p, profile) if r.personal) / profile.fps for p in plans
+    )
     print(
         json.dumps(
             {
                 "bench": "render",
-                "recipients": len(plans),
-                "video_seconds": round(video_s, 2),
-                "full_s_per_video": round(full, 2),
-                "full_x_realtime": round(video_s / full, 2),
-                "preview_s_per_video": round(preview, 2),
-                "preview_speedup": round(full / preview, 1),
-                "cpus": os.cpu_count(),
-                "machine": platform.machine(),
-                "ffmpeg": ffmpeg_version(),
+                "recipients": n,
+                "video_s": round(statistics.mean(p.duration for p in plans), 2),
+                "variable_s_per_recipient": round(variable_s, 2),
+                "full_cpu_s_per_recipient": round(mean["full_cpu"], 3),
+                "full_wall_s_per_recipient": round(mean["full_wall"], 3),
+                "cold_cpu_s_per_recipient": round(mean["cold_cpu"], 3),
+                "warm_cpu_s_per_recipient": round(mean["warm_cpu"], 3),
+                "warm_wall_s_per_recipient": round(mean["warm_wall"], 3),
+                "limit_cpu_s_per_recipient": round(mean["limit_cpu"], 3),
+                "warm_over_full": round(mean["warm_cpu"] / mean["full_cpu"], 3),
+                "warm_over_limit": round(mean["warm_cpu"] / mean["limit_cpu"], 3),
+                "preview_speedup": round(statistics.mean(previews), 1) if previews else None,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
+                "ffmpeg": ff.ffmpeg_version(),
             }
         )
     )

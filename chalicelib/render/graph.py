@@ -6,9 +6,11 @@ Only numbers and Reel's own file names enter filter strings; user text is drawn 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TypeVar
 
 import ffmpeg
 
@@ -16,6 +18,7 @@ from chalicelib.render.profile import EncodingProfile
 from chalicelib.template.model import Animation, AnimationKind, Fit
 
 FILE_ONLY = {"protocol_whitelist": "file"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,36 @@ class SceneInput:
     debug_name: str = field(default="", compare=False)
 
 
+class Inputs:
+    """Creates the graph's inputs. ffmpeg-python merges identical nodes, so an input used twice
+    (the same background in two scenes, the same chime twice) must be split explicitly: a first
+    pass of the builder counts the uses, the second splits what is used more than once."""
+
+    def __init__(self, uses: Counter[tuple[object, ...]] | None = None):
+        self.uses = uses
+        self.seen: Counter[tuple[object, ...]] = Counter()
+        self._splits: dict[tuple[object, ...], ffmpeg.nodes.FilterNode] = {}
+
+    def get(self, kind: str, name: str, **opts: object) -> ffmpeg.nodes.FilterableStream:
+        key = (kind, name, *sorted(opts.items()))
+        self.seen[key] += 1
+        source = ffmpeg.input(name, **opts)
+        stream = source.video if kind == "video" else source.audio
+        count = self.uses[key] if self.uses is not None else 1
+        if count <= 1:
+            return stream
+        if key not in self._splits:
+            splitter = "split" if kind == "video" else "asplit"
+            self._splits[key] = stream.filter_multi_output(splitter, count)
+        return self._splits[key].stream(self.seen[key] - 1)
+
+
+def _twice(build: Callable[[Inputs], T]) -> T:
+    counting = Inputs()
+    build(counting)
+    return build(Inputs(counting.seen))
+
+
 def _ffcolor(color: str) -> str:
     return "0x" + color.lstrip("#")[:6]
 
@@ -77,7 +110,7 @@ def _fit(
     return stream.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
 
 
-def _video_input(src: VideoSource, seconds: float) -> ffmpeg.nodes.FilterableStream:
+def _video_input(src: VideoSource, inputs: Inputs) -> ffmpeg.nodes.FilterableStream:
     opts: dict[str, object] = dict(FILE_ONLY)
     if src.trim:
         opts["ss"] = f"{src.trim[0]:g}"
@@ -85,7 +118,7 @@ def _video_input(src: VideoSource, seconds: float) -> ffmpeg.nodes.FilterableStr
             opts["t"] = f"{src.trim[1] - src.trim[0]:g}"
     if src.loop:
         opts["stream_loop"] = -1
-    stream = ffmpeg.input(src.path, **opts).video
+    stream = inputs.get("video", src.path, **opts)
     if src.loop and src.trim:
         # Loop only the trimmed part: trim after the seek, then loop in the filtergraph.
         stream = stream.filter("trim", duration=f"{src.trim[1] - src.trim[0]:g}")
@@ -109,12 +142,16 @@ def _slide_term(anim: Animation | None, axis: str, entering: bool, t0: float, ex
 
 
 def _overlay(
-    base: ffmpeg.nodes.FilterableStream, ov: Overlay, fps: int, canvas: tuple[int, int]
+    base: ffmpeg.nodes.FilterableStream,
+    ov: Overlay,
+    fps: int,
+    canvas: tuple[int, int],
+    inputs: Inputs,
 ) -> ffmpeg.nodes.FilterableStream:
     if ov.still is not None:
-        layer = ffmpeg.input(ov.still, loop=1, framerate=fps, t=f"{ov.end:g}", **FILE_ONLY).video
+        layer = inputs.get("video", ov.still, loop=1, framerate=fps, t=f"{ov.end:g}", **FILE_ONLY)
     elif ov.video is not None:
-        layer = _video_input(ov.video, ov.end - ov.start)
+        layer = _video_input(ov.video, inputs)
         layer = _fit(layer, ov.w, ov.h, ov.video.fit).filter("fps", fps).filter("format", "rgba")
         if ov.opacity < 1:
             layer = layer.filter("colorchannelmixer", aa=f"{ov.opacity:g}")
@@ -152,23 +189,25 @@ def _overlay(
     )
 
 
-def scene_stream(scene: SceneInput, profile: EncodingProfile) -> ffmpeg.nodes.FilterableStream:
+def scene_stream(
+    scene: SceneInput, profile: EncodingProfile, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
     """One scene's video: background, overlays in z order, fades; exactly `frames` frames."""
     fps, w, h = profile.fps, profile.width, profile.height
     seconds = scene.frames / fps
     if scene.background_video is not None:
-        base = _video_input(scene.background_video, seconds)
+        base = _video_input(scene.background_video, inputs)
         base = _fit(base, w, h, scene.background_video.fit).filter("fps", fps)
     elif scene.background_image is not None:
-        base = ffmpeg.input(
-            scene.background_image, loop=1, framerate=fps, t=f"{seconds:g}", **FILE_ONLY
-        ).video
+        base = inputs.get(
+            "video", scene.background_image, loop=1, framerate=fps, t=f"{seconds:g}", **FILE_ONLY
+        )
     else:
         color = _ffcolor(scene.background_color or "#000000")
-        base = ffmpeg.input(f"color=c={color}:s={w}x{h}:r={fps}:d={seconds:g}", f="lavfi").video
+        base = inputs.get("video", f"color=c={color}:s={w}x{h}:r={fps}:d={seconds:g}", f="lavfi")
     base = base.filter("setsar", 1).filter("format", "yuv420p")
     for ov in scene.overlays:
-        base = _overlay(base, ov, fps, (w, h))
+        base = _overlay(base, ov, fps, (w, h), inputs)
     base = base.filter("trim", end_frame=scene.frames).filter("setpts", "PTS-STARTPTS")
     if scene.fade_in > 0:
         base = base.filter("fade", t="in", st=0, d=f"{scene.fade_in:g}")
@@ -192,12 +231,25 @@ def segment_args(
 ) -> list[str]:
     """Arguments rendering a chain of scenes (joined by crossfades, else back to back) into
     one video-only segment, keeping the frames of `window` (default: all of them)."""
+    stream, length = _twice(lambda inputs: _chain(scenes, profile, inputs))
+    start, end = window or (0, length)
+    if (start, end) != (0, length):
+        stream = stream.filter("trim", start_frame=start, end_frame=end).filter(
+            "setpts", "PTS-STARTPTS"
+        )
+    out_opts = {**profile.video_args(), "frames:v": end - start}
+    return list(ffmpeg.output(stream, out, **out_opts).global_args("-y").get_args())
+
+
+def _chain(
+    scenes: Sequence[SceneInput], profile: EncodingProfile, inputs: Inputs
+) -> tuple[ffmpeg.nodes.FilterableStream, int]:
     fps = profile.fps
-    stream = scene_stream(scenes[0], profile)
+    stream = scene_stream(scenes[0], profile, inputs)
     length = scenes[0].frames
     for prev, scene in pairwise(scenes):
         overlap = prev.crossfade_frames
-        nxt = scene_stream(scene, profile)
+        nxt = scene_stream(scene, profile, inputs)
         if overlap:
             stream = ffmpeg.filter(
                 [stream, nxt],
@@ -209,13 +261,7 @@ def segment_args(
         else:
             stream = ffmpeg.concat(stream, nxt, v=1, a=0)
         length += scene.frames - overlap
-    start, end = window or (0, length)
-    if (start, end) != (0, length):
-        stream = stream.filter("trim", start_frame=start, end_frame=end).filter(
-            "setpts", "PTS-STARTPTS"
-        )
-    out_opts = {**profile.video_args(), "frames:v": end - start}
-    return list(ffmpeg.output(stream, out, **out_opts).global_args("-y").get_args())
+    return stream, length
 
 
 @dataclass(frozen=True)
@@ -236,13 +282,33 @@ def audio_args(
 ) -> list[str]:
     """One audio pass over the whole timeline (music bed, audio layers, fades) to an AAC
     track, so there is no click at any segment join."""
+    mixed = _twice(lambda inputs: _mix(audio, total, profile, inputs))
+    output = ffmpeg.output(
+        mixed,
+        out,
+        **{
+            "c:a": "aac",
+            "b:a": profile.audio_bitrate,
+            "ar": profile.audio_rate,
+            "ac": 2,
+            "map_metadata": -1,
+            "fflags": "+bitexact",
+            "f": "mp4",
+        },
+    )
+    return list(output.global_args("-y").get_args())
+
+
+def _mix(
+    audio: Sequence[AudioInput], total: float, profile: EncodingProfile, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
     rate = profile.audio_rate
     tracks = []
     for sound in audio:
         opts: dict[str, object] = dict(FILE_ONLY)
         if sound.loop:
             opts["stream_loop"] = -1
-        a = ffmpeg.input(sound.path, **opts).audio
+        a = inputs.get("audio", sound.path, **opts)
         a = a.filter("aresample", rate).filter(
             "aformat", sample_fmts="fltp", channel_layouts="stereo"
         )
@@ -258,26 +324,12 @@ def audio_args(
             a = a.filter("adelay", f"{round(sound.start * 1000)}", all=1)
         tracks.append(a)
     if not tracks:
-        mixed = ffmpeg.input(f"anullsrc=r={rate}:cl=stereo", f="lavfi").audio
+        mixed = inputs.get("audio", f"anullsrc=r={rate}:cl=stereo", f="lavfi")
     elif len(tracks) == 1:
         mixed = tracks[0]
     else:
         mixed = ffmpeg.filter(tracks, "amix", inputs=len(tracks), normalize=0, duration="longest")
-    mixed = mixed.filter("apad").filter("atrim", duration=f"{total:g}")
-    output = ffmpeg.output(
-        mixed,
-        out,
-        **{
-            "c:a": "aac",
-            "b:a": profile.audio_bitrate,
-            "ar": rate,
-            "ac": 2,
-            "map_metadata": -1,
-            "fflags": "+bitexact",
-            "f": "mp4",
-        },
-    )
-    return list(output.global_args("-y").get_args())
+    return mixed.filter("apad").filter("atrim", duration=f"{total:g}")
 
 
 def mux_args(concat_list: str, audio_file: str, total: float, out: str) -> list[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chalicelib.render.graph import (
     AudioInput,
     Overlay,
     SceneInput,
+    VideoSource,
     audio_args,
     chain_frames,
     mux_args,
@@ -102,3 +105,19 @@ def test_cut_scenes_are_concatenated_and_a_window_is_trimmed() -> None:
     assert "concat=a=0:n=2:v=1" in graph
     assert "trim=end_frame=12:start_frame=4" in graph
     assert args[args.index("-frames:v") + 1] == "8"
+
+
+def test_an_input_used_twice_is_split() -> None:
+    # ffmpeg-python would merge the two identical background inputs into one node
+    bg = VideoSource("bg.mp4")
+    scenes = [
+        SceneInput(frames=10, background_video=bg),
+        SceneInput(frames=10, background_video=bg),
+    ]
+    args = segment_args(scenes, PROFILE, "seg.mp4")
+    assert args.count("bg.mp4") == 1
+    assert "split=2" in args[args.index("-filter_complex") + 1]
+    chime = AudioInput("c.m4a", 0.5, 0.3)
+    audio = audio_args([chime, replace(chime, start=1.5)], 2.0, PROFILE, "a.m4a")
+    assert audio.count("c.m4a") == 1
+    assert "asplit=2" in audio[audio.index("-filter_complex") + 1]
