@@ -128,3 +128,25 @@ def test_same_inputs_same_bytes(campaign: Campaign, out: Path) -> None:
     a = render_record(campaign, {"first_name": "Ann", "plan": "pro"}, out / "a.mp4")
     b = render_record(campaign, {"first_name": "Ann", "plan": "pro"}, out / "b.mp4")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_trimmed_looping_video_layer(campaign: Campaign, out: Path) -> None:
+    # GIVEN a 1 s source looped over a 1.5 s layer that starts at 0.5 s, from its 0.2 s mark
+    tpl = campaign.template.read_text().replace(
+        "      - {type: image,",
+        "      - {type: video, src: assets/loop.mp4, size: [60, 40], at: [0.2, 0.8],"
+        " start: 0.2, trim: [0.2, 0.7]}\n      - {type: image,",
+    )
+    campaign.write_template(tpl)
+    video = render_record(campaign, {"first_name": "A"}, out / "v.mp4")
+    p = probe(video)
+    assert p.frames == 26
+    # the layer is absent before its start and present after it
+    before = frame_at(video, 11).astype(int)[77, 32]
+    after = frame_at(video, 15).astype(int)[77, 32]
+    assert np.abs(after - before).sum() > 30
+
+
+def test_mp4_is_faststart(campaign: Campaign, out: Path) -> None:
+    data = render_record(campaign, {"first_name": "A"}, out / "f.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")
