@@ -27,19 +27,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from chalicelib.adapters.local_fs import LocalBlobStore  # noqa: E402
-from chalicelib.cli import DEMO_DIR  # noqa: E402
-from chalicelib.data.readers import read_rows  # noqa: E402
-from chalicelib.render import ffmpeg as ff  # noqa: E402
-from chalicelib.render.cache import SegmentCache  # noqa: E402
-from chalicelib.render.engine import render  # noqa: E402
-from chalicelib.render.profile import EncodingProfile  # noqa: E402
-from chalicelib.render.segments import plan_runs  # noqa: E402
-from chalicelib.template.bind import bind  # noqa: E402
-from chalicelib.template.library import load_template  # noqa: E402
-from chalicelib.template.plan import RenderPlan  # noqa: E402
+from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.cli import DEMO_DIR
+from chalicelib.data.readers import read_rows
+from chalicelib.render import ffmpeg as ff
+from chalicelib.render.cache import SegmentCache
+from chalicelib.render.engine import render
+from chalicelib.render.profile import EncodingProfile
+from chalicelib.render.segments import plan_runs
+from chalicelib.template.bind import bind
+from chalicelib.template.library import load_template
+from chalicelib.template.plan import RenderPlan
 
 
 def cpu_seconds() -> float:
@@ -82,8 +80,8 @@ def main() -> None:
     plans = [bind(lt, row) for row in rows[: args.recipients]]
     seed = bind(lt, {**rows[0], "first_name": "Benchmark Seed", "avatar": None})
     n = len(plans)
-    stats: dict[str, list[float]] = {k: [] for k in ("full_cpu", "full_wall", "cold_cpu",
-                                                     "warm_cpu", "warm_wall", "limit_cpu")}  # fmt: skip
+    keys = ("full_cpu", "full_wall", "cold_cpu", "warm_cpu", "warm_wall", "limit_cpu")
+    stats: dict[str, list[float]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cold = SegmentCache(LocalBlobStore(tmp / "cold"))
@@ -125,7 +123,8 @@ def main() -> None:
                 "warm_over_full": round(mean["warm_cpu"] / mean["full_cpu"], 3),
                 "warm_over_limit": round(mean["warm_cpu"] / mean["limit_cpu"], 3),
                 "preview_speedup": round(statistics.mean(previews), 1) if previews else None,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
+                "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
+                f"Python {platform.python_version()}",
                 "ffmpeg": ff.ffmpeg_version(),
             }
         )

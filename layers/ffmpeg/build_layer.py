@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import zipfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from chalicelib.render.ffmpeg import ffmpeg_path, ffmpeg_version
 
