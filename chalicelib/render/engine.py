@@ -136,8 +136,8 @@ def _atomic_target(path: Path) -> Path:
 def render_run(run: Run, profile: EncodingProfile, work: Path, out: Path) -> None:
     """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
     inputs = [
-        prepare_scene(p.scene, profile, work, keep)
-        for p, keep in zip(run.chain, run.layers, strict=True)
+        replace(prepare_scene(p.scene, profile, work, layers), keep=keep)
+        for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(segment_args(inputs, profile, str(out), run.window))
 

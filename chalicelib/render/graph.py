@@ -61,6 +61,7 @@ class SceneInput:
     fade_in: float = 0.0  # seconds from black (half of a fade-through-black)
     fade_out: float = 0.0
     crossfade_frames: int = 0  # overlap with the next scene of the same segment
+    keep: tuple[int, int] | None = None  # the frames [from, to) to render; default: all
     debug_name: str = field(default="", compare=False)
 
 
@@ -110,19 +111,36 @@ def _fit(
     return stream.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
 
 
-def _video_input(src: VideoSource, inputs: Inputs) -> ffmpeg.nodes.FilterableStream:
+def _frames(stream: ffmpeg.nodes.FilterableStream, first: int, fps: int) -> ffmpeg.nodes.FilterableStream:
+    """Stamp frames with exact scene-local frame numbers, the first being `first`."""
+    return stream.filter("settb", f"1/{fps}").filter("setpts", f"N+{first}")
+
+
+def _still(
+    path: str, fmt: str, first: int, end: int, fps: int, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
+    """A picture shown on frames [first, end): decoded and converted once, then repeated."""
+    stream = inputs.get("video", path, framerate=fps, **FILE_ONLY).filter("format", fmt)
+    stream = stream.filter("loop", loop=end - first - 1, size=1, start=0)
+    return _frames(stream, first, fps)
+
+
+def _video_frames(
+    src: VideoSource, w: int, h: int, skip: int, count: int, fps: int, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
+    """`count` frames of a video source fitted to w×h, from its frame `skip` on."""
     opts: dict[str, object] = dict(FILE_ONLY)
     if src.trim:
         opts["ss"] = f"{src.trim[0]:g}"
-        if not src.loop:
-            opts["t"] = f"{src.trim[1] - src.trim[0]:g}"
-    if src.loop:
+        opts["t"] = f"{src.trim[1] - src.trim[0]:g}"
+    elif src.loop:
         opts["stream_loop"] = -1
-    stream = inputs.get("video", src.path, **opts)
-    if src.loop and src.trim:
-        # Loop only the trimmed part: trim after the seek, then loop in the filtergraph.
-        stream = stream.filter("trim", duration=f"{src.trim[1] - src.trim[0]:g}")
-    return stream
+    stream = _fit(inputs.get("video", src.path, **opts), w, h, src.fit).filter("fps", fps)
+    if src.trim and src.loop:
+        # Loop just the trimmed part, from memory (frames are already fitted to the box).
+        size = max(1, round((src.trim[1] - src.trim[0]) * fps))
+        stream = stream.filter("loop", loop=-1, size=size, start=0)
+    return stream.filter("trim", start_frame=skip, end_frame=skip + count)
 
 
 def _slide_term(anim: Animation | None, axis: str, entering: bool, t0: float, extent: int) -> str:
@@ -144,21 +162,23 @@ def _slide_term(anim: Animation | None, axis: str, entering: bool, t0: float, ex
 def _overlay(
     base: ffmpeg.nodes.FilterableStream,
     ov: Overlay,
+    keep: tuple[int, int],
     fps: int,
     canvas: tuple[int, int],
     inputs: Inputs,
 ) -> ffmpeg.nodes.FilterableStream:
+    first, end = max(ov.frames[0], keep[0]), min(ov.frames[1], keep[1])
+    if end <= first:
+        return base  # not on screen in the frames rendered
     if ov.still is not None:
-        layer = inputs.get("video", ov.still, loop=1, framerate=fps, t=f"{ov.end:g}", **FILE_ONLY)
+        layer = _still(ov.still, "yuva420p", first, end, fps, inputs)
     elif ov.video is not None:
-        layer = _video_input(ov.video, inputs)
-        layer = _fit(layer, ov.w, ov.h, ov.video.fit).filter("fps", fps).filter("format", "rgba")
+        # The clip starts playing when the layer appears, not when the scene starts.
+        layer = _video_frames(ov.video, ov.w, ov.h, first - ov.frames[0], end - first, fps, inputs)
+        layer = layer.filter("format", "yuva420p")
         if ov.opacity < 1:
             layer = layer.filter("colorchannelmixer", aa=f"{ov.opacity:g}")
-        # The clip starts playing when the layer appears, not when the scene starts.
-        layer = layer.filter("trim", duration=f"{ov.end - ov.start:g}").filter(
-            "setpts", f"PTS-STARTPTS+{ov.start:g}/TB"
-        )
+        layer = _frames(layer, first, fps)
     else:
         raise ValueError("an overlay needs a still or a video")
     if ov.enter is not None:
@@ -181,46 +201,50 @@ def _overlay(
                 x = f"{ov.x}+{expr}"
             else:
                 y = f"{ov.y}+{expr}"
-    # Frame numbers, not seconds: which frames show a layer must be exact, since a segment
-    # boundary may fall where it appears.
-    first, end = ov.frames
+    # Which frames show a layer must be exact (a segment may start where it appears): frame
+    # k is at t = k/fps, so half-frame margins make the test immune to rounding.
+    lo, hi = (ov.frames[0] - 0.5) / fps, (ov.frames[1] - 0.5) / fps
     return ffmpeg.overlay(
-        base, layer, x=x, y=y, enable=f"between(n,{first},{end - 1})", eof_action="pass"
+        base, layer, x=x, y=y, enable=f"between(t,{lo:.6f},{hi:.6f})", eof_action="pass"
     )
 
 
 def scene_stream(
     scene: SceneInput, profile: EncodingProfile, inputs: Inputs
 ) -> ffmpeg.nodes.FilterableStream:
-    """One scene's video: background, overlays in z order, fades; exactly `frames` frames."""
+    """One scene's video, frames `keep` of it: background, overlays in z order, fades."""
     fps, w, h = profile.fps, profile.width, profile.height
-    seconds = scene.frames / fps
+    k0, k1 = scene.keep or (0, scene.frames)
     if scene.background_video is not None:
-        base = _video_input(scene.background_video, inputs)
-        base = _fit(base, w, h, scene.background_video.fit).filter("fps", fps)
+        base = _video_frames(scene.background_video, w, h, k0, k1 - k0, fps, inputs)
+        base = _frames(base.filter("format", "yuv420p"), k0, fps)
     elif scene.background_image is not None:
-        base = inputs.get(
-            "video", scene.background_image, loop=1, framerate=fps, t=f"{seconds:g}", **FILE_ONLY
-        )
+        base = _still(scene.background_image, "yuv420p", k0, k1, fps, inputs)
     else:
         color = _ffcolor(scene.background_color or "#000000")
-        base = inputs.get("video", f"color=c={color}:s={w}x{h}:r={fps}:d={seconds:g}", f="lavfi")
+        source = f"color=c={color}:s={w}x{h}:r={fps}:d={(k1 - k0) / fps:g}"
+        base = _frames(inputs.get("video", source, f="lavfi"), k0, fps)
     base = base.filter("setsar", 1).filter("format", "yuv420p")
     for ov in scene.overlays:
-        base = _overlay(base, ov, fps, (w, h), inputs)
-    base = base.filter("trim", end_frame=scene.frames).filter("setpts", "PTS-STARTPTS")
+        base = _overlay(base, ov, (k0, k1), fps, (w, h), inputs)
+    seconds = scene.frames / fps
     if scene.fade_in > 0:
         base = base.filter("fade", t="in", st=0, d=f"{scene.fade_in:g}")
     if scene.fade_out > 0:
         base = base.filter(
             "fade", t="out", st=f"{seconds - scene.fade_out:g}", d=f"{scene.fade_out:g}"
         )
-    return base.filter("format", "yuv420p")
+    return base.filter("setpts", "PTS-STARTPTS").filter("format", "yuv420p")
+
+
+def _kept(scene: SceneInput) -> int:
+    k0, k1 = scene.keep or (0, scene.frames)
+    return k1 - k0
 
 
 def chain_frames(scenes: Sequence[SceneInput]) -> int:
-    """Frames of a chain of scenes: their frames less the crossfade overlaps between them."""
-    return sum(s.frames for s in scenes) - sum(s.crossfade_frames for s in scenes[:-1])
+    """Frames of a chain of scenes: their kept frames less the crossfade overlaps."""
+    return sum(_kept(s) for s in scenes) - sum(s.crossfade_frames for s in scenes[:-1])
 
 
 def segment_args(
@@ -246,7 +270,7 @@ def _chain(
 ) -> tuple[ffmpeg.nodes.FilterableStream, int]:
     fps = profile.fps
     stream = scene_stream(scenes[0], profile, inputs)
-    length = scenes[0].frames
+    length = _kept(scenes[0])
     for prev, scene in pairwise(scenes):
         overlap = prev.crossfade_frames
         nxt = scene_stream(scene, profile, inputs)
@@ -260,7 +284,7 @@ def _chain(
             )
         else:
             stream = ffmpeg.concat(stream, nxt, v=1, a=0)
-        length += scene.frames - overlap
+        length += _kept(scene) - overlap
     return stream, length
 
 

@@ -46,6 +46,9 @@ class Run:
     # Per scene of the chain, the indices of its layers visible in the window: the only ones
     # rendered and the only ones in the key (a personal layer off-screen changes nothing).
     layers: tuple[tuple[int, ...], ...]
+    # Per scene of the chain, its frames [from, to) that are rendered: frames outside the
+    # window are not made at all, except what keeps a crossfade within the chain whole.
+    keeps: tuple[tuple[int, int], ...]
 
     @property
     def frames(self) -> int:
@@ -53,8 +56,8 @@ class Run:
 
     @property
     def window(self) -> tuple[int, int]:
-        """The run's frames relative to the start of its chain's first scene."""
-        origin = self.chain[0].start
+        """The run's frames within the frames its chain renders."""
+        origin = self.chain[0].start + self.keeps[0][0]
         return self.start - origin, self.end - origin
 
 
@@ -81,16 +84,27 @@ def total_frames(placed: list[Placed]) -> int:
     return placed[-1].end if placed else 0
 
 
+# A static piece shorter than this, inside a scene with personal layers, is not worth an encode
+# of its own, and snapping to the scene's edges keeps the cuts the same for recipients whose
+# personal layers appear a few frames apart (with or without an avatar, say).
+SNAP_SECONDS = 1.0
+
+
 def _personal_spans(p: Placed, fps: int) -> list[tuple[int, int]]:
     if p.scene.personal and not any(pl.personal for pl in p.scene.layers):
         return [(p.start, p.end)]  # a personal background
-    spans = []
-    for pl in p.scene.layers:
-        if pl.personal:
-            a, b = layer_frames(pl.start, pl.end, fps, p.frames)
-            if b > a:
-                spans.append((p.start + a, p.start + b))
-    return spans
+    snap = round(SNAP_SECONDS * fps)
+    spans: list[tuple[int, int]] = []
+    for pl in sorted((pl for pl in p.scene.layers if pl.personal), key=lambda pl: pl.start):
+        a, b = layer_frames(pl.start, pl.end, fps, p.frames)
+        if b <= a:
+            continue
+        a = 0 if a < snap else a
+        b = p.frames if p.frames - b < snap else b
+        if spans and a - spans[-1][1] < snap:
+            a, b = spans[-1][0], max(b, spans.pop()[1])
+        spans.append((a, b))
+    return [(p.start + a, p.start + b) for a, b in spans]
 
 
 def _visible(p: Placed, start: int, end: int, fps: int) -> tuple[int, ...]:
@@ -102,10 +116,24 @@ def _visible(p: Placed, start: int, end: int, fps: int) -> tuple[int, ...]:
     return tuple(keep)
 
 
+def _keeps(chain: tuple[Placed, ...], start: int, end: int) -> tuple[tuple[int, int], ...]:
+    keeps = []
+    last = len(chain) - 1
+    for i, p in enumerate(chain):
+        k0 = 0 if i > 0 else max(0, start - p.start)
+        k1 = p.frames if i < last else min(p.frames, end - p.start)
+        if i < last:  # do not cut into the crossfade with the next scene
+            k0 = min(k0, p.frames - p.overlap_next)
+        if i > 0:  # nor into the one with the previous scene
+            k1 = max(k1, chain[i - 1].overlap_next)
+        keeps.append((k0, k1))
+    return tuple(keeps)
+
+
 def _run(placed: list[Placed], start: int, end: int, personal: bool, fps: int) -> Run:
     chain = tuple(p for p in placed if p.start < end and p.end > start)
     layers = tuple(_visible(p, start, end, fps) for p in chain)
-    return Run(start, end, personal, chain, layers)
+    return Run(start, end, personal, chain, layers, _keeps(chain, start, end))
 
 
 def plan_runs(plan: RenderPlan, profile: EncodingProfile, *, split: bool = True) -> list[Run]:
@@ -170,6 +198,7 @@ def run_key(run: Run, profile: EncodingProfile, digest: Digest, context: dict[st
         "context": context,
         "profile": asdict(profile),
         "window": run.window,
+        "keeps": run.keeps,
         "scenes": [
             scene_fingerprint(p.scene, digest, keep)
             for p, keep in zip(run.chain, run.layers, strict=True)

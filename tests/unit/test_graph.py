@@ -41,15 +41,31 @@ def test_scene_with_a_sliding_still() -> None:
     )  # fmt: skip
     assert segment_args([scene], PROFILE, "seg.mp4") == [
         "-f", "lavfi", "-i", "color=c=0x102040:s=160x96:r=10:d=1",
-        "-framerate", "10", "-loop", "1", "-protocol_whitelist", "file", "-t", "0.8", "-i", "t.png",
+        "-framerate", "10", "-protocol_whitelist", "file", "-i", "t.png",
         "-filter_complex",
-        "[0:v]setsar=1[s0];[s0]format=yuv420p[s1];"
-        "[1:v]fade=alpha=1:d=0.3:st=0.2:t=in[s2];"
-        "[s1][s2]overlay=enable=between(n\\,2\\,7):eof_action=pass:x=10"
-        ":y=20+96*pow(1-clip((t-0.2)/0.3\\,0\\,1)\\,3)[s3];"
-        "[s3]trim=end_frame=10[s4];[s4]setpts=PTS-STARTPTS[s5];[s5]format=yuv420p[s6]",
-        "-map", "[s6]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y",
+        "[0:v]settb=1/10[s0];[s0]setpts=N+0[s1];[s1]setsar=1[s2];[s2]format=yuv420p[s3];"
+        # the still is decoded and converted once, then repeated on its frames 2…7
+        "[1:v]format=yuva420p[s4];[s4]loop=loop=5:size=1:start=0[s5];"
+        "[s5]settb=1/10[s6];[s6]setpts=N+2[s7];"
+        "[s7]fade=alpha=1:d=0.3:st=0.2:t=in[s8];"
+        "[s3][s8]overlay=enable=between(t\\,0.150000\\,0.750000):eof_action=pass:x=10"
+        ":y=20+96*pow(1-clip((t-0.2)/0.3\\,0\\,1)\\,3)[s9];"
+        "[s9]setpts=PTS-STARTPTS[s10];[s10]format=yuv420p[s11]",
+        "-map", "[s11]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y",
     ]  # fmt: skip
+
+
+def test_only_the_kept_frames_are_made() -> None:
+    # GIVEN a scene whose frames 4…9 are wanted, with a layer on its frames 2…7
+    ov = Overlay(x=0, y=0, w=8, h=8, start=0.2, end=0.8, frames=(2, 8), still="t.png")
+    scene = SceneInput(frames=10, background_color="#000000", overlays=(ov,), keep=(4, 10))
+    args = segment_args([scene], PROFILE, "seg.mp4")
+    graph = args[args.index("-filter_complex") + 1]
+    # THEN the background starts at frame 4, the layer is made for frames 4…7 only
+    assert "color=c=0x000000:s=160x96:r=10:d=0.6" in args
+    assert "[0:v]settb=1/10[s0];[s0]setpts=N+4[s1]" in graph
+    assert "loop=loop=3:size=1:start=0[s5];[s5]settb=1/10[s6];[s6]setpts=N+4[s7]" in graph
+    assert args[args.index("-frames:v") + 1] == "6"
 
 
 def test_crossfaded_scenes_share_one_segment_with_xfade() -> None:

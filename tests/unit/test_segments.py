@@ -52,40 +52,45 @@ def test_a_conditional_scene_is_static_content(campaign: Campaign) -> None:
     ]
 
 
-def test_runs_are_cut_where_a_personal_layer_shows(campaign: Campaign) -> None:
+def _greeting(campaign: Campaign, timing: str) -> None:
     text = campaign.template.read_text().replace(
-        "size: [140, 40], at: [0.5, 0.5]}",
-        "size: [140, 40], at: [0.5, 0.5], start: 0.3, duration: 0.4}",
+        "duration: 1.0\n    background: {color", "duration: 3.0\n    background: {color"
     )
-    campaign.write_template(text)
+    campaign.write_template(
+        text.replace(
+            "size: [140, 40], at: [0.5, 0.5]}", f"size: [140, 40], at: [0.5, 0.5], {timing}}}"
+        )
+    )
+
+
+def test_runs_are_cut_where_a_personal_layer_shows(campaign: Campaign) -> None:
+    # GIVEN a 3 s greeting (frames 10…39) whose name shows from 1.5 s to 2 s (frames 25…29)
+    _greeting(campaign, "start: 1.5, duration: 0.5")
     plan = plan_for(campaign)
     runs = plan_runs(plan, profile(plan))
     assert [(r.start, r.end, r.personal) for r in runs] == [
-        (0, 13, False),
-        (13, 17, True),
-        (17, 26, False),
+        (0, 25, False),
+        (25, 30, True),
+        (30, 46, False),
     ]
     # off-screen, the name is neither rendered nor part of the key: Ann's and Bob's match
     assert runs[0].layers == ((0,), ())
-    assert keys(plan)[0] == keys(plan_for(campaign, first_name="Bob"))[0]
-    assert keys(plan)[1] != keys(plan_for(campaign, first_name="Bob"))[1]
+    bob = plan_for(campaign, first_name="Bob")
+    assert keys(plan)[0] == keys(bob)[0] and keys(plan)[2] == keys(bob)[2]
+    assert keys(plan)[1] != keys(bob)[1]
+    # and only the frames of each run are made
+    assert runs[1].keeps == ((15, 20),)
 
 
-def test_a_crossfade_into_a_variable_scene_belongs_to_the_variable_run(campaign: Campaign) -> None:
-    text = campaign.template.read_text().replace(
-        "transition: {type: cut}", "transition: {type: crossfade, duration: 0.2}"
-    )
-    campaign.write_template(text)
+def test_personal_spans_snap_to_scene_edges(campaign: Campaign) -> None:
+    # a name from 0.3 s to 2.5 s is variable for the whole greeting: no 3-frame static pieces
+    _greeting(campaign, "start: 0.3, duration: 2.2")
     plan = plan_for(campaign)
-    assert [(p.start, p.end) for p in timeline(plan, profile(plan))] == [(0, 10), (8, 18), (16, 22)]
-    # the static intro is cut where the crossfade starts; the greeting's run carries both fades
-    assert runs_of(plan) == [
-        (0, 8, False, ["intro"]),
-        (8, 18, True, ["intro", "greeting", "outro"]),
-        (18, 22, False, ["outro"]),
+    assert [(r.start, r.end, r.personal) for r in plan_runs(plan, profile(plan))] == [
+        (0, 10, False),
+        (10, 40, True),
+        (40, 46, False),
     ]
-    [run] = [r for r in plan_runs(plan, profile(plan)) if r.personal]
-    assert run.window == (8, 18)
 
 
 def test_single_pass_is_one_run(campaign: Campaign) -> None:
