@@ -4,7 +4,7 @@
 
 For the first N recipients (default 20), one at a time:
 - full:  the single-pass reference (no cache);
-- cold:  through an empty segment cache;
+- cold:  through an empty segment cache (a new one for each recipient);
 - warm:  through a cache that already holds the static segments (filled by one other
          recipient, as a batch's first render does), each recipient's personal segments new;
 - limit: only encoding the recipient's variable seconds with the same profile (their frames
@@ -84,14 +84,14 @@ def main() -> None:
     stats: dict[str, list[float]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        cold = SegmentCache(LocalBlobStore(tmp / "cold"))
         warm = SegmentCache(LocalBlobStore(tmp / "warm"))
         render(seed, tmp / "seed.mp4", cache=warm)  # the statics, as a batch's first render
         for i, plan in enumerate(plans):
             cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4"))
             stats["full_cpu"].append(cpu)
             stats["full_wall"].append(wall)
-            cpu, _ = measure(lambda p=plan, i=i: render(p, tmp / f"cold_{i}.mp4", cache=cold))
+            cold = SegmentCache(LocalBlobStore(tmp / f"cold_{i}"))  # empty for each recipient
+            cpu, _ = measure(lambda p=plan, i=i, c=cold: render(p, tmp / f"cold_{i}.mp4", cache=c))
             stats["cold_cpu"].append(cpu)
             cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"warm_{i}.mp4", cache=warm))
             stats["warm_cpu"].append(cpu)

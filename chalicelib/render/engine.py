@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache, partial
 from pathlib import Path
 
 import PIL
@@ -40,7 +41,7 @@ from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import Run, layer_frames, plan_runs, run_key
 from chalicelib.render.text import fonts_fingerprint
 from chalicelib.settings import get_settings
-from chalicelib.template.model import TransitionKind, VideoLayer
+from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
 
@@ -51,6 +52,23 @@ def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
     h = max(2, round(pl.layer.size[1] * s))
     cx, cy = pl.layer.at
     return round(cx * profile.width - w / 2), round(cy * profile.height - h / 2), w, h
+
+
+def _video(spec: VideoLayer | Background) -> VideoSource:
+    path = spec.src if isinstance(spec, VideoLayer) else spec.video
+    assert path is not None
+    return VideoSource(path, spec.fit, spec.loop, spec.trim, media_duration(path))
+
+
+def media_duration(path: str) -> float | None:
+    """Duration of a media file (memoized while the file is unchanged)."""
+    st = Path(path).stat()
+    return _duration(path, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _duration(path: str, size: int, mtime_ns: int) -> float | None:
+    return ff.probe(Path(path)).duration
 
 
 def _half(trans_duration: float, kind: TransitionKind) -> float:
@@ -72,24 +90,37 @@ def prepare_scene(
         frames = layer_frames(pl.start, pl.end, profile.fps, scene_frames)
         placed = Overlay(x, y, w, h, pl.start, pl.end, frames, enter=layer.enter, exit=layer.exit)
         if isinstance(layer, VideoLayer):
-            src = VideoSource(layer.src, layer.fit, layer.loop, layer.trim)
-            overlays.append(replace(placed, video=src, opacity=layer.opacity))
+            overlays.append(replace(placed, video=_video(layer), opacity=layer.opacity))
             continue
-        img = raster.layer_image(layer, pl.style, (w, h), profile.scale, f"{scene.id}.layers[{i}]")
-        overlays.append(replace(placed, still=str(raster.save_png(img, work))))
+        field = f"{scene.id}.layers[{i}]"
+        key = json.dumps(
+            [
+                layer.model_dump(mode="json"),
+                pl.style.model_dump(mode="json") if pl.style else None,
+                file_digest(layer.src) if isinstance(layer, ImageLayer) else None,
+                w,
+                h,
+                profile.scale,
+            ]
+        )
+        png = raster.MEMO.get(
+            key, partial(raster.layer_image, layer, pl.style, (w, h), profile.scale, field)
+        )
+        overlays.append(replace(placed, still=str(raster.save_png(png, work))))
     bg = scene.background
     bg_image = None
     if bg.image:
-        img = raster.fit_image(
-            raster.open_image(Path(bg.image)), (profile.width, profile.height), bg.fit
-        )
-        bg_image = str(raster.save_png(img, work))
+        size = (profile.width, profile.height)
+        path = Path(bg.image)
+        key = json.dumps(["background", file_digest(bg.image), size, bg.fit])
+        png = raster.MEMO.get(key, lambda: raster.fit_image(raster.open_image(path), size, bg.fit))
+        bg_image = str(raster.save_png(png, work))
     t_in, t_out = scene.transition_in, scene.transition_out
     return SceneInput(
         frames=scene_frames,
         background_color=bg.color,
         background_image=bg_image,
-        background_video=VideoSource(bg.video, bg.fit, bg.loop, bg.trim) if bg.video else None,
+        background_video=_video(bg) if bg.video else None,
         overlays=tuple(overlays),
         fade_in=_half(t_in.duration, t_in.type),
         fade_out=_half(t_out.duration, t_out.type),

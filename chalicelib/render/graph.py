@@ -29,6 +29,7 @@ class VideoSource:
     fit: Fit = Fit.cover
     loop: bool = True
     trim: tuple[float, float] | None = None
+    duration: float | None = None  # of the file, when known: lets a late start seek
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ def _fit(
     return stream.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
 
 
-def _frames(stream: ffmpeg.nodes.FilterableStream, first: int, fps: int) -> ffmpeg.nodes.FilterableStream:
+def _frames(
+    stream: ffmpeg.nodes.FilterableStream, first: int, fps: int
+) -> ffmpeg.nodes.FilterableStream:
     """Stamp frames with exact scene-local frame numbers, the first being `first`."""
     return stream.filter("settb", f"1/{fps}").filter("setpts", f"N+{first}")
 
@@ -130,6 +133,13 @@ def _video_frames(
 ) -> ffmpeg.nodes.FilterableStream:
     """`count` frames of a video source fitted to w×h, from its frame `skip` on."""
     opts: dict[str, object] = dict(FILE_ONLY)
+    begin, end = src.trim or (0.0, src.duration)
+    if skip and end is not None and (skip + count) / fps <= end - begin:
+        # Everything needed lies in the first pass through the clip: seek, don't decode it all.
+        opts["ss"] = f"{begin + skip / fps:.6f}"
+        opts["t"] = f"{(count + 1) / fps:.6f}"
+        stream = _fit(inputs.get("video", src.path, **opts), w, h, src.fit).filter("fps", fps)
+        return stream.filter("trim", end_frame=count)
     if src.trim:
         opts["ss"] = f"{src.trim[0]:g}"
         opts["t"] = f"{src.trim[1] - src.trim[0]:g}"

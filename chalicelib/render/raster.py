@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
@@ -123,13 +126,40 @@ def layer_image(
     return with_opacity(img, layer.opacity)
 
 
-def save_png(img: Image.Image, directory: Path) -> Path:
-    """Save under a content-addressed name (identical pictures are written once)."""
-    data = img.tobytes()
-    digest = hashlib.sha256(f"{img.mode}{img.size}".encode() + data).hexdigest()[:24]
-    path = directory / f"{digest}.png"
+class PngMemo:
+    """Encoded PNGs of the stills already drawn in this process, by what determines them.
+
+    A batch draws the same static layers (a panel, a label, a logo) for every recipient whose
+    personal segment shows them; drawing text and encoding PNGs is worth doing once.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: str, draw: Callable[[], Image.Image]) -> bytes:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        buf = io.BytesIO()
+        draw().save(buf, format="PNG", compress_level=1)
+        data = buf.getvalue()
+        self._items[key] = data
+        self._size += len(data)
+        while self._size > self.max_bytes and len(self._items) > 1:
+            self._size -= len(self._items.popitem(last=False)[1])
+        return data
+
+
+MEMO = PngMemo()
+
+
+def save_png(data: bytes, directory: Path) -> Path:
+    """Write PNG bytes under a content-addressed name (identical pictures are written once)."""
+    path = directory / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
     if not path.exists():
         tmp = path.with_suffix(".tmp.png")
-        img.save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(data)
         tmp.replace(path)
     return path

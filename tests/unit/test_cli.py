@@ -74,5 +74,5 @@ def test_render_failure_exits_2(campaign: Campaign, out: Path) -> None:
         app, ["render", str(campaign.template), "-d", str(record), "-o", str(out / "v.mp4")]
     )
     assert result.exit_code == 2
-    assert "render failed: ffmpeg failed" in result.stderr
+    assert "render failed: cannot read media loop.mp4" in result.stderr
     assert not (out / "v.mp4").exists()

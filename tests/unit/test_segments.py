@@ -6,7 +6,7 @@ from pathlib import Path
 
 from chalicelib.render.cache import file_digest
 from chalicelib.render.profile import EncodingProfile
-from chalicelib.render.segments import plan_runs, run_key, timeline
+from chalicelib.render.segments import plan_runs, run_key
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template
 from chalicelib.template.plan import RenderPlan
