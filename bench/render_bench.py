@@ -5,8 +5,9 @@
 For the first N recipients (default 20), one at a time:
 - full:  the single-pass reference (no cache);
 - cold:  through an empty segment cache (a new one for each recipient);
-- warm:  through a cache that already holds the static segments (filled by one other
-         recipient, as a batch's first render does), each recipient's personal segments new;
+- warm:  through a cache that already holds the static segments (filled by made-up
+         recipients, one per offer variant, as a batch's first renders do), each
+         recipient's personal segments new;
 - limit: only encoding the recipient's variable seconds with the same profile (their frames
          decoded from the warm output and re-encoded): what no renderer can go below;
 - preview: K recipients with --preview, against their full single-pass time.
@@ -78,14 +79,22 @@ def main() -> None:
     lt = load_template(DEMO_DIR / "template.yaml")
     rows = [r.fields for r in read_rows(DEMO_DIR / "recipients.csv") if r.fields]
     plans = [bind(lt, row) for row in rows[: args.recipients]]
-    seed = bind(lt, {**rows[0], "first_name": "Benchmark Seed", "avatar": None})
+    # Seeds: one made-up recipient per offer variant, with personal values nobody else has.
+    segments = sorted({p.record["segment"] for p in plans})
+    seeds = [
+        bind(
+            lt, {"first_name": "Seed", "segment": s, "renewal_date": "2031-01-01", "monthly_fee": 1}
+        )
+        for s in segments
+    ]
     n = len(plans)
     keys = ("full_cpu", "full_wall", "cold_cpu", "warm_cpu", "warm_wall", "limit_cpu")
     stats: dict[str, list[float]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         warm = SegmentCache(LocalBlobStore(tmp / "warm"))
-        render(seed, tmp / "seed.mp4", cache=warm)  # the statics, as a batch's first render
+        for i, seed in enumerate(seeds):  # the statics, as a batch's first renders make them
+            render(seed, tmp / f"seed_{i}.mp4", cache=warm)
         for i, plan in enumerate(plans):
             cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4"))
             stats["full_cpu"].append(cpu)

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -224,7 +225,12 @@ def render(
     tmp_poster = _atomic_target(poster) if poster else None
     context = cache_context() if cache else {}
     hits = 0
+    frames = sum(r.frames for r in runs)
+    total = frames / profile.fps
+    # The audio track does not depend on the video: it is made while the segments encode.
+    background = ThreadPoolExecutor(max_workers=1)
     try:
+        audio_job = background.submit(_audio_track, plan, total, profile, cache, work)
         names = []
         for i, run in enumerate(runs):
             name = f"seg_{i:04d}.mp4"
@@ -244,18 +250,7 @@ def render(
             if progress:
                 progress("segments", i + 1, steps)
         (work / "segments.txt").write_text("".join(f"file '{n}'\n" for n in names))
-        frames = sum(r.frames for r in runs)
-        total = frames / profile.fps
-        sounds = audio_inputs(plan, total)
-        audio: Path | None = None
-        if cache is not None:
-            audio_blob = cache.audio_key(_audio_key(sounds, total, profile))
-            audio = cache.get(audio_blob, work)
-        if audio is None:
-            ff.run(audio_args(sounds, total, profile, str(work / "audio.m4a")))
-            audio = work / "audio.m4a"
-            if cache is not None:
-                audio = cache.put(audio_blob, audio, work)
+        audio = audio_job.result()
         if progress:
             progress("audio", len(runs) + 1, steps)
         ff.run(mux_args("segments.txt", str(audio), total, str(tmp_out)), cwd=work)
@@ -270,7 +265,27 @@ def render(
         tmp_out.replace(out)
         return RenderResult(out, poster, frames, total, len(runs), hits)
     finally:
+        background.shutdown(wait=True)
         for tmp in (tmp_out, tmp_poster):
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _audio_track(
+    plan: RenderPlan,
+    total: float,
+    profile: EncodingProfile,
+    cache: SegmentCache | None,
+    work: Path,
+) -> Path:
+    """The video's AAC track: from the cache, or rendered in one pass over the timeline."""
+    sounds = audio_inputs(plan, total)
+    blob = cache.audio_key(_audio_key(sounds, total, profile)) if cache is not None else None
+    if cache is not None and blob is not None and (stored := cache.get(blob, work)):
+        return stored
+    target = work / "audio.m4a"
+    ff.run(audio_args(sounds, total, profile, str(target)))
+    if cache is not None and blob is not None:
+        return cache.put(blob, target, work)
+    return target

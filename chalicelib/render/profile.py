@@ -24,6 +24,7 @@ class EncodingProfile:
     gop_seconds: int = 2  # an IDR every 2 s, and at every segment start (each is its own encode)
     audio_rate: int = 48000
     audio_bitrate: str = "128k"
+    aac_coder: str = "twoloop"  # ffmpeg's default and best; "fast" for previews
     threads: int = 0
 
     @property
@@ -45,6 +46,7 @@ class EncodingProfile:
                 preset="ultrafast",
                 crf=30,
                 audio_bitrate="64k",
+                aac_coder="fast",
                 threads=settings.ffmpeg_threads,
                 canvas_width=canvas.width,
             )

@@ -128,7 +128,8 @@ def encode_frames(frames: Sequence[Image.Image], out: Path) -> None:
         args = [
             "-y", "-framerate", str(FPS), "-i", str(work / "f%04d.png"),
             "-vf", f"scale={W}:{H}:flags=bicubic,format=yuv420p",
-            "-r", str(FPS), "-g", str(len(frames)), *VIDEO_OPTS, str(out),
+            # A keyframe every half second: a render that starts mid-loop seeks, not decodes.
+            "-r", str(FPS), "-g", str(FPS // 2), *VIDEO_OPTS, str(out),
         ]  # fmt: skip
         run(args)
     finally:

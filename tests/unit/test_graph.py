@@ -68,12 +68,19 @@ def test_only_the_kept_frames_are_made() -> None:
     assert args[args.index("-frames:v") + 1] == "6"
 
 
-def test_crossfaded_scenes_share_one_segment_with_xfade() -> None:
+def test_a_crossfade_fades_the_next_scene_in_over_the_last_frames() -> None:
     a = SceneInput(frames=10, background_color="#000000", crossfade_frames=3)
     b = SceneInput(frames=8, background_color="#ffffff", fade_out=0.25)
     args = segment_args([a, b], PROFILE, "seg.mp4")
     graph = args[args.index("-filter_complex") + 1]
-    assert "xfade=duration=0.3:offset=0.7:transition=fade" in graph
+    # B's first 3 frames fade in (alpha) over A's frames 7…9, then the rest of B follows
+    assert (
+        "[s12]split=2[s13][s14];[s13]trim=end_frame=3[s15];[s15]format=yuva420p[s16];"
+        "[s16]fade=alpha=1:d=0.3:st=0:t=in[s17];[s17]setpts=PTS+0.7/TB[s18];"
+        "[s5][s18]overlay=eof_action=pass:format=yuv420[s19];"
+        "[s14]trim=start_frame=3[s20];[s20]setpts=PTS-STARTPTS[s21];"
+        "[s19][s21]concat=a=0:n=2:v=1[s22]"
+    ) in graph
     assert "fade=d=0.25:st=0.55:t=out" in graph
     assert args[args.index("-frames:v") + 1] == "15" == str(chain_frames([a, b]))
 
@@ -82,7 +89,8 @@ def test_silence_when_there_is_no_sound() -> None:
     assert audio_args([], 1.0, PROFILE, "a.m4a") == [
         "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
         "-filter_complex", "[0:a]apad[s0];[s0]atrim=duration=1[s1]",
-        "-map", "[s1]", "-f", "mp4", "-ac", "2", "-ar", "48000", "-b:a", "128k", "-c:a", "aac",
+        "-map", "[s1]", "-f", "mp4", "-aac_coder", "twoloop", "-ac", "2", "-ar", "48000",
+        "-b:a", "128k", "-c:a", "aac",
         "-fflags", "+bitexact", "-map_metadata", "-1", "a.m4a", "-y",
     ]  # fmt: skip
 
@@ -123,17 +131,24 @@ def test_cut_scenes_are_concatenated_and_a_window_is_trimmed() -> None:
     assert args[args.index("-frames:v") + 1] == "8"
 
 
-def test_an_input_used_twice_is_split() -> None:
-    # ffmpeg-python would merge the two identical background inputs into one node
-    bg = VideoSource("bg.mp4")
+def test_an_input_used_twice_is_opened_twice() -> None:
+    # ffmpeg-python would merge identical inputs into one node, and splitting one input between
+    # the first and the last scene can stall ffmpeg: each use gets its own input
+    bg = VideoSource("/media/bg.mp4")
     scenes = [
         SceneInput(frames=10, background_video=bg),
+        SceneInput(frames=10, background_color="#000000"),
         SceneInput(frames=10, background_video=bg),
+        SceneInput(frames=10, background_color="#000000"),
     ]
     args = segment_args(scenes, PROFILE, "seg.mp4")
-    assert args.count("bg.mp4") == 1
-    assert "split=2" in args[args.index("-filter_complex") + 1]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-i"] == [
+        "/media/bg.mp4",
+        "color=c=0x000000:s=160x96:r=10:d=1",
+        "/media/./bg.mp4",
+        "color=c=0x000000:s=160x96:r=10:d=1,null",
+    ]
+    assert "split" not in args[args.index("-filter_complex") + 1]
     chime = AudioInput("c.m4a", 0.5, 0.3)
     audio = audio_args([chime, replace(chime, start=1.5)], 2.0, PROFILE, "a.m4a")
-    assert audio.count("c.m4a") == 1
-    assert "asplit=2" in audio[audio.index("-filter_complex") + 1]
+    assert [audio[i + 1] for i, a in enumerate(audio) if a == "-i"] == ["c.m4a", "./c.m4a"]
