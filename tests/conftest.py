@@ -142,6 +142,8 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     from chalicelib.settings import get_settings
 
     monkeypatch.setenv("REEL_CACHE_DIR", str(tmp_path / "segment-cache"))
+    # A stalled ffmpeg fails the test in two minutes instead of ten.
+    monkeypatch.setenv("REEL_RENDER_TIMEOUT", "120")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -117,7 +117,8 @@ def _still(
 ) -> ffmpeg.nodes.FilterableStream:
     """A picture shown on frames [first, end): decoded and converted once, then repeated."""
     stream = inputs.get("video", path, framerate=fps, **FILE_ONLY).filter("format", fmt)
-    stream = stream.filter("loop", loop=end - first - 1, size=1, start=0)
+    # tpad clones the one frame (ffmpeg's `loop` filter here can stall a graph).
+    stream = stream.filter("tpad", stop_mode="clone", stop=end - first - 1)
     return _frames(stream, first, fps)
 
 
@@ -138,13 +139,17 @@ def _video_frames(
     if src.trim:
         opts["ss"] = f"{src.trim[0]:g}"
         opts["t"] = f"{src.trim[1] - src.trim[0]:g}"
-    elif src.loop:
-        opts["stream_loop"] = -1
-    stream = _fit(inputs.get("video", src.path, **opts), w, h, src.fit).filter("fps", fps)
     if src.trim and src.loop:
-        # Loop just the trimmed part, from memory (frames are already fitted to the box).
-        size = max(1, round((src.trim[1] - src.trim[0]) * fps))
-        stream = stream.filter("loop", loop=-1, size=size, start=0)
+        # The trimmed part, played back to back as often as needed (ffmpeg's `loop` filter
+        # can stall a graph, and -stream_loop cannot loop a part of a file).
+        plays = -(-(skip + count) // max(1, clip))
+        parts = [inputs.get("video", src.path, **opts) for _ in range(plays)]
+        stream = ffmpeg.concat(*parts, v=1, a=0) if plays > 1 else parts[0]
+    else:
+        if src.loop:
+            opts["stream_loop"] = -1
+        stream = inputs.get("video", src.path, **opts)
+    stream = _fit(stream, w, h, src.fit).filter("fps", fps)
     return stream.filter("trim", start_frame=skip, end_frame=skip + count)
 
 

@@ -45,7 +45,7 @@ def test_scene_with_a_sliding_still() -> None:
         "-filter_complex",
         "[0:v]settb=1/10[s0];[s0]setpts=N+0[s1];[s1]setsar=1[s2];[s2]format=yuv420p[s3];"
         # the still is decoded and converted once, then repeated on its frames 2…7
-        "[1:v]format=yuva420p[s4];[s4]loop=loop=5:size=1:start=0[s5];"
+        "[1:v]format=yuva420p[s4];[s4]tpad=stop=5:stop_mode=clone[s5];"
         "[s5]settb=1/10[s6];[s6]setpts=N+2[s7];"
         "[s7]fade=alpha=1:d=0.3:st=0.2:t=in[s8];"
         "[s3][s8]overlay=enable=between(t\\,0.150000\\,0.750000):eof_action=pass:x=10"
@@ -64,7 +64,7 @@ def test_only_the_kept_frames_are_made() -> None:
     # THEN the background starts at frame 4, the layer is made for frames 4…7 only
     assert "color=c=0x000000:s=160x96:r=10:d=0.6" in args
     assert "[0:v]settb=1/10[s0];[s0]setpts=N+4[s1]" in graph
-    assert "loop=loop=3:size=1:start=0[s5];[s5]settb=1/10[s6];[s6]setpts=N+4[s7]" in graph
+    assert "tpad=stop=3:stop_mode=clone[s5];[s5]settb=1/10[s6];[s6]setpts=N+4[s7]" in graph
     assert args[args.index("-frames:v") + 1] == "6"
 
 
