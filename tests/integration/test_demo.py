@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.media import probe
-
 from chalicelib.cli import DEMO_DIR
 from chalicelib.data.readers import read_rows
 from chalicelib.render.engine import render
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template, validate_template_file
+from tests.media import probe
 
 
 def test_the_demo_template_is_valid() -> None:
