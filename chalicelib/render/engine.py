@@ -77,14 +77,14 @@ def _half(trans_duration: float, kind: TransitionKind) -> float:
 
 
 def prepare_scene(
-    scene: PlanScene, profile: EncodingProfile, work: Path, keep: tuple[int, ...] | None = None
+    scene: PlanScene, profile: EncodingProfile, work: Path, layers: tuple[int, ...] | None = None
 ) -> SceneInput:
-    """Rasterize a scene's still layers (those in `keep`, default all) and describe it for the
-    graph builder."""
+    """Rasterize a scene's still layers (those whose index is in `layers`, default all) and
+    describe it for the graph builder."""
     overlays = []
     scene_frames = profile.frames(scene.duration)
     for i, pl in enumerate(scene.layers):
-        if keep is not None and i not in keep:
+        if layers is not None and i not in layers:
             continue
         x, y, w, h = _box(pl, profile)
         layer = pl.layer
@@ -128,7 +128,6 @@ def prepare_scene(
         crossfade_frames=(
             profile.frames(t_out.duration) if t_out.type is TransitionKind.crossfade else 0
         ),
-        debug_name=scene.id,
     )
 
 
@@ -191,6 +190,7 @@ def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile)
         "context": cache_context(),
         "rate": profile.audio_rate,
         "bitrate": profile.audio_bitrate,
+        "coder": profile.aac_coder,
         "total": total,
         "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds],
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 
 import ffmpeg
@@ -61,7 +61,6 @@ class SceneInput:
     fade_out: float = 0.0
     crossfade_frames: int = 0  # overlap with the next scene of the same segment
     keep: tuple[int, int] | None = None  # the frames [from, to) to render; default: all
-    debug_name: str = field(default="", compare=False)
 
 
 class Inputs:

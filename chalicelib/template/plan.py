@@ -7,7 +7,6 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.template.model import (
-    AudioLayer,
     Background,
     Canvas,
     ImageLayer,
@@ -74,6 +73,3 @@ class RenderPlan(Strict):
     def frames(self, fps: int | None = None) -> int:
         """Number of frames of the whole video at `fps` (default: the canvas rate)."""
         return round(self.duration * (fps or self.canvas.fps))
-
-
-__all__ = ["AudioCue", "AudioLayer", "PlanLayer", "PlanScene", "RenderPlan", "VisualLayer"]
