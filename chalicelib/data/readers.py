@@ -23,8 +23,17 @@ class Row:
     error: DataError | None = None
 
 
+def _not_utf8(row: dict[str, Any]) -> str | None:
+    for key, value in row.items():
+        for text in (key, value):
+            if isinstance(text, str) and any("\udc80" <= ch <= "\udcff" for ch in text):
+                return str(key).encode("utf-8", "replace").decode()
+    return None
+
+
 def _csv_rows(path: Path) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8-sig", errors="strict") as fh:
+    # Undecodable bytes are kept as surrogates so that only their row fails, not the file.
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             return
@@ -36,13 +45,17 @@ def _csv_rows(path: Path) -> Iterator[Row]:
                     err = DataError(f"line {line}: {len(extra)} more cells than the header")
                     yield Row(line, None, err)
                     continue
+                if (column := _not_utf8(row)) is not None:
+                    err = DataError(f"line {line}: not valid UTF-8", field=column)
+                    yield Row(line, None, err)
+                    continue
                 yield Row(line, {k: v for k, v in row.items() if v not in ("", None)})
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             yield Row(reader.line_num, None, DataError(f"line {reader.line_num}: {exc}"))
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -53,6 +66,9 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 continue
             if not isinstance(data, dict):
                 yield Row(line_no, None, DataError(f"line {line_no}: a record is a JSON object"))
+                continue
+            if (key := _not_utf8(data)) is not None:
+                yield Row(line_no, None, DataError(f"line {line_no}: not valid UTF-8", field=key))
                 continue
             yield Row(line_no, data)
 

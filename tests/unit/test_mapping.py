@@ -87,6 +87,19 @@ def test_csv_rows_with_bom_crlf_and_a_ragged_line(tmp_path: Path) -> None:
     assert rows[2].fields == {"recipient_id": "3"}
 
 
+def test_a_row_that_is_not_utf8_fails_alone(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"recipient_id,first_name\n1,Ann\n2,Zo\xeb\n3,Bob\n")
+    rows = list(read_rows(path))
+    assert [r.fields for r in rows] == [
+        {"recipient_id": "1", "first_name": "Ann"},
+        None,
+        {"recipient_id": "3", "first_name": "Bob"},
+    ]
+    assert rows[1].error is not None and rows[1].error.field == "first_name"
+    assert "not valid UTF-8" in rows[1].error.message
+
+
 def test_jsonl_bad_lines_fail_alone(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text('{"a": 1}\n\n{oops\n[1, 2]\n{"a": 2}\n')
