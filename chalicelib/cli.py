@@ -1,4 +1,4 @@
-"""The `reel` command (typer + rich): schema, validate, render, demo."""
+"""The `reel` command (typer + rich): schema, validate, render, batch, demo."""
 
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from chalicelib.errors import Problem, ReelError, RenderError, TemplateError
+from chalicelib.errors import DataError, Problem, ReelError, RenderError, TemplateError
 from chalicelib.pipeline.jobs import RecipientResult, Status
 from chalicelib.pipeline.local import BatchSummary
 from chalicelib.template.bind import bind
-from chalicelib.template.library import check_template, load_template, validate_template_file
+from chalicelib.template.library import (
+    LoadedTemplate,
+    check_template,
+    load_template,
+    validate_template_file,
+)
 from chalicelib.template.schema import template_json_schema
 
 app = typer.Typer(
@@ -56,7 +61,7 @@ def _fail(exc: ReelError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
-def _load_checked(template: Path) -> Any:
+def _load_checked(template: Path) -> LoadedTemplate:
     lt = load_template(template)
     problems = check_template(lt)
     if problems:
@@ -66,15 +71,15 @@ def _load_checked(template: Path) -> Any:
 
 def _read_record(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise TemplateError(f"data file not found: {path}", field="--data")
+        raise DataError(f"data file not found: {path}", field="--data")
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise TemplateError(
+        raise DataError(
             f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}", field="--data"
         ) from exc
     if not isinstance(data, dict):
-        raise TemplateError(f"{path.name}: a data record is a JSON object", field="--data")
+        raise DataError(f"{path.name}: a data record is a JSON object", field="--data")
     return data
 
 
