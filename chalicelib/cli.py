@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,7 +23,6 @@ from rich.progress import (
 
 from chalicelib.errors import DataError, Problem, ReelError, RenderError, TemplateError
 from chalicelib.pipeline.jobs import RecipientResult, Status
-from chalicelib.pipeline.local import BatchSummary
 from chalicelib.template.bind import bind
 from chalicelib.template.library import (
     LoadedTemplate,
@@ -32,6 +31,9 @@ from chalicelib.template.library import (
     validate_template_file,
 )
 from chalicelib.template.schema import template_json_schema
+
+if TYPE_CHECKING:
+    from chalicelib.pipeline.local import BatchSummary
 
 app = typer.Typer(
     name="reel",
@@ -128,16 +130,14 @@ def render(
     ] = False,
 ) -> None:
     """Render one personalized video from a template and one data record."""
-    from chalicelib.adapters.local_fs import LocalBlobStore
-    from chalicelib.render.cache import SegmentCache
+    from chalicelib.bootstrap import segment_cache
     from chalicelib.render.engine import render as render_plan
-    from chalicelib.settings import get_settings
 
     started = time.monotonic()
     try:
         lt = _load_checked(template)
         plan = bind(lt, _read_record(data))
-        cache = None if no_cache else SegmentCache(LocalBlobStore(get_settings().cache_dir))
+        cache = None if no_cache else segment_cache()
         with _progress() as bar:
             task = bar.add_task(f"rendering {output.name}", total=None)
 
@@ -243,9 +243,7 @@ def batch(
 
 
 def _exit_for(summary: BatchSummary) -> None:
-    from chalicelib.pipeline.local import read_results
-
-    failures = [r for r in read_results(summary.results_path) if r.status is Status.failed]
+    failures = [r for r in summary.results if r.status is Status.failed]
     if any(r.code == RenderError.code or r.code == "internal_error" for r in failures):
         raise typer.Exit(2)
     if failures:

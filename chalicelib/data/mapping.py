@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from babel.numbers import format_currency, format_decimal
 from pydantic import BeforeValidator, Field, ValidationError
 
 from chalicelib.errors import DataError, Problem, TemplateError
-from chalicelib.template.library import format_loc, read_document
+from chalicelib.template.expr import format_money, format_number
+from chalicelib.template.library import pydantic_problems, read_document
 from chalicelib.template.model import Strict
 
 
@@ -121,10 +121,9 @@ def _apply(transform: Transform, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"{text[:40]!r} is not a date in {transform.date}") from None
     if isinstance(transform, CurrencyTransform):
-        return str(format_currency(_to_number(value), transform.currency, locale=transform.locale))
+        return format_money(_to_number(value), transform.currency, transform.locale)
     if isinstance(transform, NumberFormatTransform):
-        pattern = "#,##0" + ("." + "0" * transform.decimals if transform.decimals else "")
-        return str(format_decimal(_to_number(value), format=pattern, locale=transform.locale))
+        return format_number(_to_number(value), transform.decimals, transform.locale)
     if transform == "number":
         return _to_number(value)
     text = str(value)
@@ -184,10 +183,7 @@ def load_mapping(path: Path | str) -> FieldMapping:
     try:
         return FieldMapping.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            Problem(format_loc(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors(include_url=False)
-        ]
+        problems = pydantic_problems(exc)
         raise TemplateError(
             f"{len(problems)} problem(s) in the mapping", problems=problems
         ) from exc

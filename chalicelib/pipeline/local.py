@@ -16,12 +16,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib import bootstrap
 from chalicelib.data.mapping import FieldMapping
 from chalicelib.data.readers import read_rows
 from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
 from chalicelib.pipeline.steps import finalize, plan_recipient, render_recipient
-from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
 from chalicelib.template.library import LoadedTemplate
 
@@ -32,16 +31,17 @@ Progress = Callable[[RecipientResult, int, int], None]
 @dataclass(frozen=True)
 class BatchSummary:
     counts: dict[str, int]
+    results: list[RecipientResult]  # one per recipient, in input order
     results_path: Path
     out_dir: Path
 
 
-def _worker(job_json: str, out_dir: str, cache_dir: str) -> str:
+def _worker(job_json: str, out_dir: Path, cache_dir: Path) -> str:
     """Runs in a pool process: render one job (JSON in, JSON out: cheap to pickle)."""
     job = RecipientJob.model_validate_json(job_json)
-    outputs = LocalBlobStore(out_dir)
-    cache = SegmentCache(LocalBlobStore(cache_dir))
-    return render_recipient(job, outputs, cache).model_dump_json()
+    return render_recipient(
+        job, bootstrap.output_store(out_dir), bootstrap.segment_cache(cache_dir)
+    ).model_dump_json()
 
 
 def _collect(future: Future[str], job: RecipientJob) -> RecipientResult:
@@ -79,9 +79,9 @@ def run_batch(
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     _clean_partials(out_dir)
-    cache_root = str((cache_dir or get_settings().cache_dir).resolve())
-    outputs = LocalBlobStore(out_dir)
-    cache = SegmentCache(LocalBlobStore(cache_root))
+    cache_root = (cache_dir or get_settings().cache_dir).resolve()
+    outputs = bootstrap.output_store(out_dir)
+    cache = bootstrap.segment_cache(cache_root)
 
     planned = [plan_recipient(lt, mapping, row, preview=preview) for row in read_rows(data)]
     total = len(planned)
@@ -112,7 +112,7 @@ def run_batch(
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 pending_jobs = dict(pending)
                 futures: dict[Future[str], int] = {
-                    pool.submit(_worker, job.model_dump_json(), str(out_dir), cache_root): index
+                    pool.submit(_worker, job.model_dump_json(), out_dir, cache_root): index
                     for index, job in pending
                 }
                 while futures:
@@ -128,7 +128,7 @@ def run_batch(
     tmp = log_path.with_name(f".{RESULTS}.{os.getpid()}.part")
     tmp.write_text("".join(r.model_dump_json() + "\n" for r in ordered), encoding="utf-8")
     tmp.replace(log_path)
-    return BatchSummary(finalize(ordered), log_path, out_dir)
+    return BatchSummary(finalize(ordered), ordered, log_path, out_dir)
 
 
 def read_results(path: Path) -> list[RecipientResult]:

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.data.readers import Row
@@ -70,13 +71,7 @@ def render_recipient(job: RecipientJob, outputs: BlobStore, cache: SegmentCache)
     Idempotent: when the output already exists, nothing is rendered (status `cached`).
     """
     if outputs.exists(job.output_key):  # written last: its presence means the job is done
-        return RecipientResult(
-            recipient_id=job.recipient_id,
-            line=job.line,
-            status=Status.cached,
-            output=outputs.url(job.output_key),
-            poster=outputs.url(job.poster_key),
-        )
+        return _done(job, outputs, Status.cached)
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="reel-job-") as tmp:
@@ -87,15 +82,24 @@ def render_recipient(job: RecipientJob, outputs: BlobStore, cache: SegmentCache)
             outputs.put_file(job.output_key, video)
     except ReelError as exc:
         return failed(job.recipient_id, job.line, exc)
-    return RecipientResult(
-        recipient_id=job.recipient_id,
-        line=job.line,
-        status=Status.rendered,
-        output=outputs.url(job.output_key),
-        poster=outputs.url(job.poster_key),
+    return _done(
+        job,
+        outputs,
+        Status.rendered,
         segments=result.segments,
         segments_cached=result.segments_cached,
         seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _done(job: RecipientJob, outputs: BlobStore, status: Status, **extra: Any) -> RecipientResult:
+    return RecipientResult(
+        recipient_id=job.recipient_id,
+        line=job.line,
+        status=status,
+        output=outputs.url(job.output_key),
+        poster=outputs.url(job.poster_key),
+        **extra,
     )
 
 

@@ -9,7 +9,6 @@ run: the single-pass reference.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ from chalicelib.render.graph import (
     segment_args,
 )
 from chalicelib.render.profile import EncodingProfile
-from chalicelib.render.segments import Run, layer_frames, plan_runs, run_key
+from chalicelib.render.segments import Run, content_key, layer_frames, plan_runs, run_key
 from chalicelib.render.text import fonts_fingerprint
 from chalicelib.settings import get_settings
 from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
@@ -194,7 +193,7 @@ def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile)
         "total": total,
         "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds],
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    return content_key(spec)
 
 
 def render(

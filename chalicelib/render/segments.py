@@ -166,6 +166,12 @@ def plan_runs(plan: RenderPlan, profile: EncodingProfile, *, split: bool = True)
 Digest = Callable[[str], str]
 
 
+def content_key(spec: object) -> str:
+    """SHA-256 of a JSON-able spec, independent of key order: the cache's keys."""
+    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def scene_fingerprint(
     scene: PlanScene, digest: Digest, layers: tuple[int, ...] | None = None
 ) -> dict[str, Any]:
@@ -204,8 +210,7 @@ def run_key(run: Run, profile: EncodingProfile, digest: Digest, context: dict[st
             for p, keep in zip(run.chain, run.layers, strict=True)
         ],
     }
-    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return content_key(spec)
 
 
 def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview: bool) -> str:
@@ -221,5 +226,4 @@ def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview:
         "cues": [{**c.model_dump(), "src": digest(c.src)} for c in plan.cues],
         "poster": plan.poster_time,
     }
-    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return content_key(spec)

@@ -62,7 +62,8 @@ def _number(value: Any) -> float | int:
     return value
 
 
-def _f_number(value: Any, decimals: int | None = None, locale: str = DEFAULT_LOCALE) -> str:
+def format_number(value: Any, decimals: int | None = None, locale: str = DEFAULT_LOCALE) -> str:
+    """A number with the locale's grouping, and `decimals` places when given."""
     num = _number(value)
     if decimals is None:
         return str(format_decimal(num, locale=locale))
@@ -70,11 +71,11 @@ def _f_number(value: Any, decimals: int | None = None, locale: str = DEFAULT_LOC
     return str(format_decimal(num, format=pattern, locale=locale))
 
 
-def _f_currency(value: Any, code: str = "USD", locale: str = DEFAULT_LOCALE) -> str:
+def format_money(value: Any, code: str = "USD", locale: str = DEFAULT_LOCALE) -> str:
+    """An amount in a currency, as the locale writes it."""
     return str(format_currency(_number(value), code, locale=locale))
 
 
-FILTERS = {"date": _f_date, "number": _f_number, "currency": _f_currency}
 # Statements are refused: a template string is text with `{{ expressions }}`, never a program.
 _ALLOWED_STMTS = (nodes.Template, nodes.Output)
 
@@ -83,17 +84,15 @@ def _env(locale: str) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True
     )
-    env.filters.update(FILTERS)
 
-    # Locale-aware defaults for the number filters, per template.
+    # The number filters default to the template's locale.
     def number(value: Any, decimals: int | None = None, loc: str | None = None) -> str:
-        return _f_number(value, decimals, loc or locale)
+        return format_number(value, decimals, loc or locale)
 
     def currency(value: Any, code: str = "USD", loc: str | None = None) -> str:
-        return _f_currency(value, code, loc or locale)
+        return format_money(value, code, loc or locale)
 
-    env.filters["number"] = number
-    env.filters["currency"] = currency
+    env.filters.update(date=_f_date, number=number, currency=currency)
     return env
 
 

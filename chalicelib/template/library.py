@@ -50,7 +50,8 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """A pydantic error as Problems with readable paths (`scenes[2].layers[0].src`)."""
     problems = []
     for err in exc.errors(include_url=False):
         path = format_loc(tuple(err["loc"]))
@@ -138,7 +139,7 @@ def _load_library(
             problems.append(Problem(where, exc.message))
             continue
         except ValidationError as exc:
-            for p in _pydantic_problems(exc, f"scenes[{index}]"):
+            for p in pydantic_problems(exc, f"scenes[{index}]"):
                 problems.append(Problem(p.field, f"{p.message} (in {rel})"))
             continue
         if scene.id != entry.use:
@@ -161,7 +162,7 @@ def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedT
     try:
         template = Template.model_validate(data)
     except ValidationError as exc:
-        found = _pydantic_problems(exc)
+        found = pydantic_problems(exc)
         raise TemplateError(f"{len(found)} problem(s) in the template", problems=found) from exc
     problems: list[Problem] = []
     library, files = _load_library(template, root, problems)

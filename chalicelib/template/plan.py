@@ -69,7 +69,3 @@ class RenderPlan(Strict):
     duration: float
     poster_time: float
     record: dict[str, Any] = Field(description="the coerced values, JSON-shaped")
-
-    def frames(self, fps: int | None = None) -> int:
-        """Number of frames of the whole video at `fps` (default: the canvas rate)."""
-        return round(self.duration * (fps or self.canvas.fps))
