@@ -12,7 +12,7 @@ $(VENV)/.base: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
 	touch $@
 
 ## demo: render the demo campaign (20 personalized videos + posters) into out/demo

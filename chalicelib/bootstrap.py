@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.pipeline.service import Backends
 from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
 
@@ -24,3 +25,54 @@ def _segment_cache(root: Path) -> SegmentCache:
 def output_store(root: Path) -> LocalBlobStore:
     """Where a batch's videos and posters go."""
     return LocalBlobStore(root)
+
+
+@lru_cache(maxsize=1)
+def backends() -> Backends:
+    """The process's backends, chosen by `REEL_BACKEND` (local, or aws)."""
+    s = get_settings()
+    if s.backend == "aws":
+        return _aws_backends()
+    from chalicelib.adapters.local_runner import LocalOrchestrator
+    from chalicelib.adapters.sqlite import SqliteJobStore
+
+    data = s.data_dir.resolve()
+    return Backends(
+        blobs=LocalBlobStore(data / "blobs", base_url=s.public_url.rstrip("/") + "/files"),
+        jobs=SqliteJobStore(data / "reel.db"),
+        cache=segment_cache(),
+        orchestrator=LocalOrchestrator(s.workers),
+        scratch=(s.work_dir or data / "scratch").resolve(),
+    )
+
+
+def _aws_backends() -> Backends:
+    import tempfile
+
+    import boto3
+
+    from chalicelib.adapters.dynamodb import DynamoJobStore
+    from chalicelib.adapters.s3 import S3BlobStore
+    from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
+
+    s = get_settings()
+    session = boto3.session.Session(region_name=s.region)
+    blobs = S3BlobStore(session.client("s3"), s.bucket, url_expiry=s.url_expiry)
+    return Backends(
+        blobs=blobs,
+        jobs=DynamoJobStore(session.client("dynamodb"), s.table),
+        cache=SegmentCache(blobs),
+        orchestrator=StepFunctionsOrchestrator(
+            session.client("stepfunctions"),
+            session.client("lambda"),
+            state_machine_arn=s.state_machine_arn,
+            render_function=s.render_function,
+        ),
+        scratch=(s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve(),
+    )
+
+
+def reset() -> None:
+    """Forget the built backends (tests, and `reel serve` after changing settings)."""
+    backends.cache_clear()
+    get_settings.cache_clear()

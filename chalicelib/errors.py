@@ -21,6 +21,7 @@ class ReelError(Exception):
 
     code = "reel_error"
     exit_code = 1
+    status = 400  # the HTTP API's status for it
 
     def __init__(self, message: str, field: str = "", problems: list[Problem] | None = None):
         self.message = message
@@ -61,3 +62,17 @@ class RenderError(ReelError):
         self.stderr_tail = stderr_tail
         full = f"{message}\n{stderr_tail}" if stderr_tail else message
         super().__init__(full, field)
+
+
+class NotFoundError(ReelError):
+    """A template, render or batch (or a blob it names) does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class AuthError(ReelError):
+    """A write route was called without a valid API key."""
+
+    code = "unauthorized"
+    status = 401

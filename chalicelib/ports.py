@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from chalicelib.pipeline.jobs import (
+        BatchRecord,
+        JobState,
+        RecipientResult,
+        RenderRecord,
+        TemplateRecord,
+    )
 
 
 @runtime_checkable
@@ -41,4 +50,76 @@ class BlobStore(Protocol):
 
     def url(self, key: str) -> str:
         """Where a client can read the object (a file:// URL locally, a signed URL on AWS)."""
+        ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Templates, renders, batches and per-recipient batch results (SQLite, or DynamoDB).
+
+    Status changes are conditional writes: `set_state` moves a job only from the states it
+    names, so two workers racing on one job cannot both win, and a late retry cannot move a
+    finished job back.
+    """
+
+    def put_template(self, record: TemplateRecord) -> None:
+        """Store a template version and make it the template's latest."""
+        ...
+
+    def get_template(self, template_id: str, version: str | None = None) -> TemplateRecord | None:
+        """A version of a template (the latest when `version` is None)."""
+        ...
+
+    def create_render(self, record: RenderRecord) -> None:
+        """Store a new render; ValueError if its id exists."""
+        ...
+
+    def get_render(self, render_id: str) -> RenderRecord | None: ...
+
+    def create_batch(self, record: BatchRecord) -> None:
+        """Store a new batch; ValueError if its id exists."""
+        ...
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None: ...
+
+    def set_state(
+        self,
+        kind: str,
+        job_id: str,
+        state: JobState,
+        *,
+        expect: tuple[JobState, ...],
+        **fields: Any,
+    ) -> bool:
+        """Move render/batch `job_id` to `state` (and set `fields`) if it is in `expect`.
+
+        `kind` is "render" or "batch". Returns False, changing nothing, otherwise.
+        """
+        ...
+
+    def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
+        """Record item `index` of a batch; the first write wins (False for a duplicate)."""
+        ...
+
+    def list_results(
+        self, batch_id: str, *, after: int = -1, limit: int = 100
+    ) -> list[tuple[int, RecipientResult]]:
+        """Results with index > `after`, in index order, at most `limit`."""
+        ...
+
+    def count_results(self, batch_id: str) -> dict[str, int]:
+        """How many results of the batch have each status."""
+        ...
+
+
+@runtime_checkable
+class Orchestrator(Protocol):
+    """Runs the work the API accepted: the local process pool, or Lambda/Step Functions."""
+
+    def start_render(self, render_id: str) -> None:
+        """Render a stored RenderRecord in the background."""
+        ...
+
+    def start_batch(self, batch_id: str) -> None:
+        """Plan, render and finalize a stored BatchRecord in the background."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,44 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "reel",
         description="Local segment cache (the BlobStore of rendered segments)",
     )
+
+    # ── where things live: the embedded default, or AWS ──────────────────────────────────
+    backend: Literal["local", "aws"] = Field(
+        default="local", description="local: a directory, SQLite and a process pool; aws"
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "share" / "reel",
+        description="local backend: blobs under data_dir/blobs, jobs in data_dir/reel.db",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="local backend: the base URL `reel serve` answers on (for media URLs)",
+    )
+    workers: int = Field(default=1, ge=1, description="local backend: render processes")
+    api_keys: str = Field(
+        default="", description="comma-separated API keys accepted in the x-api-key header"
+    )
+    # AWS (REEL_BACKEND=aws): names of the resources infra/ creates.
+    region: str | None = Field(default=None, description="AWS region; default: boto3's")
+    bucket: str = Field(default="reel-media", description="S3 bucket of every blob")
+    table: str = Field(default="reel-jobs", description="DynamoDB table of templates and jobs")
+    idempotency_table: str = Field(
+        default="reel-idempotency", description="DynamoDB table of Powertools idempotency"
+    )
+    state_machine_arn: str = Field(default="", description="the batch state machine")
+    render_function: str = Field(default="reel-render", description="the render Lambda")
+    url_expiry: int = Field(default=3600, gt=0, description="seconds a signed media URL lives")
+    max_concurrency: int = Field(
+        default=200, ge=1, description="Distributed Map: render Lambdas at once"
+    )
+    tolerated_failure_percentage: float = Field(
+        default=100, ge=0, le=100, description="Distributed Map: failed items tolerated"
+    )
+    max_inline_records: int = Field(default=1000, ge=1, description="POST /batches inline cap")
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -8,14 +8,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+from urllib.parse import quote
 
 
 class LocalBlobStore:
     """Objects are files under `root`; the key is the relative path."""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, *, base_url: str | None = None):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.base_url = base_url  # where `reel serve` serves the files; else file:// URLs
 
     def path(self, key: str) -> Path:
         """The file of `key`; refuses keys that would leave the store."""
@@ -70,4 +72,7 @@ class LocalBlobStore:
         self.path(key).unlink(missing_ok=True)
 
     def url(self, key: str) -> str:
+        if self.base_url:
+            self.path(key)  # validates the key
+            return f"{self.base_url}/{quote(key)}"
         return self.path(key).as_uri()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
+from chalicelib.data.mapping import FieldMapping
 from chalicelib.template.model import Strict
 from chalicelib.template.plan import RenderPlan
 
@@ -41,3 +43,74 @@ class RecipientResult(Strict):
     segments: int | None = None
     segments_cached: int | None = None
     seconds: float | None = None
+
+
+# ── the API's records: templates, renders, batches (kept by a JobStore) ───────────────────
+
+
+class JobState(StrEnum):
+    """Where a render or a batch is. Transitions only go forward (conditional writes)."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class TemplateRecord(Strict):
+    """A registered template version: its bundle (template + scenes + assets) in the BlobStore."""
+
+    id: str
+    version: str = Field(description="sha256 (first 16 hex) of the bundle's bytes")
+    bundle_key: str
+    created_at: float
+    variables: list[str]
+
+
+class Urls(Strict):
+    video: str | None = None
+    poster: str | None = None
+    page: str | None = None
+
+
+class RenderRecord(Strict):
+    """One recipient rendered through the API (POST /renders)."""
+
+    id: str
+    template_id: str
+    version: str
+    data: dict[str, Any]
+    state: JobState
+    created_at: float
+    updated_at: float
+    output_key: str
+    poster_key: str
+    preview: bool = False
+    result: RecipientResult | None = None
+
+
+class BatchRecord(Strict):
+    """A batch (POST /batches or an upload under incoming/): its source and its progress."""
+
+    id: str
+    template_id: str
+    version: str
+    source_key: str = Field(description="the CSV/JSONL object the batch reads")
+    items_key: str = Field(description="the normalized item list Plan writes (a JSON array)")
+    mapping: FieldMapping | None = None
+    preview: bool = False
+    state: JobState
+    created_at: float
+    updated_at: float
+    total: int | None = Field(None, description="known once planned")
+    error: str | None = None
+
+
+class BatchItem(Strict):
+    """One element of a batch's item list: a source row, or why it could not be read."""
+
+    index: int
+    line: int
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+    field: str | None = None

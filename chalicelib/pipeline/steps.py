@@ -50,14 +50,21 @@ def plan_recipient(
         return failed(fallback, row.line, row.error)
     rid = recipient_id(mapping, row.fields, fallback)
     try:
-        plan = bind(lt, apply_mapping(mapping, row.fields))
+        return make_job(lt, apply_mapping(mapping, row.fields), rid, row.line, preview=preview)
     except ReelError as exc:
         return failed(rid, row.line, exc)
+
+
+def make_job(
+    lt: LoadedTemplate, record: dict[str, Any], rid: str, line: int, *, preview: bool = False
+) -> RecipientJob:
+    """Bind a record (template variables) into a job; DataError names every bad field."""
+    plan = bind(lt, record)
     key = plan_key(plan, file_digest, cache_context(), preview)[:16]
     name = f"{_slug(rid)}-{key}"
     return RecipientJob(
         recipient_id=rid,
-        line=row.line,
+        line=line,
         plan=plan,
         output_key=f"videos/{name}.mp4",
         poster_key=f"posters/{name}.jpg",

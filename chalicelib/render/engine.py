@@ -196,6 +196,45 @@ def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile)
     return content_key(spec)
 
 
+def _cached_run(
+    run: Run,
+    profile: EncodingProfile,
+    cache: SegmentCache,
+    context: dict[str, str],
+    work: Path,
+    name: str,
+) -> tuple[Path, bool]:
+    """A local file of the run's segment, from the cache or rendered into it; and a hit flag."""
+    blob = cache.segment_key(run_key(run, profile, file_digest, context))
+    stored = cache.get(blob, work)
+    if stored is not None:
+        return stored, True
+    render_run(run, profile, work, work / f"new_{name}")
+    return cache.put(blob, work / f"new_{name}", work), False
+
+
+def warm(plan: RenderPlan, cache: SegmentCache, *, preview: bool = False) -> tuple[int, int]:
+    """Render the plan's static runs into the cache (the segments every recipient shares).
+
+    Returns (static runs, of which already cached). Run before fanning a batch out, so that
+    parallel workers find the shared segments instead of each rendering them.
+    """
+    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
+    static = [r for r in plan_runs(plan, profile, split=True) if not r.personal]
+    context = cache_context()
+    base = get_settings().work_dir
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="reel-warm-", dir=base))
+    hits = 0
+    try:
+        for i, run in enumerate(static):
+            hits += _cached_run(run, profile, cache, context, work, f"seg_{i:04d}.mp4")[1]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return len(static), hits
+
+
 def render(
     plan: RenderPlan,
     out: Path,
@@ -236,13 +275,8 @@ def render(
             if cache is None:
                 render_run(run, profile, work, work / name)
             else:
-                blob = cache.segment_key(run_key(run, profile, file_digest, context))
-                stored = cache.get(blob, work)
-                if stored is None:
-                    render_run(run, profile, work, work / f"new_{name}")
-                    stored = cache.put(blob, work / f"new_{name}", work)
-                else:
-                    hits += 1
+                stored, hit = _cached_run(run, profile, cache, context, work, name)
+                hits += hit
                 # The concat demuxer's safe mode only takes plain relative names.
                 (work / name).symlink_to(stored)
             names.append(name)

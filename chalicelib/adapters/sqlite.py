@@ -1,0 +1,169 @@
+"""JobStore on a SQLite file: the embedded default. WAL mode; one connection per call, so the
+HTTP server's threads and the runner's threads share the file safely."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chalicelib.pipeline.jobs import (
+    BatchRecord,
+    JobState,
+    RecipientResult,
+    RenderRecord,
+    Status,
+    TemplateRecord,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS templates (
+    id TEXT NOT NULL, version TEXT NOT NULL, created_at REAL NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (id, version));
+CREATE TABLE IF NOT EXISTS jobs (
+    kind TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS results (
+    batch_id TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (batch_id, idx));
+"""
+
+_MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
+    "render": RenderRecord,
+    "batch": BatchRecord,
+}
+
+
+class SqliteJobStore:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            yield db
+        finally:
+            db.close()
+
+    # ── templates ──────────────────────────────────────────────────────────────────────
+
+    def put_template(self, record: TemplateRecord) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?)",
+                (record.id, record.version, record.created_at, record.model_dump_json()),
+            )
+
+    def get_template(self, template_id: str, version: str | None = None) -> TemplateRecord | None:
+        with self._db() as db:
+            if version is None:
+                row = db.execute(
+                    "SELECT doc FROM templates WHERE id = ? ORDER BY created_at DESC, rowid DESC",
+                    (template_id,),
+                ).fetchone()
+            else:
+                row = db.execute(
+                    "SELECT doc FROM templates WHERE id = ? AND version = ?",
+                    (template_id, version),
+                ).fetchone()
+        return TemplateRecord.model_validate_json(row[0]) if row else None
+
+    # ── renders and batches ────────────────────────────────────────────────────────────
+
+    def _create(self, kind: str, job_id: str, state: JobState, doc: str) -> None:
+        with self._db() as db:
+            try:
+                db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?)", (kind, job_id, state, doc))
+            except sqlite3.IntegrityError:
+                raise ValueError(f"{kind} {job_id} exists") from None
+
+    def _get(self, kind: str, job_id: str) -> str | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT doc FROM jobs WHERE kind = ? AND id = ?", (kind, job_id)
+            ).fetchone()
+        return row[0] if row else None
+
+    def create_render(self, record: RenderRecord) -> None:
+        self._create("render", record.id, record.state, record.model_dump_json())
+
+    def get_render(self, render_id: str) -> RenderRecord | None:
+        doc = self._get("render", render_id)
+        return RenderRecord.model_validate_json(doc) if doc else None
+
+    def create_batch(self, record: BatchRecord) -> None:
+        self._create("batch", record.id, record.state, record.model_dump_json())
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        doc = self._get("batch", batch_id)
+        return BatchRecord.model_validate_json(doc) if doc else None
+
+    def set_state(
+        self,
+        kind: str,
+        job_id: str,
+        state: JobState,
+        *,
+        expect: tuple[JobState, ...],
+        **fields: Any,
+    ) -> bool:
+        model = _MODELS[kind]
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # read-check-write under one write lock
+            try:
+                row = db.execute(
+                    "SELECT state, doc FROM jobs WHERE kind = ? AND id = ?", (kind, job_id)
+                ).fetchone()
+                if row is None or row[0] not in expect:
+                    db.execute("ROLLBACK")
+                    return False
+                current = model.model_validate_json(row[1])
+                updated = model.model_validate({**current.model_dump(), **fields, "state": state})
+                db.execute(
+                    "UPDATE jobs SET state = ?, doc = ? WHERE kind = ? AND id = ?",
+                    (state, updated.model_dump_json(), kind, job_id),
+                )
+                db.execute("COMMIT")
+                return True
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # ── batch results ──────────────────────────────────────────────────────────────────
+
+    def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
+        with self._db() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
+                (batch_id, index, result.status, result.model_dump_json()),
+            )
+            return cur.rowcount == 1
+
+    def list_results(
+        self, batch_id: str, *, after: int = -1, limit: int = 100
+    ) -> list[tuple[int, RecipientResult]]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT idx, doc FROM results WHERE batch_id = ? AND idx > ? ORDER BY idx LIMIT ?",
+                (batch_id, after, limit),
+            ).fetchall()
+        return [(idx, RecipientResult.model_validate(json.loads(doc))) for idx, doc in rows]
+
+    def count_results(self, batch_id: str) -> dict[str, int]:
+        with self._db() as db:
+            rows = dict(
+                db.execute(
+                    "SELECT status, COUNT(*) FROM results WHERE batch_id = ? GROUP BY status",
+                    (batch_id,),
+                ).fetchall()
+            )
+        return {s.value: int(rows.get(s.value, 0)) for s in Status}
