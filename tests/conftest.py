@@ -138,12 +138,25 @@ def out(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test gets its own segment cache; settings are re-read from the environment."""
-    from chalicelib.settings import get_settings
+    """Each test gets its own segment cache and data dir; settings are re-read from the
+    environment, and AWS clients only ever see fake credentials (moto)."""
+    from chalicelib import bootstrap
 
     monkeypatch.setenv("REEL_CACHE_DIR", str(tmp_path / "segment-cache"))
+    monkeypatch.setenv("REEL_DATA_DIR", str(tmp_path / "reel-data"))
+    monkeypatch.setenv("REEL_BACKEND", "local")
     # A stalled ffmpeg fails the test in two minutes instead of ten.
     monkeypatch.setenv("REEL_RENDER_TIMEOUT", "120")
-    get_settings.cache_clear()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "reel",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bootstrap.reset()
     yield
-    get_settings.cache_clear()
+    bootstrap.reset()
