@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_plus
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib import __version__
+from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
 app = Chalice(app_name="reel")
+app.api.binary_types.extend(["video/mp4", "application/zip"])
+app.register_blueprint(api)
 
 
 @app.route("/health")
@@ -20,3 +24,22 @@ def health() -> dict[str, Any]:
 @app.route("/schema/template")
 def template_schema() -> dict[str, Any]:
     return template_json_schema()
+
+
+# The S3 trigger: an upload of incoming/{template_id}/{name}.csv|.jsonl starts a batch. It is a
+# plain Lambda function wired to the bucket by infra/ (`chalice package` cannot package
+# @app.on_s3_event: CloudFormation cannot edit the notifications of a bucket it does not own).
+@app.lambda_function(name="incoming")
+def incoming(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import service
+
+    started = []
+    for record in event.get("Records", []):
+        obj = record["s3"]["object"]
+        batch = service.batch_from_upload(
+            bootstrap.backends(), unquote_plus(obj["key"]), obj.get("eTag", "")
+        )
+        if batch is not None:
+            started.append(batch.id)
+    return {"batches": started}

@@ -73,6 +73,11 @@ def _aws_backends() -> Backends:
 
 
 def reset() -> None:
-    """Forget the built backends (tests, and `reel serve` after changing settings)."""
+    """Forget the built backends (tests, and `reel serve` after changing settings); the local
+    orchestrator's render processes are stopped."""
+    if backends.cache_info().currsize:
+        shutdown = getattr(backends().orchestrator, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
     backends.cache_clear()
     get_settings.cache_clear()

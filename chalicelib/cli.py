@@ -1,4 +1,4 @@
-"""The `reel` command (typer + rich): schema, validate, render, batch, demo."""
+"""The `reel` command (typer + rich): schema, validate, render, batch, demo, serve."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "demo"
+EXAMPLES_DIR = DEMO_DIR.parent
 
 
 def _print_problems(problems: list[Problem], title: str) -> None:
@@ -278,6 +279,81 @@ def demo(
     if len(videos) > 3:
         out.print(f"  … and {len(videos) - 3} more in {summary.out_dir / 'videos'}")
     _exit_for(summary)
+
+
+def _template_folders(root: Path) -> list[Path]:
+    """Campaign folders under `root` (itself, or its children up to two levels down)."""
+    names = ("template.yaml", "template.yml", "template.json")
+    found = {f.parent for n in names for f in [*root.glob(n), *root.glob(f"*/{n}")]}
+    found |= {f.parent for n in names for f in root.glob(f"*/*/{n}")}
+    return sorted(found)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one)")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Blobs and the SQLite file (REEL_DATA_DIR)")
+    ] = None,
+    templates: Annotated[
+        Path, typer.Option("--templates", help="Folder of campaigns registered at start")
+    ] = EXAMPLES_DIR,
+    workers: Annotated[int, typer.Option(min=1, help="Render processes")] = max(
+        1, (os.cpu_count() or 1)
+    ),
+) -> None:
+    """Run the HTTP API on this machine: local files, SQLite and a process pool; no AWS."""
+    import secrets
+
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import service
+    from chalicelib.settings import get_settings
+
+    if data_dir is not None:
+        os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
+    os.environ["REEL_WORKERS"] = str(workers)
+    os.environ.setdefault("REEL_BACKEND", "local")
+    dev_key = None
+    if not os.environ.get("REEL_API_KEYS"):
+        dev_key = os.environ["REEL_API_KEYS"] = "dev-" + secrets.token_urlsafe(24)
+    from app import app as chalice_app
+
+    config = Config.create(chalice_stage="local", app_name="reel")
+    server = create_local_server(chalice_app, config, host, port)
+    bound_port = server.server.server_address[1]
+    os.environ["REEL_PUBLIC_URL"] = f"http://{host}:{bound_port}"
+    bootstrap.reset()
+    b = bootstrap.backends()
+
+    for folder in _template_folders(templates):
+        try:
+            record = service.register_folder(b, folder)
+        except ReelError as exc:
+            err.print(f"template {folder}: {exc}", markup=False, highlight=False, style="red")
+            continue
+        out.print(f"template [bold]{record.id}[/] version {record.version}  ({folder})")
+    url = os.environ["REEL_PUBLIC_URL"]
+    out.print(f"Reel serving on [bold]{url}[/] · data in {get_settings().data_dir}")
+    if dev_key:
+        out.print(f"dev API key (x-api-key): [bold]{dev_key}[/]")
+    out.print(
+        f"try: curl -s -X POST {url}/renders -H 'x-api-key: …' "
+        "-H 'content-type: application/json' "
+        """-d '{"template_id": "welcome", "data": {"first_name": "Ada"}}'""",
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.flush()
+    try:
+        server.server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopping")
+    finally:
+        bootstrap.reset()  # stops the render processes
 
 
 def main() -> None:

@@ -76,3 +76,9 @@ class AuthError(ReelError):
 
     code = "unauthorized"
     status = 401
+
+
+class RequestError(ReelError):
+    """An HTTP request is malformed: its body, a header or a parameter."""
+
+    code = "invalid_request"

@@ -75,6 +75,9 @@ Transform = Annotated[
 
 
 class FieldMap(Strict):
+    # Dumped as `from`, like it is written, so a stored mapping reads back.
+    model_config = Strict.model_config | {"serialize_by_alias": True}
+
     from_: str | None = Field(None, alias="from", description="source column (default: same name)")
     default: Any = None
     transform: list[Transform] = Field(default_factory=list)

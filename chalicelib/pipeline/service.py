@@ -261,7 +261,7 @@ def _mkdir(path: Path) -> Path:
 # ── single renders ────────────────────────────────────────────────────────────────────────
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
@@ -273,7 +273,7 @@ def create_render(b: Backends, req: RenderRequest) -> RenderRecord:
     job = make_job(lt, req.data, rid, 0, preview=req.preview)
     now = time.time()
     record = RenderRecord(
-        id=_new_id("r"),
+        id=new_id("r"),
         template_id=template.id,
         version=template.version,
         data=req.data,
@@ -333,7 +333,7 @@ def render_urls(b: Backends, output_key: str, poster_key: str) -> Urls:
 def create_batch(b: Backends, req: BatchRequest, *, batch_id: str | None = None) -> BatchRecord:
     """Store a batch (inline records are written as a JSONL source) and start it."""
     template = get_template(b, req.template_id, req.version)
-    batch_id = batch_id or _new_id("b")
+    batch_id = batch_id or new_id("b")
     if req.records is not None:
         limit = get_settings().max_inline_records
         if len(req.records) > limit:

@@ -1,0 +1,85 @@
+"""The HTTP API's plumbing: body parsing, API keys, and the one place errors become 4xx."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import yaml
+from chalice.app import Request, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import AuthError, ReelError, RequestError
+from chalicelib.settings import get_settings
+from chalicelib.template.library import pydantic_problems
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Any]
+
+
+def error_response(status: int, code: str, message: str, field: str = "") -> Response:
+    return Response(
+        body={"error": {"code": code, "message": message, "field": field}},
+        status_code=status,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def handles_errors(fn: Handler) -> Handler:
+    """Every ReelError (and a body that fails its model) becomes `{"error": …}` with a 4xx."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ReelError as exc:
+            first = exc.problems[0]
+            message = str(first) if len(exc.problems) == 1 else str(exc)
+            if len(exc.problems) > 1:
+                message = exc.message + ": " + "; ".join(str(p) for p in exc.problems)
+            return error_response(exc.status, exc.code, message, exc.field or first.field)
+
+    return wrapper
+
+
+def require_key(request: Request) -> None:
+    """Write routes need one of the configured keys in `x-api-key` (compared in constant time)."""
+    given = request.headers.get("x-api-key", "")
+    keys = get_settings().api_key_list
+    if not keys:
+        raise AuthError("no API key is configured on this server (set REEL_API_KEYS)", "x-api-key")
+    if not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+        raise AuthError("missing or invalid API key", "x-api-key")
+
+
+def parse_document(request: Request) -> Any:
+    """The body as data: JSON, or YAML when the Content-Type says so."""
+    raw = request.raw_body or b""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
+    if not text.strip():
+        raise RequestError("the request body is empty", field="body")
+    try:
+        if "yaml" in kind:
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"invalid JSON at line {exc.lineno}: {exc.msg}", field="body") from exc
+    except yaml.YAMLError as exc:
+        raise RequestError(f"invalid YAML: {exc}", field="body") from exc
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate a body against its pydantic model; the error names the first bad field."""
+    if not isinstance(data, dict):
+        raise RequestError("the body must be a JSON object", field="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = pydantic_problems(exc)
+        raise RequestError(
+            f"{len(problems)} problem(s) in the request", field=problems[0].field, problems=problems
+        ) from exc
