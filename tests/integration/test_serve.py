@@ -1,0 +1,96 @@
+"""`reel serve`: the embedded default over real HTTP on 127.0.0.1 — register at start, then
+POST /renders and GET /renders/{id} until the video is served."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Campaign
+
+
+@pytest.fixture
+def server(campaign: Campaign, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--workers", "1"]
+        + ["--data-dir", str(tmp_path / "serve-data"), "--templates", str(campaign.root.parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    url = key = None
+    lines = []
+    deadline = time.monotonic() + 60
+    try:
+        while (url is None or key is None) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+            if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
+                key = m.group(1)
+        assert url and key, "".join(lines)
+        assert any("template tiny version" in line for line in lines), "".join(lines)
+        yield url, key
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def call(url: str, method: str = "GET", data: Any = None, key: str = "") -> tuple[int, Any]:
+    req = urllib.request.Request(url, method=method)
+    body = None
+    if data is not None:
+        body = json.dumps(data).encode()
+        req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("x-api-key", key)
+    try:
+        with urllib.request.urlopen(req, body, timeout=30) as resp:
+            raw = resp.read()
+            kind = resp.headers.get("content-type", "")
+            return resp.status, json.loads(raw) if "json" in kind else raw
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_render_over_http(server: tuple[str, str]) -> None:
+    url, key = server
+    # The write route refuses a request without the printed dev key
+    status, body = call(f"{url}/renders", "POST", {"template_id": "tiny", "data": {}})
+    assert status == 401
+    # WHEN a render is posted with the key
+    status, body = call(
+        f"{url}/renders", "POST", {"template_id": "tiny", "data": {"first_name": "Ada"}}, key
+    )
+    assert status == 202, body
+    # THEN polling its status ends with the video, served by the same server
+    deadline = time.monotonic() + 120
+    while body["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status, body = call(f"{url}/renders/{body['render_id']}")
+    assert body["status"] == "done", body
+    assert body["urls"]["video"].startswith(f"{url}/files/videos/")
+    req = urllib.request.Request(body["urls"]["video"], headers={"accept": "video/mp4"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.headers["content-type"] == "video/mp4"
+        assert resp.read()[4:8] == b"ftyp"
