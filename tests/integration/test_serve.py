@@ -23,9 +23,9 @@ from tests.conftest import Campaign
 @pytest.fixture
 def server(campaign: Campaign, tmp_path: Path) -> Iterator[tuple[str, str]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
+    args = ["serve", "--port", "0", "--workers", "1", "--data-dir", str(tmp_path / "data")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "serve", "--port", "0", "--workers", "1"]
-        + ["--data-dir", str(tmp_path / "serve-data"), "--templates", str(campaign.root.parent)],
+        [sys.executable, "-m", "chalicelib.cli", *args, "--templates", str(campaign.root.parent)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
