@@ -50,6 +50,7 @@ def _aws_backends() -> Backends:
     import tempfile
 
     import boto3
+    from botocore.config import Config
 
     from chalicelib.adapters.dynamodb import DynamoJobStore
     from chalicelib.adapters.s3 import S3BlobStore
@@ -57,7 +58,9 @@ def _aws_backends() -> Backends:
 
     s = get_settings()
     session = boto3.session.Session(region_name=s.region)
-    blobs = S3BlobStore(session.client("s3"), s.bucket, url_expiry=s.url_expiry)
+    # SigV4 puts the expiry in presigned URLs, and is what every region accepts.
+    s3 = session.client("s3", config=Config(signature_version="s3v4"))
+    blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry)
     return Backends(
         blobs=blobs,
         jobs=DynamoJobStore(session.client("dynamodb"), s.table),

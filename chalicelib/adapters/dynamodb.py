@@ -1,0 +1,277 @@
+"""JobStore on one DynamoDB table: conditional writes, first-write-wins results, live counters.
+
+The table (created by the CDK stack in infra/) has exactly this key schema, nothing else:
+
+    partition key `pk` (S), sort key `sk` (S); no indexes; billing as you like.
+
+Items (every record's pydantic JSON sits in `doc`; other attributes exist for conditions):
+
+    pk                  sk                   attributes
+    template#{id}       v#{version}          doc, created_at (N)
+    template#{id}       latest               doc, created_at (N)   a copy of the latest version
+    render#{id}         job                  doc, state, rev (N)
+    batch#{id}          job                  doc, state, rev (N), n_{status} (N) per Status
+    batch#{id}          result#{index:010d}  doc, status, idx (N)
+
+`rev` counts the writes of a job: `set_state` reads the item and writes it back on the
+condition that `rev` is unchanged (optimistic concurrency), so a merge never loses a concurrent
+writer's fields. `n_rendered`/`n_cached`/`n_failed` are added to in the same transaction that
+puts a result, so `count_results` is one GetItem however large the batch.
+
+Differences from SqliteJobStore: `put_result` requires the batch item to exist (KeyError
+otherwise), and result indexes must lie in 0..9_999_999_999 (they are zero-padded in `sk`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.pipeline.jobs import (
+    BatchRecord,
+    JobState,
+    RecipientResult,
+    RenderRecord,
+    Status,
+    TemplateRecord,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+_MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
+    "render": RenderRecord,
+    "batch": BatchRecord,
+}
+_JOB = "job"
+_LATEST = "latest"
+_MAX_INDEX = 9_999_999_999
+_SET_STATE_ATTEMPTS = 10
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _result_sk(index: int) -> str:
+    return f"result#{index:010d}"
+
+
+def _counter(status: str) -> str:
+    return f"n_{status}"
+
+
+class DynamoJobStore:
+    """Templates, renders, batches and results in `table` (see the module docstring)."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def _key(self, pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+    def _get_item(self, pk: str, sk: str) -> dict[str, AttributeValueTypeDef] | None:
+        response = self.client.get_item(
+            TableName=self.table, Key=self._key(pk, sk), ConsistentRead=True
+        )
+        return response.get("Item")
+
+    # ── templates ──────────────────────────────────────────────────────────────────────
+
+    def put_template(self, record: TemplateRecord) -> None:
+        pk = f"template#{record.id}"
+        doc = record.model_dump_json()
+        created = repr(float(record.created_at))
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **self._key(pk, f"v#{record.version}"),
+                "doc": {"S": doc},
+                "created_at": {"N": created},
+            },
+        )
+        # Like SqliteJobStore, the latest is the newest `created_at` (ties: the last written),
+        # so an older version stored late does not take the pointer.
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**self._key(pk, _LATEST), "doc": {"S": doc}, "created_at": {"N": created}},
+                ConditionExpression="attribute_not_exists(pk) OR created_at <= :c",
+                ExpressionAttributeValues={":c": {"N": created}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def get_template(self, template_id: str, version: str | None = None) -> TemplateRecord | None:
+        sk = _LATEST if version is None else f"v#{version}"
+        item = self._get_item(f"template#{template_id}", sk)
+        return TemplateRecord.model_validate_json(item["doc"]["S"]) if item else None
+
+    # ── renders and batches ────────────────────────────────────────────────────────────
+
+    def _create(self, kind: str, job_id: str, state: JobState, doc: str) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **self._key(f"{kind}#{job_id}", _JOB),
+                    "doc": {"S": doc},
+                    "state": {"S": str(state)},
+                    "rev": {"N": "0"},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ValueError(f"{kind} {job_id} exists") from None
+            raise
+
+    def _get_doc(self, kind: str, job_id: str) -> str | None:
+        item = self._get_item(f"{kind}#{job_id}", _JOB)
+        return item["doc"]["S"] if item else None
+
+    def create_render(self, record: RenderRecord) -> None:
+        self._create("render", record.id, record.state, record.model_dump_json())
+
+    def get_render(self, render_id: str) -> RenderRecord | None:
+        doc = self._get_doc("render", render_id)
+        return RenderRecord.model_validate_json(doc) if doc else None
+
+    def create_batch(self, record: BatchRecord) -> None:
+        self._create("batch", record.id, record.state, record.model_dump_json())
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        doc = self._get_doc("batch", batch_id)
+        return BatchRecord.model_validate_json(doc) if doc else None
+
+    def set_state(
+        self,
+        kind: str,
+        job_id: str,
+        state: JobState,
+        *,
+        expect: tuple[JobState, ...],
+        **fields: Any,
+    ) -> bool:
+        model = _MODELS[kind]
+        pk = f"{kind}#{job_id}"
+        for attempt in range(_SET_STATE_ATTEMPTS):
+            item = self._get_item(pk, _JOB)
+            if item is None or item["state"]["S"] not in expect:
+                return False
+            current = model.model_validate_json(item["doc"]["S"])
+            updated = model.model_validate({**current.model_dump(), **fields, "state": state})
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=self._key(pk, _JOB),
+                    UpdateExpression="SET doc = :doc, #state = :state, rev = :next",
+                    ConditionExpression="rev = :rev",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={
+                        ":doc": {"S": updated.model_dump_json()},
+                        ":state": {"S": str(state)},
+                        ":rev": item["rev"],
+                        ":next": {"N": str(int(item["rev"]["N"]) + 1)},
+                    },
+                )
+                return True
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+            # Another writer got in between our read and our write: read again and recheck.
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+        raise RuntimeError(f"{kind} {job_id}: {_SET_STATE_ATTEMPTS} conflicting writes in a row")
+
+    # ── batch results ──────────────────────────────────────────────────────────────────
+
+    def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
+        if not 0 <= index <= _MAX_INDEX:
+            raise ValueError(f"result index out of range: {index}")
+        pk = f"batch#{batch_id}"
+        status = str(result.status)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **self._key(pk, _result_sk(index)),
+                                "doc": {"S": result.model_dump_json()},
+                                "status": {"S": status},
+                                "idx": {"N": str(index)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key(pk, _JOB),
+                            "UpdateExpression": "ADD #n :one",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#n": _counter(status)},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False  # the result exists: first write wins, the counter is untouched
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise KeyError(f"no batch {batch_id!r}") from None
+            raise
+        return True
+
+    def list_results(
+        self, batch_id: str, *, after: int = -1, limit: int = 100
+    ) -> list[tuple[int, RecipientResult]]:
+        out: list[tuple[int, RecipientResult]] = []
+        first = max(after + 1, 0)
+        if limit <= 0 or first > _MAX_INDEX:
+            return out
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"batch#{batch_id}"},
+                ":lo": {"S": _result_sk(first)},
+                ":hi": {"S": _result_sk(_MAX_INDEX)},
+            },
+            "ProjectionExpression": "idx, doc",
+            "ConsistentRead": True,
+            "ScanIndexForward": True,
+        }
+        while len(out) < limit:
+            response = self.client.query(**query, Limit=limit - len(out))
+            for item in response["Items"]:
+                doc = RecipientResult.model_validate_json(item["doc"]["S"])
+                out.append((int(item["idx"]["N"]), doc))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return out
+
+    def count_results(self, batch_id: str) -> dict[str, int]:
+        names = {f"#{s.value}": _counter(s.value) for s in Status}
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=self._key(f"batch#{batch_id}", _JOB),
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+        )
+        item = response.get("Item", {})
+        return {s.value: int(item.get(_counter(s.value), {}).get("N", "0")) for s in Status}

@@ -1,0 +1,108 @@
+"""BlobStore on an S3 bucket: a PUT is atomic, reads of a missing key raise KeyError."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# What S3 answers for a missing object: HeadObject and download_file say "404" (no body to
+# carry a code), GetObject says "NoSuchKey".
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in _MISSING
+
+
+def _content_type(key: str) -> str:
+    # CloudFront and presigned URLs serve the stored type: a video must say video/mp4 to play.
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+class S3BlobStore:
+    """Objects under `prefix + key` in `bucket`; `url` is a presigned GET valid `url_expiry` s."""
+
+    def __init__(
+        self, client: S3Client, bucket: str, *, url_expiry: int = 3600, prefix: str = ""
+    ) -> None:
+        if prefix.startswith("/") or "\\" in prefix or ".." in PurePosixPath(prefix).parts:
+            raise ValueError(f"invalid key prefix: {prefix!r}")
+        self.client = client
+        self.bucket = bucket
+        self.url_expiry = url_expiry
+        self.prefix = prefix
+
+    def object_key(self, key: str) -> str:
+        """The S3 key of `key`; refuses the keys `LocalBlobStore.path` refuses."""
+        pure = PurePosixPath(key)
+        if not key or pure.is_absolute() or ".." in pure.parts or "\\" in key:
+            raise ValueError(f"invalid blob key: {key!r}")
+        return self.prefix + key
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if _missing(exc):
+                return False
+            raise
+        return True
+
+    def put_file(self, key: str, source: Path) -> None:
+        # A single PUT or a completed multipart upload appears all at once: no partial object.
+        self.client.upload_file(
+            str(source),
+            self.bucket,
+            self.object_key(key),
+            ExtraArgs={"ContentType": _content_type(key)},
+        )
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.object_key(key),
+            Body=data,
+            ContentType=_content_type(key),
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if _missing(exc):
+                raise KeyError(key) from None
+            raise
+        with response["Body"] as body:
+            return body.read()
+
+    def fetch(self, key: str, scratch: Path) -> Path:
+        """Download into `scratch/<sha1(key)[:12]>/<base name>`: the suffix is kept (callers
+        read it) and two keys with one base name never share a file."""
+        object_key = self.object_key(key)
+        target = scratch / hashlib.sha1(key.encode()).hexdigest()[:12] / PurePosixPath(key).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # s3transfer writes a temporary file and renames it: never a half-written target.
+            self.client.download_file(self.bucket, object_key, str(target))
+        except ClientError as exc:
+            if _missing(exc):
+                raise KeyError(key) from None
+            raise
+        return target
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def url(self, key: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.object_key(key)},
+            ExpiresIn=self.url_expiry,
+        )

@@ -1,0 +1,349 @@
+"""The JobStore contract, run against every backend: SQLite and DynamoDB (on moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from chalicelib.adapters.dynamodb import DynamoJobStore
+from chalicelib.adapters.sqlite import SqliteJobStore
+from chalicelib.pipeline.jobs import (
+    BatchRecord,
+    JobState,
+    RecipientResult,
+    RenderRecord,
+    Status,
+    TemplateRecord,
+)
+from chalicelib.ports import JobStore
+from tests.aws import create_jobs_table
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        yield SqliteJobStore(tmp_path / "reel.db")
+        return
+    with mock_aws():
+        yield DynamoJobStore(create_jobs_table("reel-jobs"), "reel-jobs")
+
+
+def template(version: str, created_at: float, template_id: str = "welcome") -> TemplateRecord:
+    return TemplateRecord(
+        id=template_id,
+        version=version,
+        bundle_key=f"templates/{template_id}/{version}.zip",
+        created_at=created_at,
+        variables=["first_name"],
+    )
+
+
+def render(render_id: str = "r_1") -> RenderRecord:
+    return RenderRecord(
+        id=render_id,
+        template_id="welcome",
+        version="v1",
+        data={"first_name": "Ada"},
+        state=JobState.queued,
+        created_at=1.0,
+        updated_at=1.0,
+        output_key="videos/abc.mp4",
+        poster_key="posters/abc.jpg",
+    )
+
+
+def batch(batch_id: str = "b_1") -> BatchRecord:
+    return BatchRecord(
+        id=batch_id,
+        template_id="welcome",
+        version="v1",
+        source_key=f"incoming/{batch_id}/people.csv",
+        items_key=f"batches/{batch_id}/items.json",
+        state=JobState.queued,
+        created_at=1.0,
+        updated_at=1.0,
+    )
+
+
+def result(line: int, status: Status = Status.rendered) -> RecipientResult:
+    return RecipientResult(recipient_id=f"rcpt-{line}", line=line, status=status)
+
+
+def test_it_is_a_jobstore(store: JobStore) -> None:
+    assert isinstance(store, JobStore)
+
+
+# ── templates ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_templates_latest_and_by_version(store: JobStore) -> None:
+    # GIVEN two versions of one template, the second registered later
+    store.put_template(template("v1", 100.0))
+    store.put_template(template("v2", 200.0))
+    # THEN the latest is v2 and each version can be read back
+    latest = store.get_template("welcome")
+    assert latest is not None and latest.version == "v2"
+    assert store.get_template("welcome", "v1") == template("v1", 100.0)
+    assert store.get_template("welcome", "v2") == template("v2", 200.0)
+    assert store.get_template("welcome", "v3") is None
+    assert store.get_template("other") is None
+
+
+def test_an_older_version_stored_late_is_not_the_latest(store: JobStore) -> None:
+    store.put_template(template("v2", 200.0))
+    store.put_template(template("v1", 100.0))
+    latest = store.get_template("welcome")
+    assert latest is not None and latest.version == "v2"
+
+
+def test_templates_are_kept_apart(store: JobStore) -> None:
+    store.put_template(template("v1", 100.0, "a"))
+    store.put_template(template("v9", 900.0, "b"))
+    latest = store.get_template("a")
+    assert latest is not None and latest.version == "v1"
+
+
+# ── renders and batches ───────────────────────────────────────────────────────────────────
+
+
+def test_create_and_get(store: JobStore) -> None:
+    store.create_render(render())
+    store.create_batch(batch())
+    assert store.get_render("r_1") == render()
+    assert store.get_batch("b_1") == batch()
+    assert store.get_render("r_2") is None
+    assert store.get_batch("b_2") is None
+
+
+def test_renders_and_batches_do_not_share_ids(store: JobStore) -> None:
+    store.create_render(render("same"))
+    store.create_batch(batch("same"))
+    assert store.get_render("same") == render("same")
+    assert store.get_batch("same") == batch("same")
+
+
+def test_creating_twice_is_refused(store: JobStore) -> None:
+    store.create_render(render())
+    store.create_batch(batch())
+    changed = render().model_copy(update={"data": {"first_name": "Bob"}})
+    with pytest.raises(ValueError, match="exists"):
+        store.create_render(changed)
+    with pytest.raises(ValueError, match="exists"):
+        store.create_batch(batch())
+    assert store.get_render("r_1") == render()
+
+
+def test_set_state_moves_forward_and_merges_fields(store: JobStore) -> None:
+    store.create_render(render())
+    store.create_batch(batch())
+    # WHEN a render and a batch move from queued to running, setting fields on the way
+    assert store.set_state(
+        "render", "r_1", JobState.running, expect=(JobState.queued,), updated_at=2.0
+    )
+    assert store.set_state(
+        "batch",
+        "b_1",
+        JobState.running,
+        expect=(JobState.queued, JobState.running),
+        total=3,
+        updated_at=2.0,
+    )
+    # THEN the records carry the new state and fields, the rest unchanged
+    r = store.get_render("r_1")
+    assert r == render().model_copy(update={"state": JobState.running, "updated_at": 2.0})
+    b = store.get_batch("b_1")
+    assert b is not None and (b.state, b.total, b.updated_at) == (JobState.running, 3, 2.0)
+    assert b.source_key == batch().source_key
+    # AND a further move works from the new state
+    done = result(0)
+    assert store.set_state("render", "r_1", JobState.done, expect=(JobState.running,), result=done)
+    r = store.get_render("r_1")
+    assert r is not None and r.state == JobState.done and r.result == done
+
+
+def test_set_state_refuses_other_states(store: JobStore) -> None:
+    # GIVEN a finished render
+    store.create_render(render())
+    assert store.set_state("render", "r_1", JobState.done, expect=(JobState.queued,))
+    # WHEN a late retry tries to move it back
+    moved = store.set_state(
+        "render", "r_1", JobState.running, expect=(JobState.queued,), updated_at=9.0
+    )
+    # THEN nothing changes
+    assert moved is False
+    r = store.get_render("r_1")
+    assert r is not None and r.state == JobState.done and r.updated_at == 1.0
+
+
+def test_set_state_of_an_unknown_job(store: JobStore) -> None:
+    assert not store.set_state("render", "nope", JobState.running, expect=(JobState.queued,))
+    assert not store.set_state("batch", "nope", JobState.running, expect=(JobState.queued,))
+    assert store.get_render("nope") is None and store.get_batch("nope") is None
+
+
+def test_set_state_validates_fields(store: JobStore) -> None:
+    store.create_batch(batch())
+    with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
+        store.set_state("batch", "b_1", JobState.running, expect=(JobState.queued,), nope=1)
+    b = store.get_batch("b_1")
+    assert b is not None and b.state == JobState.queued
+
+
+# ── batch results ─────────────────────────────────────────────────────────────────────────
+
+
+def test_the_first_result_wins(store: JobStore) -> None:
+    store.create_batch(batch())
+    assert store.put_result("b_1", 0, result(2, Status.rendered))
+    # WHEN a retry records the same item again, with another outcome
+    assert store.put_result("b_1", 0, result(2, Status.failed)) is False
+    # THEN the first result stays and is counted once
+    assert store.list_results("b_1") == [(0, result(2, Status.rendered))]
+    assert store.count_results("b_1") == {"rendered": 1, "cached": 0, "failed": 0}
+
+
+def test_counts_every_status(store: JobStore) -> None:
+    store.create_batch(batch())
+    store.create_batch(batch("b_2"))
+    assert store.count_results("b_1") == {"rendered": 0, "cached": 0, "failed": 0}
+    statuses = [Status.rendered, Status.cached, Status.failed, Status.cached, Status.cached]
+    for i, status in enumerate(statuses):
+        assert store.put_result("b_1", i, result(i + 2, status))
+    store.put_result("b_1", 4, result(6, Status.failed))  # a duplicate: not counted
+    store.put_result("b_2", 0, result(2, Status.failed))
+    assert store.count_results("b_1") == {"rendered": 1, "cached": 3, "failed": 1}
+    assert store.count_results("b_2") == {"rendered": 0, "cached": 0, "failed": 1}
+    assert store.count_results("unknown") == {s.value: 0 for s in Status}
+
+
+def test_list_results_pages_in_index_order(store: JobStore) -> None:
+    # GIVEN 25 results written out of order
+    store.create_batch(batch())
+    indexes = [*range(0, 25, 2), *range(1, 25, 2)]
+    for i in indexes:
+        store.put_result("b_1", i, result(i + 2))
+    # WHEN they are read seven at a time
+    pages: list[list[int]] = []
+    after = -1
+    while page := store.list_results("b_1", after=after, limit=7):
+        pages.append([i for i, _ in page])
+        after = page[-1][0]
+    # THEN every result comes once, in order
+    assert pages == [list(range(n, min(n + 7, 25))) for n in range(0, 25, 7)]
+    assert store.list_results("b_1", after=9, limit=2) == [(10, result(12)), (11, result(13))]
+    assert store.list_results("b_1", after=24) == []
+    assert store.list_results("b_1") == [(i, result(i + 2)) for i in range(25)]
+    assert store.list_results("other") == []
+
+
+def test_list_results_keeps_every_field(store: JobStore) -> None:
+    store.create_batch(batch())
+    full = RecipientResult(
+        recipient_id="ada@example.com",
+        line=7,
+        status=Status.failed,
+        reason="first_name: too long",
+        code="invalid_data",
+        field="first_name",
+        segments=4,
+        segments_cached=2,
+        seconds=1.25,
+    )
+    store.put_result("b_1", 5, full)
+    assert store.list_results("b_1") == [(5, full)]
+
+
+def test_moving_a_batch_keeps_its_counts(store: JobStore) -> None:
+    store.create_batch(batch())
+    store.put_result("b_1", 0, result(2, Status.cached))
+    assert store.set_state("batch", "b_1", JobState.done, expect=(JobState.queued,), total=1)
+    assert store.count_results("b_1") == {"rendered": 0, "cached": 1, "failed": 0}
+
+
+# ── DynamoDB only ─────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def dynamo() -> Iterator[DynamoJobStore]:
+    with mock_aws():
+        yield DynamoJobStore(create_jobs_table("reel-jobs"), "reel-jobs")
+
+
+def test_dynamo_put_result_needs_the_batch(dynamo: DynamoJobStore) -> None:
+    with pytest.raises(KeyError, match="no batch"):
+        dynamo.put_result("b_1", 0, result(2))
+    assert dynamo.list_results("b_1") == []
+    assert dynamo.get_batch("b_1") is None
+
+
+def test_dynamo_refuses_indexes_it_cannot_order(dynamo: DynamoJobStore) -> None:
+    dynamo.create_batch(batch())
+    for index in (-1, 10_000_000_000):
+        with pytest.raises(ValueError, match="index"):
+            dynamo.put_result("b_1", index, result(2))
+
+
+def test_dynamo_list_results_follows_last_evaluated_key(dynamo: DynamoJobStore) -> None:
+    # GIVEN DynamoDB answering at most 3 items per Query (as it does past 1 MB of results)
+    dynamo.create_batch(batch())
+    for i in range(10):
+        dynamo.put_result("b_1", i, result(i + 2))
+    calls: list[int] = []
+
+    def small_pages(params: dict[str, object], **_: object) -> None:
+        calls.append(1)
+        params["Limit"] = min(3, int(str(params["Limit"])))
+
+    dynamo.client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    # WHEN 8 results are asked for
+    page = dynamo.list_results("b_1", after=0, limit=8)
+    # THEN the store followed the pages until it had them
+    assert [i for i, _ in page] == list(range(1, 9))
+    assert len(calls) == 3
+
+
+def _interfere(dynamo: DynamoJobStore, state: JobState) -> list[int]:
+    """Before the next UpdateItem, another writer moves render r_1 to `state` (once)."""
+    other = DynamoJobStore(dynamo.client, dynamo.table)
+    fired: list[int] = []
+
+    def before_update(**_: object) -> None:
+        if not fired:
+            fired.append(1)
+            current = other.get_render("r_1")
+            assert current is not None
+            assert other.set_state("render", "r_1", state, expect=(current.state,), updated_at=5.0)
+
+    dynamo.client.meta.events.register("before-call.dynamodb.UpdateItem", before_update)
+    return fired
+
+
+def test_dynamo_set_state_retries_after_a_concurrent_write(dynamo: DynamoJobStore) -> None:
+    # GIVEN another writer that touches the render between our read and our write,
+    # leaving it in a state we accept
+    dynamo.create_render(render())
+    fired = _interfere(dynamo, JobState.queued)
+    # WHEN we move it
+    moved = dynamo.set_state(
+        "render", "r_1", JobState.running, expect=(JobState.queued,), poster_key="p.jpg"
+    )
+    # THEN our write was retried on the fresh record: both writers' fields are kept
+    assert fired and moved
+    r = dynamo.get_render("r_1")
+    assert r is not None
+    assert (r.state, r.updated_at, r.poster_key) == (JobState.running, 5.0, "p.jpg")
+
+
+def test_dynamo_set_state_loses_to_a_concurrent_move(dynamo: DynamoJobStore) -> None:
+    # GIVEN another writer that finishes the render between our read and our write
+    dynamo.create_render(render())
+    fired = _interfere(dynamo, JobState.done)
+    # WHEN we try to move it from queued
+    moved = dynamo.set_state("render", "r_1", JobState.running, expect=(JobState.queued,))
+    # THEN we lose, and the other writer's move stands
+    assert fired and moved is False
+    r = dynamo.get_render("r_1")
+    assert r is not None and r.state == JobState.done
