@@ -98,7 +98,8 @@ class JobStore(Protocol):
         ...
 
     def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
-        """Record item `index` of a batch; the first write wins (False for a duplicate)."""
+        """Record item `index` of a batch; the first write wins (False for a duplicate).
+        KeyError if the batch does not exist."""
         ...
 
     def list_results(

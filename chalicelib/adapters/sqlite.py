@@ -142,6 +142,11 @@ class SqliteJobStore:
 
     def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
         with self._db() as db:
+            batch = db.execute(
+                "SELECT 1 FROM jobs WHERE kind = 'batch' AND id = ?", (batch_id,)
+            ).fetchone()
+            if batch is None:
+                raise KeyError(f"no batch {batch_id!r}")
             cur = db.execute(
                 "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
                 (batch_id, index, result.status, result.model_dump_json()),

@@ -205,6 +205,13 @@ def test_the_first_result_wins(store: JobStore) -> None:
     assert store.count_results("b_1") == {"rendered": 1, "cached": 0, "failed": 0}
 
 
+def test_put_result_needs_the_batch(store: JobStore) -> None:
+    with pytest.raises(KeyError, match="no batch"):
+        store.put_result("b_1", 0, result(2))
+    assert store.list_results("b_1") == []
+    assert store.get_batch("b_1") is None
+
+
 def test_counts_every_status(store: JobStore) -> None:
     store.create_batch(batch())
     store.create_batch(batch("b_2"))
@@ -271,12 +278,6 @@ def dynamo() -> Iterator[DynamoJobStore]:
     with mock_aws():
         yield DynamoJobStore(create_jobs_table("reel-jobs"), "reel-jobs")
 
-
-def test_dynamo_put_result_needs_the_batch(dynamo: DynamoJobStore) -> None:
-    with pytest.raises(KeyError, match="no batch"):
-        dynamo.put_result("b_1", 0, result(2))
-    assert dynamo.list_results("b_1") == []
-    assert dynamo.get_batch("b_1") is None
 
 
 def test_dynamo_refuses_indexes_it_cannot_order(dynamo: DynamoJobStore) -> None:
