@@ -336,6 +336,12 @@ def serve(
             err.print(f"template {folder}: {exc}", markup=False, highlight=False, style="red")
             continue
         out.print(f"template [bold]{record.id}[/] version {record.version}  ({folder})")
+    from chalicelib.adapters.local_runner import LocalOrchestrator
+    from chalicelib.adapters.sqlite import SqliteJobStore
+
+    local = isinstance(b.orchestrator, LocalOrchestrator) and isinstance(b.jobs, SqliteJobStore)
+    if local and (resumed := b.orchestrator.resume(b.jobs)):  # type: ignore[attr-defined]
+        out.print(f"resuming {resumed} unfinished render(s) and batch(es)")
     url = os.environ["REEL_PUBLIC_URL"]
     out.print(f"Reel serving on [bold]{url}[/] · data in {get_settings().data_dir}")
     if dev_key:

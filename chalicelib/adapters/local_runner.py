@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
 from chalicelib import bootstrap
+from chalicelib.adapters.sqlite import SqliteJobStore
 from chalicelib.errors import ReelError
 from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import BatchItem, JobState
@@ -94,6 +95,16 @@ class LocalOrchestrator:
                 reason = f"internal error: {type(crash).__name__}: {crash}"
                 service.record_failure(b, batch_id, item, reason, code="internal_error")
         service.finalize_batch(b, batch_id)
+
+    def resume(self, jobs: SqliteJobStore) -> int:
+        """Start again what a stopped or crashed server left queued or running: every step is
+        idempotent, so finished outputs and recorded results are kept. Returns how many."""
+        renders, batches = jobs.unfinished("render"), jobs.unfinished("batch")
+        for render_id in renders:
+            self.start_render(render_id)
+        for batch_id in batches:
+            self.start_batch(batch_id)
+        return len(renders) + len(batches)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the work started so far is finished (tests, and `reel serve` exit)."""

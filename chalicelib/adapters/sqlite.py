@@ -138,6 +138,15 @@ class SqliteJobStore:
                 db.execute("ROLLBACK")
                 raise
 
+    def unfinished(self, kind: str) -> list[str]:
+        """Ids of renders or batches still queued or running (to resume after a restart)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND state IN (?, ?) ORDER BY rowid",
+                (kind, JobState.queued, JobState.running),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # ── batch results ──────────────────────────────────────────────────────────────────
 
     def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:

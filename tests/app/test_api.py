@@ -340,3 +340,28 @@ def test_upload_under_incoming_starts_one_batch(client: Client, tiny: dict[str, 
     # Other keys are ignored
     other = client.events.generate_s3_event(bucket="reel-media", key="uploads/x/y.csv")
     assert client.lambda_.invoke("incoming", other).payload["batches"] == []
+
+
+def test_unfinished_work_resumes_after_a_restart(
+    client: Client, tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.adapters.local_runner import LocalOrchestrator
+
+    # GIVEN a server that accepted a render and a batch, then stopped before doing them
+    with monkeypatch.context() as m:
+        m.setattr(LocalOrchestrator, "start_render", lambda self, rid: None)
+        m.setattr(LocalOrchestrator, "start_batch", lambda self, bid: None)
+        payload = {"template_id": "tiny", "data": {"first_name": "A"}}
+        render = body(post(client, "/renders", payload))
+        records = [{"first_name": "B"}]
+        batch = body(post(client, "/batches", {"template_id": "tiny", "records": records}))
+    assert body(client.http.get(f"/renders/{render['render_id']}"))["status"] == "queued"
+    bootstrap.reset()
+    # WHEN the server starts again
+    b = bootstrap.backends()
+    assert isinstance(b.orchestrator, LocalOrchestrator)
+    assert b.orchestrator.resume(b.jobs) == 2  # type: ignore[arg-type]
+    # THEN both finish
+    assert wait_for(client, f"/renders/{render['render_id']}", finished)["status"] == "done"
+    done = wait_for(client, f"/batches/{batch['batch_id']}", finished)
+    assert done["counts"]["rendered"] == 1
