@@ -71,8 +71,7 @@ class LocalOrchestrator:
     def _run_batch(self, batch_id: str) -> None:
         b = bootstrap.backends()
         try:
-            service.plan_batch(b, batch_id)
-            batch = service.get_batch(b, batch_id)
+            batch = service.plan_batch(b, batch_id)
             items = service.read_items(b, batch)
         except ReelError as exc:
             service.fail_batch(b, batch_id, str(exc))

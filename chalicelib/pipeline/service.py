@@ -419,9 +419,9 @@ def _items(rows: Iterator[Row]) -> Iterator[BatchItem]:
             yield BatchItem(index=index, line=row.line, fields=row.fields)
 
 
-def plan_batch(b: Backends, batch_id: str) -> int:
+def plan_batch(b: Backends, batch_id: str) -> BatchRecord:
     """Step 1: read the source into the item list (a JSON array the Map reads) and render the
-    static segments every recipient shares. Returns the number of items. Idempotent."""
+    static segments every recipient shares. Returns the batch, now with its total. Idempotent."""
     batch = get_batch(b, batch_id)
     lt = materialize(b, get_template(b, batch.template_id, batch.version))
     with tempfile.TemporaryDirectory(prefix="reel-plan-", dir=_scratch(b)) as tmp:
@@ -452,7 +452,7 @@ def plan_batch(b: Backends, batch_id: str) -> int:
         total=total,
         updated_at=time.time(),
     )
-    return total
+    return get_batch(b, batch_id)
 
 
 def read_items(b: Backends, batch: BatchRecord) -> list[BatchItem]:

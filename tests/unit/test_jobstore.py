@@ -279,7 +279,6 @@ def dynamo() -> Iterator[DynamoJobStore]:
         yield DynamoJobStore(create_jobs_table("reel-jobs"), "reel-jobs")
 
 
-
 def test_dynamo_refuses_indexes_it_cannot_order(dynamo: DynamoJobStore) -> None:
     dynamo.create_batch(batch())
     for index in (-1, 10_000_000_000):

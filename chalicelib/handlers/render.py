@@ -1,0 +1,55 @@
+"""The render worker Lambda: one batch item (a Map child) or one API render (async invoke)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import TypeAdapter
+
+from chalicelib import bootstrap
+from chalicelib.handlers import logger, once, tracer
+from chalicelib.handlers.models import RenderEvent, RenderItemEvent, RenderOutput
+from chalicelib.pipeline import service
+
+# A retried item (Lambda service error, a lost response) returns the stored result instead of
+# rendering again; an item whose render raised leaves no record, so the Retry really retries.
+ITEM_IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[batch_id, item.index]", raise_on_no_idempotency_key=True
+)
+RENDER_IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="render_id", raise_on_no_idempotency_key=True
+)
+
+RenderInput = TypeAdapter[RenderItemEvent | RenderEvent](RenderItemEvent | RenderEvent)
+
+
+def _render_item(event: RenderItemEvent) -> dict[str, Any]:
+    result = service.render_item(bootstrap.backends(), event.batch_id, event.item)
+    return result.model_dump(mode="json", exclude_none=True)
+
+
+def _render(event: RenderEvent) -> dict[str, Any]:
+    record = service.run_render(bootstrap.backends(), event.render_id)
+    return RenderOutput(render_id=record.id, state=record.state.value).model_dump(mode="json")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@event_parser(model=RenderInput)
+def handler(event: RenderItemEvent | RenderEvent, context: LambdaContext) -> dict[str, Any]:
+    """A Map item `{"batch_id", "item"}` → its RecipientResult (a bad record is a failed
+    result); `{"render_id"}` → the render's final state. Unexpected errors propagate, so Step
+    Functions' Retry and Catch see them."""
+    if isinstance(event, RenderEvent):
+        logger.append_keys(render_id=event.render_id)
+        out = once("render", RENDER_IDEMPOTENCY, _render, event, context)
+        logger.info("render finished", extra={"state": out["state"]})
+        return out
+    logger.append_keys(batch_id=event.batch_id, item_index=event.item.index)
+    result = once("render_item", ITEM_IDEMPOTENCY, _render_item, event, context)
+    logger.append_keys(recipient_id=result["recipient_id"])
+    logger.info("recipient rendered", extra={"status": result["status"]})
+    return result

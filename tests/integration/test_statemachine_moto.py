@@ -1,0 +1,371 @@
+"""The batch state machine executed by moto's Step Functions engine, its Lambda tasks dispatched
+in-process to the real handlers, on moto S3 and DynamoDB with real ffmpeg renders."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.response import StreamingBody
+from moto import mock_aws
+from moto.core.config import DefaultConfig
+
+from chalicelib import bootstrap, handlers
+from chalicelib.errors import DataError
+from chalicelib.handlers import batch as batch_handlers
+from chalicelib.handlers import render as render_handlers
+from chalicelib.pipeline import service, statemachine
+from chalicelib.pipeline.jobs import BatchItem, BatchRecord, JobState, Status
+from tests.aws import create_bucket, create_idempotency_table, create_jobs_table
+from tests.conftest import Campaign
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BUCKET = "reel-test-media"
+TABLE = "reel-test-jobs"
+IDEMPOTENCY_TABLE = "reel-test-idempotency"
+FUNCTIONS = {
+    name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:reel-{name}"
+    for name in ("plan", "render", "finalize", "failure")
+}
+HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    "plan": batch_handlers.plan,
+    "render": render_handlers.handler,
+    "finalize": batch_handlers.finalize,
+    "failure": batch_handlers.record_failure,
+}
+EXECUTION_DEADLINE = 120.0
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a LambdaContext."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 2048
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/reel"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class Dispatcher:
+    """Answers the engine's lambda:Invoke calls by running the real handlers in-process.
+
+    `throttle[name]` service errors (TooManyRequestsException) are answered first; a handler
+    that raises becomes a FunctionError "Unhandled" response, as Lambda reports it.
+    """
+
+    throttle: Counter[str] = field(default_factory=Counter)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.calls if n == name)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # url_path: /2015-03-31/functions/{FunctionName}/invocations
+        function = unquote(params["url_path"].split("/")[3])
+        name = next(n for n, arn in FUNCTIONS.items() if arn == function)
+        body = params.get("body") or b"{}"
+        payload = json.loads(body.decode() if isinstance(body, bytes) else body)
+        with self.lock:
+            self.calls.append((name, payload))
+            throttled = self.throttle[name] > 0
+            if throttled:
+                self.throttle[name] -= 1
+        if throttled:
+            error = {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}
+            return _response(429, {"Error": error, "Type": "User"})
+        context = FakeContext(function_name=f"reel-{name}", invoked_function_arn=function)
+        try:
+            result = HANDLERS[name](payload, context)
+        except Exception as exc:  # what the Lambda runtime reports for an unhandled error
+            error_payload = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            return _response(200, {}, error_payload, function_error="Unhandled")
+        return _response(200, {}, result)
+
+
+def _response(
+    status: int, parsed: dict[str, Any], payload: Any = None, function_error: str | None = None
+) -> tuple[AWSResponse, dict[str, Any]]:
+    meta = {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4()), "HTTPHeaders": {}}
+    parsed = {**parsed, "ResponseMetadata": meta}
+    if status < 300:
+        data = json.dumps(payload).encode()
+        parsed.update(StatusCode=status, ExecutedVersion="$LATEST")
+        parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+        if function_error:
+            parsed["FunctionError"] = function_error
+    return AWSResponse("https://lambda.invalid", status, HTTPHeaders(), None), parsed
+
+
+@dataclass
+class Env:
+    dispatcher: Dispatcher
+    sfn: Any
+    s3: Any
+    campaign: Campaign
+    scratch: Path
+
+    def run_batch(self, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """Create a batch (which starts the execution) and wait for the execution to end."""
+        req = service.BatchRequest(template_id="tiny", records=records)
+        record = service.create_batch(bootstrap.backends(), req)
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:reel-batch:{record.id}"
+        deadline = time.monotonic() + EXECUTION_DEADLINE
+        while True:
+            execution = self.sfn.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                return record.id, execution
+            assert time.monotonic() < deadline, f"execution still running: {execution}"
+            time.sleep(0.1)
+
+    def videos(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix="videos/")
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+@pytest.fixture
+def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """moto with the engine on; the bucket, tables, the registered tiny template and the
+    state machine; lambda:Invoke from the engine answered by a Dispatcher."""
+    config: DefaultConfig = {
+        "stepfunctions": {"execute_state_machine": True},
+        "lambda": {"use_docker": False},
+    }
+    with mock_aws(config=config):
+        for name, value in {
+            "REEL_BACKEND": "aws",
+            "REEL_REGION": REGION,
+            "REEL_BUCKET": BUCKET,
+            "REEL_TABLE": TABLE,
+            "REEL_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "REEL_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:reel-batch",
+            "REEL_WORK_DIR": str(tmp_path / "scratch"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        bootstrap.reset()
+        handlers.reset()
+        s3 = create_bucket(BUCKET)
+        create_jobs_table(TABLE)
+        create_idempotency_table(IDEMPOTENCY_TABLE)
+        service.register_folder(bootstrap.backends(), campaign.root)
+
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        asl = statemachine.definition(
+            plan_function=FUNCTIONS["plan"],
+            render_function=FUNCTIONS["render"],
+            finalize_function=FUNCTIONS["finalize"],
+            failure_function=FUNCTIONS["failure"],
+            max_concurrency=2,
+            tolerated_failure_percentage=0,
+            results_bucket=BUCKET,
+            render_timeout=120,
+        )
+        sfn.create_state_machine(
+            name="reel-batch",
+            definition=statemachine.to_json(asl),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/reel-batch",
+        )
+        dispatcher = Dispatcher()
+        # The engine builds its clients with boto3.client(...) on boto3's default session.
+        events = boto3._get_default_session().events
+        # A before-call handler that returns (http, parsed) answers the call without sending it.
+        events.register(
+            "before-call.lambda.Invoke",
+            dispatcher,  # type: ignore[arg-type]
+            unique_id="reel-dispatch",
+        )
+        try:
+            yield Env(dispatcher, sfn, s3, campaign, tmp_path / "scratch")
+        finally:
+            events.unregister("before-call.lambda.Invoke", unique_id="reel-dispatch")
+            handlers.reset()
+            bootstrap.reset()
+
+
+def people(*names: str) -> list[dict[str, Any]]:
+    return [{"recipient_id": f"r{i}", "first_name": n} for i, n in enumerate(names)]
+
+
+def results(batch_id: str) -> dict[str, tuple[str, str | None]]:
+    listed = bootstrap.backends().jobs.list_results(batch_id)
+    return {r.recipient_id: (r.status.value, r.reason) for _, r in listed}
+
+
+def test_a_batch_renders_every_recipient_into_s3(aws: Env) -> None:
+    # GIVEN three good records WHEN the batch runs through the state machine
+    batch_id, execution = aws.run_batch(people("Ann", "Bo", "Cy"))
+
+    # THEN the execution succeeds, three MP4s land in S3 and the batch is done
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"]) == {
+        "batch_id": batch_id,
+        "counts": {"rendered": 3, "cached": 0, "failed": 0},
+    }
+    assert len(aws.videos()) == 3
+    b = bootstrap.backends()
+    assert b.jobs.count_results(batch_id) == {"rendered": 3, "cached": 0, "failed": 0}
+    record = service.get_batch(b, batch_id)
+    assert (record.state, record.total) == (JobState.done, 3)
+    assert aws.dispatcher.count("render") == 3
+    assert aws.dispatcher.count("failure") == 0
+    # the Map's ResultWriter wrote its manifest beside the media
+    listing = aws.s3.list_objects_v2(Bucket=BUCKET, Prefix=statemachine.RESULTS_PREFIX + "/")
+    assert [o["Key"].rsplit("/", 1)[-1] for o in listing["Contents"]] == ["manifest.json"]
+
+
+def test_a_broken_avatar_fails_alone(aws: Env) -> None:
+    # GIVEN a template version whose assets include a "PNG" that is not an image
+    (aws.campaign.root / "assets" / "broken.png").write_bytes(b"not an image at all")
+    service.register_folder(bootstrap.backends(), aws.campaign.root)
+    records = people("Ann", "Bo", "Cy")
+    records[1]["avatar"] = "assets/broken.png"
+
+    # WHEN the batch runs
+    batch_id, execution = aws.run_batch(records)
+
+    # THEN that recipient is recorded failed, the others render, the execution succeeds
+    assert execution["status"] == "SUCCEEDED", execution
+    got = results(batch_id)
+    assert got["r0"][0] == got["r2"][0] == "rendered"
+    assert got["r1"][0] == "failed"
+    assert len(aws.videos()) == 2
+    assert service.get_batch(bootstrap.backends(), batch_id).state == JobState.done
+    # a bad record is a failed result of the render function, not a Lambda error
+    assert aws.dispatcher.count("failure") == 0
+
+
+def test_a_throttled_render_is_retried(aws: Env) -> None:
+    # GIVEN Lambda answers the first render invocation with TooManyRequestsException
+    aws.dispatcher.throttle["render"] = 1
+
+    # WHEN the batch runs
+    batch_id, execution = aws.run_batch(people("Ann", "Bo", "Cy"))
+
+    # THEN the Retry invokes it again and every recipient renders
+    assert execution["status"] == "SUCCEEDED", execution
+    assert aws.dispatcher.count("render") == 4
+    assert bootstrap.backends().jobs.count_results(batch_id)["rendered"] == 3
+    assert len(aws.videos()) == 3
+
+
+def test_a_crashing_render_is_caught_and_recorded_failed(
+    aws: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the render of one recipient raises an unexpected exception
+    real = service.render_item
+
+    def crash_for_bo(b: service.Backends, batch_id: str, item: BatchItem) -> Any:
+        if (item.fields or {}).get("first_name") == "Bo":
+            raise RuntimeError("segfault in the encoder")
+        return real(b, batch_id, item)
+
+    monkeypatch.setattr(service, "render_item", crash_for_bo)
+
+    # WHEN the batch runs
+    batch_id, execution = aws.run_batch(people("Ann", "Bo", "Cy"))
+
+    # THEN the Catch records that recipient failed; the others render; the batch is done
+    assert execution["status"] == "SUCCEEDED", execution
+    got = results(batch_id)
+    assert got["r1"] == ("failed", "RuntimeError: segfault in the encoder")
+    assert got["r0"][0] == got["r2"][0] == "rendered"
+    assert aws.dispatcher.count("failure") == 1
+    assert aws.dispatcher.count("render") == 3  # a handler error is not a service error
+    assert service.get_batch(bootstrap.backends(), batch_id).state == JobState.done
+
+
+def test_a_batch_that_cannot_be_planned_fails(aws: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN planning fails (an unreadable source)
+    def unreadable(b: service.Backends, batch_id: str) -> BatchRecord:
+        raise DataError("line 1: not UTF-8", field="source")
+
+    monkeypatch.setattr(service, "plan_batch", unreadable)
+
+    # WHEN the batch runs
+    batch_id, execution = aws.run_batch(people("Ann"))
+
+    # THEN the execution fails and the batch is marked failed with the reason
+    assert execution["status"] == "FAILED", execution
+    assert execution.get("error") == statemachine.BATCH_FAILED_ERROR
+    record = service.get_batch(bootstrap.backends(), batch_id)
+    assert record.state == JobState.failed
+    assert record.error == "DataError: source: line 1: not UTF-8"
+    assert aws.dispatcher.count("render") == 0
+
+
+def test_a_repeated_render_invocation_does_no_work_twice(
+    aws: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a planned batch (no execution: the handlers are called directly)
+    monkeypatch.setattr(bootstrap.backends().orchestrator, "start_batch", lambda _id: None)
+    req = service.BatchRequest(template_id="tiny", records=people("Ann"))
+    batch_id = service.create_batch(bootstrap.backends(), req).id
+    context = FakeContext("reel-render", FUNCTIONS["render"])
+    planned = batch_handlers.plan({"batch_id": batch_id}, context)
+    item = json.loads(
+        aws.s3.get_object(Bucket=planned["bucket"], Key=planned["items_key"])["Body"].read()
+    )[0]
+    calls: list[int] = []
+    real = service.render_item
+
+    def counted(b: service.Backends, bid: str, it: BatchItem) -> Any:
+        calls.append(it.index)
+        return real(b, bid, it)
+
+    monkeypatch.setattr(service, "render_item", counted)
+
+    # WHEN the same item is invoked twice (a retry after a lost response)
+    event = {"batch_id": batch_id, "item": item}
+    first = render_handlers.handler(event, context)
+    second = render_handlers.handler(event, context)
+
+    # THEN it rendered once and the retry got the stored result
+    assert calls == [0]
+    assert first == second
+    assert first["status"] == Status.rendered.value
+
+
+def test_a_single_render_invocation_renders_once(aws: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a queued render (POST /renders; its asynchronous invoke is not sent here)
+    b = bootstrap.backends()
+    monkeypatch.setattr(b.orchestrator, "start_render", lambda _id: None)
+    record = service.create_render(
+        b, service.RenderRequest(template_id="tiny", data={"first_name": "Ann"})
+    )
+    context = FakeContext("reel-render", FUNCTIONS["render"])
+
+    # WHEN the render function gets the event, twice
+    first = render_handlers.handler({"render_id": record.id}, context)
+    second = render_handlers.handler({"render_id": record.id}, context)
+
+    # THEN the render is done, its video is in S3, and the second call changed nothing
+    assert first == second == {"render_id": record.id, "state": "done"}
+    done = service.get_render(b, record.id)
+    assert done.result is not None and done.result.status == Status.rendered
+    assert aws.videos() == [record.output_key]
