@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench layer clean
+.PHONY: demo test lint bench layer synth deploy clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ bench: $(VENV)/.base
 ## layer: the pinned ffmpeg as a Lambda layer zip (layers/ffmpeg/build/ffmpeg-layer.zip)
 layer: $(VENV)/.base
 	$(BIN)/python layers/ffmpeg/build_layer.py
+
+## synth: the AWS stack's CloudFormation into infra/cdk.out, offline (no AWS account, no Docker)
+synth: $(VENV)/.dev
+	$(BIN)/python infra/app.py
+
+## deploy: build the render image and deploy the stack (AWS credentials, `cdk bootstrap`, Docker)
+deploy: $(VENV)/.dev
+	@test -n "$(PUBLIC_KEY)" || { echo "usage: make deploy PUBLIC_KEY=cloudfront-public.pem [STAGE=dev]"; exit 1; }
+	cd infra && npx --yes aws-cdk@2 deploy --app "$(abspath $(BIN))/python app.py" \
+		-c stage=$(or $(STAGE),dev) -c public_key_file=$(abspath $(PUBLIC_KEY)) $(CDK_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build

@@ -57,17 +57,17 @@ def _aws_backends() -> Backends:
     from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
 
     s = get_settings()
-    session = boto3.session.Session(region_name=s.region)
+    # Clients of boto3's default session (region from settings, else boto3's own lookup).
     # SigV4 puts the expiry in presigned URLs, and is what every region accepts.
-    s3 = session.client("s3", config=Config(signature_version="s3v4"))
+    s3 = boto3.client("s3", region_name=s.region, config=Config(signature_version="s3v4"))
     blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry)
     return Backends(
         blobs=blobs,
-        jobs=DynamoJobStore(session.client("dynamodb"), s.table),
+        jobs=DynamoJobStore(boto3.client("dynamodb", region_name=s.region), s.table),
         cache=SegmentCache(blobs),
         orchestrator=StepFunctionsOrchestrator(
-            session.client("stepfunctions"),
-            session.client("lambda"),
+            boto3.client("stepfunctions", region_name=s.region),
+            boto3.client("lambda", region_name=s.region),
             state_machine_arn=s.state_machine_arn,
             render_function=s.render_function,
         ),

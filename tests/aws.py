@@ -1,10 +1,34 @@
-"""AWS resources on moto for tests: call these inside a `moto.mock_aws()` the caller opened."""
+"""Reel on moto for tests: the bucket and tables, and the `aws` fixture — moto's Step Functions
+engine with every lambda:Invoke answered in-process by the real handlers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.response import StreamingBody
+from moto import mock_aws
+from moto.core.config import DefaultConfig
+
+from chalicelib import bootstrap, handlers
+from chalicelib.handlers import batch as batch_handlers
+from chalicelib.handlers import render as render_handlers
+from chalicelib.pipeline import service, statemachine
+from tests.conftest import Campaign
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,3 +74,179 @@ def create_idempotency_table(name: str) -> DynamoDBClient:
         BillingMode="PAY_PER_REQUEST",
     )
     return dynamodb
+
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BUCKET = "reel-test-media"
+TABLE = "reel-test-jobs"
+IDEMPOTENCY_TABLE = "reel-test-idempotency"
+FUNCTIONS = {
+    name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:reel-{name}"
+    for name in ("plan", "render", "finalize", "failure")
+}
+HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    "plan": batch_handlers.plan,
+    "render": render_handlers.handler,
+    "finalize": batch_handlers.finalize,
+    "failure": batch_handlers.record_failure,
+}
+EXECUTION_DEADLINE = 120.0
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a LambdaContext."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 2048
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/reel"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@dataclass
+class Dispatcher:
+    """Answers the engine's lambda:Invoke calls by running the real handlers in-process.
+
+    `throttle[name]` service errors (TooManyRequestsException) are answered first; a handler
+    that raises becomes a FunctionError "Unhandled" response, as Lambda reports it.
+    """
+
+    throttle: Counter[str] = field(default_factory=Counter)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.calls if n == name)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # url_path: /2015-03-31/functions/{FunctionName}/invocations
+        function = unquote(params["url_path"].split("/")[3])
+        name = next(n for n, arn in FUNCTIONS.items() if arn == function)
+        body = params.get("body") or b"{}"
+        payload = json.loads(body.decode() if isinstance(body, bytes) else body)
+        with self.lock:
+            self.calls.append((name, payload))
+            throttled = self.throttle[name] > 0
+            if throttled:
+                self.throttle[name] -= 1
+        if throttled:
+            error = {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}
+            return _response(429, {"Error": error, "Type": "User"})
+        context = FakeContext(function_name=f"reel-{name}", invoked_function_arn=function)
+        try:
+            result = HANDLERS[name](payload, context)
+        except Exception as exc:  # what the Lambda runtime reports for an unhandled error
+            error_payload = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            return _response(200, {}, error_payload, function_error="Unhandled")
+        return _response(200, {}, result)
+
+
+def _response(
+    status: int, parsed: dict[str, Any], payload: Any = None, function_error: str | None = None
+) -> tuple[AWSResponse, dict[str, Any]]:
+    meta = {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4()), "HTTPHeaders": {}}
+    parsed = {**parsed, "ResponseMetadata": meta}
+    if status < 300:
+        data = json.dumps(payload).encode()
+        parsed.update(StatusCode=status, ExecutedVersion="$LATEST")
+        parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+        if function_error:
+            parsed["FunctionError"] = function_error
+    return AWSResponse("https://lambda.invalid", status, HTTPHeaders(), None), parsed
+
+
+@dataclass
+class Env:
+    dispatcher: Dispatcher
+    sfn: Any
+    s3: Any
+    campaign: Campaign
+    scratch: Path
+
+    def run_batch(self, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """Create a batch (which starts the execution) and wait for the execution to end."""
+        req = service.BatchRequest(template_id="tiny", records=records)
+        record = service.create_batch(bootstrap.backends(), req)
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:reel-batch:{record.id}"
+        deadline = time.monotonic() + EXECUTION_DEADLINE
+        while True:
+            execution = self.sfn.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                return record.id, execution
+            assert time.monotonic() < deadline, f"execution still running: {execution}"
+            time.sleep(0.1)
+
+    def videos(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix="videos/")
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+@pytest.fixture
+def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """moto with the engine on; the bucket, tables, the registered tiny template and the
+    state machine; lambda:Invoke from the engine answered by a Dispatcher."""
+    config: DefaultConfig = {
+        "stepfunctions": {"execute_state_machine": True},
+        "lambda": {"use_docker": False},
+    }
+    with mock_aws(config=config):
+        for name, value in {
+            "REEL_BACKEND": "aws",
+            "REEL_REGION": REGION,
+            "REEL_BUCKET": BUCKET,
+            "REEL_TABLE": TABLE,
+            "REEL_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "REEL_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:reel-batch",
+            "REEL_RENDER_FUNCTION": FUNCTIONS["render"],
+            "REEL_WORK_DIR": str(tmp_path / "scratch"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        bootstrap.reset()
+        handlers.reset()
+        s3 = create_bucket(BUCKET)
+        create_jobs_table(TABLE)
+        create_idempotency_table(IDEMPOTENCY_TABLE)
+        service.register_folder(bootstrap.backends(), campaign.root)
+
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        asl = statemachine.definition(
+            plan_function=FUNCTIONS["plan"],
+            render_function=FUNCTIONS["render"],
+            finalize_function=FUNCTIONS["finalize"],
+            failure_function=FUNCTIONS["failure"],
+            max_concurrency=2,
+            tolerated_failure_percentage=0,
+            results_bucket=BUCKET,
+            render_timeout=120,
+        )
+        sfn.create_state_machine(
+            name="reel-batch",
+            definition=statemachine.to_json(asl),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/reel-batch",
+        )
+        dispatcher = Dispatcher()
+        # The engine builds its clients with boto3.client(...) on boto3's default session.
+        events = boto3._get_default_session().events
+        # A before-call handler that returns (http, parsed) answers the call without sending it.
+        events.register(
+            "before-call.lambda.Invoke",
+            dispatcher,  # type: ignore[arg-type]
+            unique_id="reel-dispatch",
+        )
+        try:
+            yield Env(dispatcher, sfn, s3, campaign, tmp_path / "scratch")
+        finally:
+            events.unregister("before-call.lambda.Invoke", unique_id="reel-dispatch")
+            handlers.reset()
+            bootstrap.reset()

@@ -160,3 +160,7 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     bootstrap.reset()
     yield
     bootstrap.reset()
+
+
+# Reel on moto (tests/aws.py); imported here so that every test module can ask for it.
+from tests.aws import aws  # noqa: E402, F401

@@ -1,5 +1,6 @@
-"""The HTTP API through chalice.test.Client on the embedded default (directory + SQLite + process
-pool): templates, renders, batches, uploads, the S3 trigger, keys and errors."""
+"""The HTTP API through chalice.test.Client, once on the embedded default (directory + SQLite +
+process pool) and once on moto (S3, DynamoDB, Step Functions running the real Lambda handlers):
+templates, renders, batches, uploads, the S3 trigger, keys and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote, urlparse
 
+import boto3
 import pytest
 import yaml
 from chalice.test import Client
@@ -15,20 +18,35 @@ from chalice.test import Client
 from app import app
 from chalicelib import bootstrap
 from chalicelib.pipeline import service
+from chalicelib.settings import get_settings
 from tests.conftest import Campaign
 
 KEY = "test-key-0123456789"
 JSON = {"content-type": "application/json", "x-api-key": KEY}
 
 
-@pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def _client(backend: str, request: pytest.FixtureRequest) -> Iterator[Client]:
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    if backend == "aws":
+        request.getfixturevalue("aws")  # moto, the resources and the handlers (tests/aws.py)
     monkeypatch.setenv("REEL_API_KEYS", f"other-key,{KEY}")
     monkeypatch.setenv("REEL_WORKERS", "2")
     bootstrap.reset()
-    with Client(app, stage_name="local") as c:
+    # The stage's environment names the backend (.chalice/config.json).
+    with Client(app, stage_name="local" if backend == "local" else "dev") as c:
         yield c
     bootstrap.reset()
+
+
+@pytest.fixture(params=["local", "aws"])
+def client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    yield from _client(request.param, request)
+
+
+@pytest.fixture
+def local_client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """For what only the embedded default has: /files, resuming after a restart."""
+    yield from _client("local", request)
 
 
 def body(response: Any) -> Any:
@@ -59,6 +77,25 @@ def wait_for(client: Client, path: str, done: Callable[[Any], bool], seconds: fl
             return data
         time.sleep(0.2)
     raise AssertionError(f"{path} not finished after {seconds} s: {data}")
+
+
+LOCAL = "http://127.0.0.1:8000"
+
+
+def media(client: Client, url: str, kind: str) -> bytes:
+    """The bytes behind a media URL: served by the app locally, an S3 object on AWS."""
+    if url.startswith(LOCAL + "/files/"):
+        response = client.http.get(url.removeprefix(LOCAL), headers={"accept": kind})
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == kind
+        return bytes(response.body)
+    parsed = urlparse(url)  # a presigned URL: https://{bucket}.s3.amazonaws.com/{key}?X-Amz-…
+    assert "X-Amz-Signature=" in parsed.query
+    obj = boto3.client("s3").get_object(
+        Bucket=parsed.netloc.split(".")[0], Key=unquote(parsed.path.lstrip("/"))
+    )
+    assert obj["ContentType"] == kind
+    return bytes(obj["Body"].read())
 
 
 def finished(data: Any) -> bool:
@@ -208,21 +245,15 @@ def test_render_one_recipient_end_to_end(client: Client, tiny: dict[str, Any]) -
     assert response.status_code == 202, response.body
     accepted = body(response)
     assert accepted["status"] == "queued"
-    assert accepted["urls"]["video"].startswith("http://127.0.0.1:8000/files/videos/")
-    assert accepted["urls"]["poster"].endswith(".jpg")
+    assert "/videos/" in accepted["urls"]["video"]
+    assert ".jpg" in accepted["urls"]["poster"]
     # AND it finishes, with the same URLs
     done = wait_for(client, f"/renders/{accepted['render_id']}", finished)
     assert done["status"] == "done", done
     assert done["urls"] == accepted["urls"]
-    # AND the media are served by the app
-    path = done["urls"]["video"].removeprefix("http://127.0.0.1:8000")
-    video = client.http.get(path, headers={"accept": "video/mp4"})
-    assert video.status_code == 200
-    assert video.headers["Content-Type"] == "video/mp4"
-    assert video.body[4:8] == b"ftyp"
-    poster_path = done["urls"]["poster"].removeprefix("http://127.0.0.1:8000")
-    poster = client.http.get(poster_path, headers={"accept": "image/jpeg"})
-    assert poster.body[:2] == b"\xff\xd8"  # a JPEG
+    # AND the media are there
+    assert media(client, done["urls"]["video"], "video/mp4")[4:8] == b"ftyp"
+    assert media(client, done["urls"]["poster"], "image/jpeg")[:2] == b"\xff\xd8"
 
 
 def test_bad_record_is_400_naming_the_field(client: Client, tiny: dict[str, Any]) -> None:
@@ -240,10 +271,16 @@ def test_render_of_unknown_template_or_id(client: Client) -> None:
     assert client.http.get("/renders/r_unknown").status_code == 404
 
 
-def test_media_route_serves_only_media(client: Client) -> None:
+def test_media_route_serves_only_media(local_client: Client) -> None:
     bootstrap.backends().blobs.put_bytes("templates/secret.zip", b"x")
-    assert client.http.get("/files/templates/secret.zip").status_code == 404
-    assert client.http.get("/files/videos/none.mp4").status_code == 404
+    assert local_client.http.get("/files/templates/secret.zip").status_code == 404
+    assert local_client.http.get("/files/videos/none.mp4").status_code == 404
+
+
+def test_no_media_route_on_aws(client: Client) -> None:
+    if get_settings().backend == "aws":
+        bootstrap.backends().blobs.put_bytes("videos/x.mp4", b"x")
+        assert client.http.get("/files/videos/x.mp4").status_code == 404
 
 
 # ── batches ───────────────────────────────────────────────────────────────────────────────
@@ -265,7 +302,7 @@ def test_inline_batch_with_a_bad_record(client: Client, tiny: dict[str, Any]) ->
     by_id = {r["recipient_id"]: r for r in done["results"]}
     assert by_id["bob"]["status"] == "failed"
     assert by_id["bob"]["field"] == "plan"
-    assert by_id["ada"]["output"].startswith("http://127.0.0.1:8000/files/videos/")
+    assert media(client, by_id["ada"]["output"], "video/mp4")[4:8] == b"ftyp"
     # Paged results
     first = body(client.http.get(f"/batches/{batch_id}?limit=2"))
     assert [r["index"] for r in first["results"]] == [0, 1]
@@ -343,8 +380,10 @@ def test_upload_under_incoming_starts_one_batch(client: Client, tiny: dict[str, 
 
 
 def test_unfinished_work_resumes_after_a_restart(
-    client: Client, tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    local_client: Client, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    client = local_client
+    service.register_folder(bootstrap.backends(), campaign.root)
     from chalicelib.adapters.local_runner import LocalOrchestrator
 
     # GIVEN a server that accepted a render and a batch, then stopped before doing them

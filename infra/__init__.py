@@ -1,0 +1,1 @@
+"""Reel's CDK app: the AWS stack (`make synth`, `make deploy`)."""

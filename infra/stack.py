@@ -1,0 +1,433 @@
+"""The Reel stack: Chalice API, batch state machine, render images, S3, CloudFront, DynamoDB."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from chalice.cdk import Chalice
+from constructs import Construct
+
+from infra import deps
+
+ROOT = deps.ROOT
+DOCKERFILE = "layers/ffmpeg/Dockerfile"
+#: The render image's build context is the repository root, but only what the Dockerfile COPYs
+#: (and the Dockerfile) is staged: an allow-list in .dockerignore syntax keeps .venv, .git,
+#: out/, tests/, cdk.out, the layer zip and the wheelhouse out of the asset by construction.
+IMAGE_CONTEXT = [
+    "*",
+    "!pyproject.toml",
+    "!README.md",
+    "!app.py",
+    "!chalicelib",
+    f"!{DOCKERFILE}",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+#: The Lambda functions of the image: one asset, one CMD each.
+RENDER_HANDLER = "chalicelib.handlers.render.handler"
+PLAN_HANDLER = "chalicelib.handlers.batch.plan"
+FINALIZE_HANDLER = "chalicelib.handlers.batch.finalize"
+FAILURE_HANDLER = "chalicelib.handlers.batch.record_failure"
+#: The Chalice function S3 invokes for objects under INCOMING_PREFIX (@app.lambda_function).
+INCOMING_FUNCTION = "Incoming"
+INCOMING_PREFIX = "incoming/"
+LONG_TIMEOUT = 900  # render and plan (plan renders the shared static segments)
+SHORT_TIMEOUT = 60  # finalize and record_failure: bookkeeping
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+class ChaliceApi(Chalice):
+    """`chalice.cdk.Chalice` packaged for a named stage (the construct uses its scope's name)."""
+
+    def __init__(self, scope: Construct, id: str, *, stage: str, **kwargs: Any) -> None:
+        self._reel_stage = stage
+        # chalice package wants a region, although the template it writes uses AWS::Region.
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        # The construct writes chalice.out/ under the current directory: use a scratch one
+        # (CDK copies what it needs into the cloud assembly while the construct is built).
+        with (
+            tempfile.TemporaryDirectory(prefix="reel-chalice-") as scratch,
+            contextlib.chdir(scratch),
+        ):
+            super().__init__(scope, id, **kwargs)
+
+    def _package_app(self) -> None:
+        self.stage_name = self._reel_stage
+        super()._package_app()
+
+
+class ReelStack(cdk.Stack):
+    """Everything Reel needs on AWS; idle, it costs (almost) nothing."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        stage: str,
+        public_key_pem: str,
+        api_layer: Path,
+        max_concurrency: int,
+        tolerated_failure_percentage: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        prefix = self.stack_name.lower()
+
+        # ── storage ───────────────────────────────────────────────────────────────────────
+        # The bucket's notification names the Incoming function, so CloudFormation creates the
+        # bucket after that function. Everything upstream of it (the API role, the state
+        # machine, the distribution) therefore refers to the bucket by its name, never by Ref,
+        # through `media` below; only the bucket policy touches the bucket resource itself.
+        bucket_name = cdk.Fn.join("-", [prefix, "media", self.account, self.region])
+        bucket = s3.Bucket(
+            self,
+            "Media",
+            bucket_name=bucket_name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=cdk.Duration.days(1)),
+                s3.LifecycleRule(prefix="sfn-results/", expiration=cdk.Duration.days(30)),
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        media = s3.Bucket.from_bucket_attributes(
+            self, "MediaByName", bucket_name=bucket_name, region=self.region
+        )
+
+        jobs = dynamodb.Table(
+            self,
+            "Jobs",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        idempotency = dynamodb.Table(
+            self,
+            "Idempotency",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            removal_policy=cdk.RemovalPolicy.DESTROY,  # only short-lived idempotency records
+        )
+
+        # ── CDN: the private bucket through CloudFront (OAC), signed URLs only ────────────
+        public_key = cloudfront.PublicKey(
+            self,
+            "MediaPublicKey",
+            encoded_key=public_key_pem,
+            comment="Reel signed media URLs; the private key stays with the API's secret",
+        )
+        key_group = cloudfront.KeyGroup(self, "MediaKeyGroup", items=[public_key])
+        oac = cloudfront.S3OriginAccessControl(
+            self, "MediaOac", signing=cloudfront.Signing.SIGV4_ALWAYS
+        )
+        distribution = cloudfront.Distribution(
+            self,
+            "Cdn",
+            comment=f"{self.stack_name} media",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(
+                    media,
+                    origin_access_control=oac,
+                    origin_access_levels=[cloudfront.AccessLevel.READ],
+                ),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                trusted_key_groups=[key_group],
+            ),
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+        )
+        cdk.Annotations.of(distribution).acknowledge_warning(
+            "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
+            "the bucket policy statement for the OAC is added on the bucket itself below",
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontOriginAccessControl",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects("*")],
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                conditions={
+                    "StringEquals": {
+                        "AWS:SourceArn": self.format_arn(
+                            service="cloudfront",
+                            region="",
+                            resource="distribution",
+                            resource_name=distribution.distribution_id,
+                        )
+                    }
+                },
+            )
+        )
+
+        # ── the render image: one asset, four functions ───────────────────────────────────
+        common_env = {
+            "REEL_BACKEND": "aws",
+            "REEL_BUCKET": bucket_name,
+            "REEL_TABLE": jobs.table_name,
+            "REEL_IDEMPOTENCY_TABLE": idempotency.table_name,
+            "POWERTOOLS_SERVICE_NAME": "reel",
+        }
+        worker_role = iam.Role(
+            self,
+            "WorkerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Reel render and batch step functions",
+        )
+
+        def image_function(
+            name: str, handler: str, *, memory: int, timeout: int, storage: int = 512
+        ) -> lambda_.DockerImageFunction:
+            log_group = logs.LogGroup(
+                self,
+                f"{name}Logs",
+                retention=LOG_RETENTION,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            log_group.grant_write(worker_role)
+            return lambda_.DockerImageFunction(
+                self,
+                name,
+                code=lambda_.DockerImageCode.from_image_asset(
+                    directory=str(ROOT),
+                    file=DOCKERFILE,
+                    cmd=[handler],
+                    exclude=IMAGE_CONTEXT,
+                    ignore_mode=cdk.IgnoreMode.DOCKER,
+                    platform=ecr_assets.Platform.LINUX_AMD64,
+                ),
+                architecture=lambda_.Architecture.X86_64,
+                memory_size=memory,
+                ephemeral_storage_size=cdk.Size.mebibytes(storage),
+                timeout=cdk.Duration.seconds(timeout),
+                environment=common_env,
+                role=worker_role,
+                log_group=log_group,
+                tracing=lambda_.Tracing.ACTIVE,
+            )
+
+        render = image_function(
+            "Render", RENDER_HANDLER, memory=3008, timeout=LONG_TIMEOUT, storage=4096
+        )
+        plan = image_function("Plan", PLAN_HANDLER, memory=3008, timeout=LONG_TIMEOUT, storage=4096)
+        finalize = image_function("Finalize", FINALIZE_HANDLER, memory=512, timeout=SHORT_TIMEOUT)
+        failure = image_function(
+            "RecordFailure", FAILURE_HANDLER, memory=512, timeout=SHORT_TIMEOUT
+        )
+        media.grant_read_write(worker_role)
+        jobs.grant_read_write_data(worker_role)
+        idempotency.grant_read_write_data(worker_role)
+
+        # ── the batch state machine (its ASL is built by chalicelib, not here) ────────────
+        from chalicelib.pipeline.statemachine import RESULTS_PREFIX, definition
+
+        machine_name = f"{self.stack_name}-batch"
+        machine_arn = self.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=machine_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        asl = definition(
+            plan_function=plan.function_arn,
+            render_function=render.function_arn,
+            finalize_function=finalize.function_arn,
+            failure_function=failure.function_arn,
+            max_concurrency=max_concurrency,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+            results_bucket=bucket_name,
+            render_timeout=LONG_TIMEOUT,
+        )
+        machine_role = iam.Role(
+            self,
+            "BatchRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="Reel batch state machine (Distributed Map)",
+        )
+        for fn in (plan, render, finalize, failure):
+            fn.grant_invoke(machine_role)  # the function and its versions (`:*`)
+        machine_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DistributedMapChildren",
+                actions=["states:StartExecution"],
+                resources=[machine_arn],
+            )
+        )
+        machine_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DistributedMapChildExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{machine_name}/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        machine_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ItemReader",
+                actions=["s3:GetObject"],
+                resources=[media.arn_for_objects("*")],
+            )
+        )
+        machine_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ResultWriter",
+                actions=[
+                    "s3:PutObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
+                resources=[media.arn_for_objects(f"{RESULTS_PREFIX}/*")],
+            )
+        )
+        machine_logs = logs.LogGroup(
+            self,
+            "BatchLogs",
+            log_group_name=f"/aws/vendedlogs/states/{machine_name}",
+            retention=LOG_RETENTION,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            "Batch",
+            state_machine_name=machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(asl)),
+            role=machine_role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=machine_logs, level=sfn.LogLevel.ERROR),
+        )
+
+        # ── the API (Chalice) and the S3 trigger ──────────────────────────────────────────
+        api_role = iam.Role(
+            self,
+            "ApiRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Reel HTTP API and its S3 trigger (Chalice functions)",
+        )
+        api_logs = logs.LogGroup(
+            self, "ApiLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        api_logs.grant_write(api_role)
+        media.grant_read(api_role)
+        media.grant_put(api_role)
+        jobs.grant_read_write_data(api_role)
+        idempotency.grant_read_write_data(api_role)
+        machine.grant_start_execution(api_role)
+        render.grant_invoke(api_role)
+        api_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="XRay",  # X-Ray takes no resource-level permissions
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                resources=["*"],
+            )
+        )
+        api_env = {
+            **common_env,
+            "REEL_STATE_MACHINE_ARN": machine.state_machine_arn,
+            "REEL_RENDER_FUNCTION": render.function_name,
+            "REEL_CDN_DOMAIN": distribution.distribution_domain_name,
+            "REEL_CDN_KEY_ID": public_key.public_key_id,
+        }
+        # The API's dependencies ride in a layer built offline from the wheelhouse (infra/deps.py),
+        # so `chalice package` zips only app.py and chalicelib: no pip, no index, a second.
+        layer = lambda_.LayerVersion(
+            self,
+            "ApiDependencies",
+            code=lambda_.Code.from_asset(str(api_layer)),
+            compatible_runtimes=[
+                lambda_.Runtime(deps.LAMBDA_RUNTIME, lambda_.RuntimeFamily.PYTHON)
+            ],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="Reel API: pyproject.toml [project].dependencies",
+        )
+        api = ChaliceApi(
+            self,
+            "Api",
+            stage=stage,
+            source_dir=str(ROOT),
+            stage_config={
+                "manage_iam_role": False,
+                "iam_role_arn": api_role.role_arn,
+                "autogen_policy": False,
+                "xray": True,
+                "environment_variables": api_env,
+            },
+        )
+        for child in api.sam_template.node.children:
+            if (
+                isinstance(child, cdk.CfnResource)
+                and child.cfn_resource_type == "AWS::Serverless::Function"
+            ):
+                child.add_property_override("Runtime", deps.LAMBDA_RUNTIME)
+                child.add_property_override("Layers", [layer.layer_version_arn])
+                child.add_property_override("LoggingConfig.LogGroup", api_logs.log_group_name)
+
+        incoming = api.get_function(INCOMING_FUNCTION)
+        permission = lambda_.CfnPermission(
+            self,
+            "IncomingFromMedia",
+            action="lambda:InvokeFunction",
+            function_name=incoming.function_arn,
+            principal="s3.amazonaws.com",
+            source_account=self.account,
+            source_arn=media.bucket_arn,
+        )
+        cfn_bucket = bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            lambda_configurations=[
+                s3.CfnBucket.LambdaConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    function=incoming.function_arn,
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[
+                                s3.CfnBucket.FilterRuleProperty(
+                                    name="prefix", value=INCOMING_PREFIX
+                                )
+                            ]
+                        )
+                    ),
+                )
+            ]
+        )
+        cfn_bucket.add_resource_dependency(
+            permission
+        )  # S3 checks the permission when it saves this
+
+        cdk.CfnOutput(self, "MediaBucket", value=bucket_name)
+        cdk.CfnOutput(self, "CdnDomain", value=distribution.distribution_domain_name)
+        cdk.CfnOutput(self, "CdnKeyId", value=public_key.public_key_id)
+        cdk.CfnOutput(self, "BatchStateMachine", value=machine.state_machine_arn)
+        cdk.CfnOutput(self, "RenderFunction", value=render.function_name)

@@ -1,0 +1,319 @@
+"""The synthesized Reel stack: cfn-lint clean, private media behind CloudFront, least privilege."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aws_cdk")
+
+from aws_cdk.assertions import Match, Template
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from infra import deps
+from infra.app import build
+
+STACK = "reel-dev"
+#: Actions AWS grants on "*" only (no resource-level permissions).
+STAR_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def _public_key_pem() -> str:
+    """A throwaway key pair's PUBLIC half; the private one never leaves this function."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.fixture(scope="module")
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    build(outdir, context={"stage": "dev", "public_key": _public_key_pem()}).synth()
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def template_json(cdk_out: Path) -> dict[str, Any]:
+    return json.loads((cdk_out / f"{STACK}.template.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def template(template_json: dict[str, Any]) -> Template:
+    return Template.from_json(template_json)
+
+
+def _resources(template_json: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
+
+
+def _flatten(value: Any) -> str:
+    """A Fn::Join'd string with each token replaced by a placeholder (enough to parse JSON)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(_flatten(p) for p in parts)
+    return "TOKEN"
+
+
+def test_cfn_lint_reports_no_errors(cdk_out: Path) -> None:
+    # GIVEN the synthesized template WHEN cfn-lint checks it (SAM transform included)
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "json", str(cdk_out / f"{STACK}.template.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # THEN nothing is an error (warnings are allowed) and cfn-lint did not crash
+    matches = json.loads(result.stdout or "[]")
+    errors = [m for m in matches if m["Level"] == "Error"]
+    assert errors == [], json.dumps(errors, indent=2)
+    assert result.returncode & 0b11 == 0, result.stderr  # bit 1: crash, bit 2: errors
+
+
+def test_bucket_is_private_encrypted_and_ssl_only(
+    template: Template, template_json: dict[str, Any]
+) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+        },
+    )
+    (policy,) = _resources(template_json, "AWS::S3::BucketPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+    # Only CloudFront (through the OAC, for this distribution) may read objects.
+    (oac_read,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert oac_read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert oac_read["Action"] == "s3:GetObject"
+    assert "AWS:SourceArn" in oac_read["Condition"]["StringEquals"]
+
+
+def test_cloudfront_reads_through_oac_and_requires_signed_urls(template: Template) -> None:
+    template.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
+    template.resource_count_is("AWS::CloudFront::CloudFrontOriginAccessIdentity", 0)
+    template.has_resource_properties(
+        "AWS::CloudFront::OriginAccessControl",
+        {
+            "OriginAccessControlConfig": Match.object_like(
+                {"OriginAccessControlOriginType": "s3", "SigningBehavior": "always"}
+            )
+        },
+    )
+    template.resource_count_is("AWS::CloudFront::PublicKey", 1)
+    template.resource_count_is("AWS::CloudFront::KeyGroup", 1)
+    template.has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {
+            "DistributionConfig": Match.object_like(
+                {
+                    "Origins": [
+                        Match.object_like(
+                            {
+                                "OriginAccessControlId": Match.object_like(
+                                    {"Fn::GetAtt": Match.any_value()}
+                                )
+                            }
+                        )
+                    ],
+                    "DefaultCacheBehavior": Match.object_like(
+                        {
+                            "TrustedKeyGroups": [Match.object_like({"Ref": Match.any_value()})],
+                            "ViewerProtocolPolicy": "redirect-to-https",
+                        }
+                    ),
+                }
+            )
+        },
+    )
+
+
+def test_tables(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        },
+    )
+
+
+def test_state_machine_is_standard_with_a_distributed_map(template_json: dict[str, Any]) -> None:
+    (machine,) = _resources(template_json, "AWS::StepFunctions::StateMachine").values()
+    assert machine["Properties"]["StateMachineType"] == "STANDARD"
+    asl = json.loads(_flatten(machine["Properties"]["DefinitionString"]))
+    maps = [s for s in asl["States"].values() if s["Type"] == "Map"]
+    assert [m["ItemProcessor"]["ProcessorConfig"]["Mode"] for m in maps] == ["DISTRIBUTED"]
+    assert maps[0]["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert maps[0]["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
+    assert "ResultWriter" in maps[0]
+
+
+def test_render_and_batch_steps_are_image_functions_of_one_asset(
+    template_json: dict[str, Any], cdk_out: Path
+) -> None:
+    functions = _resources(template_json, "AWS::Lambda::Function").values()
+    by_cmd = {f["Properties"]["ImageConfig"]["Command"][0]: f["Properties"] for f in functions}
+    assert set(by_cmd) == {
+        "chalicelib.handlers.render.handler",
+        "chalicelib.handlers.batch.plan",
+        "chalicelib.handlers.batch.finalize",
+        "chalicelib.handlers.batch.record_failure",
+    }
+    assert all(p["PackageType"] == "Image" for p in by_cmd.values())
+    render = by_cmd["chalicelib.handlers.render.handler"]
+    assert render["MemorySize"] == 3008
+    assert render["EphemeralStorage"] == {"Size": 4096}
+    assert render["Timeout"] == 900
+    assert by_cmd["chalicelib.handlers.batch.finalize"]["Timeout"] < 900
+    # One docker image asset whose build context holds only what the Dockerfile copies.
+    assets = json.loads((cdk_out / f"{STACK}.assets.json").read_text())
+    (image,) = assets["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "layers/ffmpeg/Dockerfile"
+    context = cdk_out / image["source"]["directory"]
+    assert sorted(p.name for p in context.iterdir()) == [
+        "README.md",
+        "app.py",
+        "chalicelib",
+        "layers",
+        "pyproject.toml",
+    ]
+    assert not list(context.rglob("__pycache__"))
+    assert sum(p.stat().st_size for p in context.rglob("*") if p.is_file()) < 50 * 2**20
+
+
+def test_chalice_api_uses_our_role_layer_and_environment(template_json: dict[str, Any]) -> None:
+    functions = _resources(template_json, "AWS::Serverless::Function")
+    assert {"APIHandler", "Incoming"} <= set(functions)
+    assert "DefaultRole" not in template_json["Resources"]  # no chalice-managed role
+    for props in (f["Properties"] for f in functions.values()):
+        assert props["Role"]["Fn::GetAtt"][0].startswith("ApiRole")
+        assert props["Runtime"] == deps.LAMBDA_RUNTIME
+        assert len(props["Layers"]) == 1
+        env = props["Environment"]["Variables"]
+        assert env["REEL_BACKEND"] == "aws"
+        for name in (
+            "REEL_BUCKET",
+            "REEL_TABLE",
+            "REEL_IDEMPOTENCY_TABLE",
+            "REEL_STATE_MACHINE_ARN",
+            "REEL_RENDER_FUNCTION",
+        ):
+            assert env[name], name
+
+
+def test_objects_under_incoming_trigger_the_incoming_function(
+    template_json: dict[str, Any],
+) -> None:
+    (bucket,) = _resources(template_json, "AWS::S3::Bucket").values()
+    (config,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert config["Event"] == "s3:ObjectCreated:*"
+    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    assert config["Function"] == {"Fn::GetAtt": ["Incoming", "Arn"]}
+    (permission_id,) = bucket["DependsOn"]
+    permission = template_json["Resources"][permission_id]["Properties"]
+    assert permission["Principal"] == "s3.amazonaws.com"
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["Incoming", "Arn"]}
+
+
+def _statements(template_json: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for rid, res in template_json["Resources"].items():
+        props = res.get("Properties", {})
+        docs = []
+        if res["Type"] == "AWS::IAM::Policy":
+            docs.append(props["PolicyDocument"])
+        if res["Type"] == "AWS::IAM::Role":
+            docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for doc in docs:
+            found += [(rid, s) for s in doc["Statement"]]
+    return found
+
+
+def test_no_statement_grants_star_resources_beyond_xray_and_log_delivery(
+    template_json: dict[str, Any],
+) -> None:
+    statements = _statements(template_json)
+    assert statements
+    offenders = []
+    for rid, s in statements:
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        if "*" in resources and not set(actions) <= STAR_ACTIONS:
+            offenders.append((rid, actions))
+    assert offenders == []
+
+
+def test_state_machine_role_can_run_its_distributed_map(template_json: dict[str, Any]) -> None:
+    actions = {
+        a
+        for rid, s in _statements(template_json)
+        if rid.startswith("BatchRole")
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert {
+        "lambda:InvokeFunction",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    } <= actions
+
+
+def test_api_requirements_follow_pyproject() -> None:
+    reqs = deps.requirements()
+    names = {deps._name(r) for r in reqs}
+    assert "chalice" not in names and "imageio-ffmpeg" not in names
+    assert {"pydantic", "pillow", "aws-lambda-powertools", "boto3"} <= names
