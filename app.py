@@ -8,12 +8,14 @@ from urllib.parse import unquote_plus
 from chalice.app import Chalice
 
 from chalicelib import __version__
+from chalicelib.api.delivery import delivery
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
 app = Chalice(app_name="reel")
 app.api.binary_types.extend(["video/mp4", "application/zip"])
 app.register_blueprint(api)
+app.register_blueprint(delivery)
 
 
 @app.route("/health")

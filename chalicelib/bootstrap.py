@@ -34,16 +34,37 @@ def backends() -> Backends:
     if s.backend == "aws":
         return _aws_backends()
     from chalicelib.adapters.local_runner import LocalOrchestrator
-    from chalicelib.adapters.sqlite import SqliteJobStore
+    from chalicelib.adapters.sqlite import SqliteEventStore, SqliteJobStore, SqliteOutbox
 
     data = s.data_dir.resolve()
+    db = data / "reel.db"
     return Backends(
         blobs=LocalBlobStore(data / "blobs", base_url=s.public_url.rstrip("/") + "/files"),
-        jobs=SqliteJobStore(data / "reel.db"),
+        jobs=SqliteJobStore(db),
         cache=segment_cache(),
         orchestrator=LocalOrchestrator(s.workers),
         scratch=(s.work_dir or data / "scratch").resolve(),
+        events=SqliteEventStore(db),
+        queue=SqliteOutbox(db),
+        secret=s.tracking_secret or _local_secret(data / "tracking.key"),
     )
+
+
+def _local_secret(path: Path) -> str:
+    """The local backend's tracking key: made once, kept beside the data (mode 600)."""
+    import os
+    import secrets
+
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def _aws_backends() -> Backends:
@@ -52,8 +73,9 @@ def _aws_backends() -> Backends:
     import boto3
     from botocore.config import Config
 
-    from chalicelib.adapters.dynamodb import DynamoJobStore
+    from chalicelib.adapters.dynamodb import DynamoEventStore, DynamoJobStore
     from chalicelib.adapters.s3 import S3BlobStore
+    from chalicelib.adapters.sqs import SqsQueue
     from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
 
     s = get_settings()
@@ -72,6 +94,9 @@ def _aws_backends() -> Backends:
             render_function=s.render_function,
         ),
         scratch=(s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve(),
+        events=DynamoEventStore(boto3.client("dynamodb", region_name=s.region), s.events_table),
+        queue=SqsQueue(boto3.client("sqs", region_name=s.region), s.relay_queue_url),
+        secret=s.tracking_secret,  # from the environment (SSM / Secrets Manager on deploy)
     )
 
 

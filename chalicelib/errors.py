@@ -82,3 +82,10 @@ class RequestError(ReelError):
     """An HTTP request is malformed: its body, a header or a parameter."""
 
     code = "invalid_request"
+
+
+class ForbiddenError(ReelError):
+    """A signed token or signature does not match: nothing is done."""
+
+    code = "forbidden"
+    status = 403

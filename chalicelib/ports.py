@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from chalicelib.delivery.pages import Page
     from chalicelib.pipeline.jobs import (
         BatchRecord,
         JobState,
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
         RenderRecord,
         TemplateRecord,
     )
+    from chalicelib.tracking.events import Event
 
 
 @runtime_checkable
@@ -110,6 +112,39 @@ class JobStore(Protocol):
 
     def count_results(self, batch_id: str) -> dict[str, int]:
         """How many results of the batch have each status."""
+        ...
+
+    def put_page(self, page: Page) -> None:
+        """Store a recipient's landing page (its token is new); it becomes the recipient's
+        current page in its campaign."""
+        ...
+
+    def get_page(self, token: str) -> Page | None: ...
+
+    def campaign_pages(self, campaign_id: str) -> list[Page]:
+        """The current page of every recipient of a campaign (the "sent" of its funnel)."""
+        ...
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """The player's events (SQLite, or DynamoDB), each stored once (`Event.key`)."""
+
+    def add(self, events: list[Event]) -> list[Event]:
+        """Store the events not seen before; returns those (duplicates are dropped)."""
+        ...
+
+    def for_campaign(self, campaign_id: str) -> list[Event]:
+        """Every event of a campaign (any order)."""
+        ...
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """The relay queue of stored events, toward the CRM connectors (a SQLite outbox, or SQS)."""
+
+    def put(self, messages: list[dict[str, Any]]) -> None:
+        """Enqueue JSON-able messages (at least once)."""
         ...
 
 

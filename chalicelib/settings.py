@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         default=100, ge=0, le=100, description="Distributed Map: failed items tolerated"
     )
     max_inline_records: int = Field(default=1000, ge=1, description="POST /batches inline cap")
+    # Delivery and tracking.
+    tracking_secret: str = Field(
+        default="",
+        description="HMAC key of page tokens; local default: generated into data_dir/tracking.key",
+    )
+    events_table: str = Field(default="reel-events", description="DynamoDB table of events")
+    relay_queue_url: str = Field(default="", description="SQS queue of the behaviour relay")
 
     @property
     def api_key_list(self) -> list[str]:

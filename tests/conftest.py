@@ -36,6 +36,10 @@ scenes:
   - use: pro_offer
     when: "plan == 'pro'"
   - use: outro
+page:
+  title: "A video for {{ first_name }}"
+  description: Made for you
+  cta: {label: "Book a call, {{ first_name }}", url: /health}
 """
 
 SCENES = {

@@ -1,15 +1,17 @@
-"""JobStore on a SQLite file: the embedded default. WAL mode; one connection per call, so the
-HTTP server's threads and the runner's threads share the file safely."""
+"""JobStore, EventStore and the relay outbox on one SQLite file: the embedded default. WAL mode;
+one connection per call, so the HTTP server's threads and the runner's threads share the file."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
@@ -18,6 +20,7 @@ from chalicelib.pipeline.jobs import (
     Status,
     TemplateRecord,
 )
+from chalicelib.tracking.events import Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS templates (
@@ -29,6 +32,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS results (
     batch_id TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (batch_id, idx));
+CREATE TABLE IF NOT EXISTS pages (
+    token TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, recipient_id TEXT NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pages_by_recipient ON pages (campaign_id, recipient_id);
+CREATE TABLE IF NOT EXISTS events (
+    key TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_campaign ON events (campaign_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, body TEXT NOT NULL);
 """
 
 _MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
@@ -37,7 +49,7 @@ _MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
 }
 
 
-class SqliteJobStore:
+class _Sqlite:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +66,8 @@ class SqliteJobStore:
         finally:
             db.close()
 
+
+class SqliteJobStore(_Sqlite):
     # ── templates ──────────────────────────────────────────────────────────────────────
 
     def put_template(self, record: TemplateRecord) -> None:
@@ -181,3 +195,71 @@ class SqliteJobStore:
                 ).fetchall()
             )
         return {s.value: int(rows.get(s.value, 0)) for s in Status}
+
+    # ── landing pages ──────────────────────────────────────────────────────────────────
+
+    def put_page(self, page: Page) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO pages VALUES (?, ?, ?, ?)",
+                (page.token, page.campaign_id, page.recipient_id, page.model_dump_json()),
+            )
+
+    def get_page(self, token: str) -> Page | None:
+        with self._db() as db:
+            row = db.execute("SELECT doc FROM pages WHERE token = ?", (token,)).fetchone()
+        return Page.model_validate_json(row[0]) if row else None
+
+    def campaign_pages(self, campaign_id: str) -> list[Page]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM pages WHERE rowid IN (SELECT MAX(rowid) FROM pages "
+                "WHERE campaign_id = ? GROUP BY recipient_id) ORDER BY rowid",
+                (campaign_id,),
+            ).fetchall()
+        return [Page.model_validate_json(r[0]) for r in rows]
+
+
+class SqliteEventStore(_Sqlite):
+    def add(self, events: list[Event]) -> list[Event]:
+        stored = []
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for event in events:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?)",
+                        (event.key, event.campaign_id, event.model_dump_json()),
+                    )
+                    if cur.rowcount == 1:
+                        stored.append(event)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return stored
+
+    def for_campaign(self, campaign_id: str) -> list[Event]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM events WHERE campaign_id = ? ORDER BY rowid", (campaign_id,)
+            ).fetchall()
+        return [Event.model_validate_json(r[0]) for r in rows]
+
+
+class SqliteOutbox(_Sqlite):
+    """The relay queue on the local backend: rows the relay worker takes in order."""
+
+    def put(self, messages: list[dict[str, Any]]) -> None:
+        now = time.time()
+        with self._db() as db:
+            db.executemany(
+                "INSERT INTO outbox (created_at, body) VALUES (?, ?)",
+                [(now, json.dumps(m, separators=(",", ":"))) for m in messages],
+            )
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Every message not yet taken (the relay worker of the behaviour-exchange issue)."""
+        with self._db() as db:
+            rows = db.execute("SELECT body FROM outbox ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]

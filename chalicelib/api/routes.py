@@ -36,7 +36,7 @@ def _render(record: RenderRecord) -> dict[str, Any]:
         "status": record.state.value,
         "template_id": record.template_id,
         "version": record.version,
-        "urls": service.render_urls(b, record.output_key, record.poster_key).model_dump(),
+        "urls": service.render_urls(b, record).model_dump(),
     }
     result = record.result
     if result is not None and result.reason:

@@ -1,1 +1,1 @@
-"""Reel's delivery package (filled in by later issues)."""
+"""Delivery: personal landing pages, their tokens, the player and the email snippet."""

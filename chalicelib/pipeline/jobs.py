@@ -37,6 +37,7 @@ class RecipientResult(Strict):
     status: Status
     output: str | None = None
     poster: str | None = None
+    page: str | None = Field(None, description="the landing page's URL (API renders)")
     reason: str | None = None
     code: str | None = Field(None, description="error code: invalid_data, render_failed, …")
     field: str | None = None
@@ -87,6 +88,7 @@ class RenderRecord(Strict):
     poster_key: str
     preview: bool = False
     result: RecipientResult | None = None
+    page_token: str | None = None
 
 
 class BatchRecord(Strict):

@@ -28,11 +28,13 @@ from pydantic import Field, model_validator
 
 from chalicelib.data.mapping import FieldMapping, recipient_id
 from chalicelib.data.readers import Row, read_rows
+from chalicelib.delivery.pages import Page, make_page
 from chalicelib.errors import DataError, NotFoundError, ReelError, TemplateError
 from chalicelib.pipeline.jobs import (
     BatchItem,
     BatchRecord,
     JobState,
+    RecipientJob,
     RecipientResult,
     RenderRecord,
     Status,
@@ -40,7 +42,7 @@ from chalicelib.pipeline.jobs import (
     Urls,
 )
 from chalicelib.pipeline.steps import failed, make_job, plan_recipient, render_recipient
-from chalicelib.ports import BlobStore, JobStore, Orchestrator
+from chalicelib.ports import BlobStore, EventStore, JobStore, Orchestrator, Queue
 from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
 from chalicelib.template.library import (
@@ -65,6 +67,9 @@ class Backends:
     cache: SegmentCache
     orchestrator: Orchestrator
     scratch: Path  # where template bundles are unpacked and sources downloaded
+    events: EventStore
+    queue: Queue  # the relay queue toward the CRM connectors
+    secret: str  # the tracking HMAC key
 
 
 # ── request models (the API's bodies) ─────────────────────────────────────────────────────
@@ -270,7 +275,8 @@ def create_render(b: Backends, req: RenderRequest) -> RenderRecord:
     template = get_template(b, req.template_id, req.version)
     lt = materialize(b, template)
     rid = recipient_id(None, req.data, "api")
-    job = make_job(lt, req.data, rid, 0, preview=req.preview)
+    job = make_job(lt, req.data, rid, 0, preview=req.preview, named=False)
+    _page(lt, job, template.id)  # its CTA and title bind too, or the request is refused now
     now = time.time()
     record = RenderRecord(
         id=new_id("r"),
@@ -304,11 +310,15 @@ def run_render(b: Backends, render_id: str) -> RenderRecord:
     b.jobs.set_state("render", render_id, JobState.running, expect=(JobState.queued,))
     lt = materialize(b, get_template(b, record.template_id, record.version))
     rid = recipient_id(None, record.data, "api")
+    token = None
     try:
-        job = make_job(lt, record.data, rid, 0, preview=record.preview)
+        job = make_job(lt, record.data, rid, 0, preview=record.preview, named=False)
         keys = {"output_key": record.output_key, "poster_key": record.poster_key}
         job = job.model_copy(update=keys)
         result = render_recipient(job, b.blobs, b.cache)
+        if result.status != Status.failed:
+            token = publish(b, lt, job, record.template_id)
+            result = result.model_copy(update={"page": page_url(token)})
     except ReelError as exc:  # the template changed under a stored record, an asset vanished…
         result = failed(rid, 0, exc)
     state = JobState.failed if result.status == Status.failed else JobState.done
@@ -318,13 +328,50 @@ def run_render(b: Backends, render_id: str) -> RenderRecord:
         state,
         expect=(JobState.queued, JobState.running),
         result=result.model_dump(),
+        page_token=token,
         updated_at=time.time(),
     )
     return get_render(b, render_id)
 
 
-def render_urls(b: Backends, output_key: str, poster_key: str) -> Urls:
-    return Urls(video=b.blobs.url(output_key), poster=b.blobs.url(poster_key))
+def render_urls(b: Backends, record: RenderRecord) -> Urls:
+    page = page_url(record.page_token) if record.page_token else None
+    return Urls(
+        video=b.blobs.url(record.output_key), poster=b.blobs.url(record.poster_key), page=page
+    )
+
+
+# ── landing pages ─────────────────────────────────────────────────────────────────────────
+
+
+def page_url(token: str) -> str:
+    """Where a recipient's page is: the API's public URL (no personal data in it)."""
+    return f"{get_settings().public_url.rstrip('/')}/v/{token}"
+
+
+def _page(lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> Page:
+    return make_page(
+        lt,
+        job.plan,
+        campaign_id=campaign_id,
+        recipient_id=job.recipient_id,
+        video_key=job.output_key,
+        poster_key=job.poster_key,
+    )
+
+
+def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> str:
+    """Give a rendered recipient a landing page (a new token); the campaign is the template."""
+    page = _page(lt, job, campaign_id)
+    b.jobs.put_page(page)
+    return page.token
+
+
+def get_page(b: Backends, token: str) -> Page:
+    page = b.jobs.get_page(token) if 10 <= len(token) <= 100 else None
+    if page is None:
+        raise NotFoundError("no such page", field="token")
+    return page
 
 
 # ── batches ───────────────────────────────────────────────────────────────────────────────
@@ -465,13 +512,19 @@ def render_item(b: Backends, batch_id: str, item: BatchItem) -> RecipientResult:
     batch = get_batch(b, batch_id)
     lt = materialize(b, get_template(b, batch.template_id, batch.version))
     error = DataError(item.error, field=item.field or "") if item.error else None
-    planned = plan_recipient(
-        lt, batch.mapping, Row(item.line, item.fields, error), preview=batch.preview
-    )
+    row = Row(item.line, item.fields, error)
+    planned = plan_recipient(lt, batch.mapping, row, preview=batch.preview, named=False)
     if isinstance(planned, RecipientResult):
         result = planned
     else:
         result = render_recipient(planned, b.blobs, b.cache)
+        if result.status != Status.failed:
+            try:
+                token = publish(b, lt, planned, batch.template_id)
+            except ReelError as exc:
+                result = failed(planned.recipient_id, planned.line, exc)
+            else:
+                result = result.model_copy(update={"page": page_url(token)})
     b.jobs.put_result(batch_id, item.index, result)
     return result
 

@@ -41,7 +41,12 @@ def failed(rid: str, line: int, exc: ReelError) -> RecipientResult:
 
 
 def plan_recipient(
-    lt: LoadedTemplate, mapping: FieldMapping | None, row: Row, *, preview: bool = False
+    lt: LoadedTemplate,
+    mapping: FieldMapping | None,
+    row: Row,
+    *,
+    preview: bool = False,
+    named: bool = True,
 ) -> RecipientJob | RecipientResult:
     """Map and bind one source row; a bad row becomes a failed result naming field and reason."""
     fallback = f"line-{row.line}"
@@ -50,18 +55,29 @@ def plan_recipient(
         return failed(fallback, row.line, row.error)
     rid = recipient_id(mapping, row.fields, fallback)
     try:
-        return make_job(lt, apply_mapping(mapping, row.fields), rid, row.line, preview=preview)
+        record = apply_mapping(mapping, row.fields)
+        return make_job(lt, record, rid, row.line, preview=preview, named=named)
     except ReelError as exc:
         return failed(rid, row.line, exc)
 
 
 def make_job(
-    lt: LoadedTemplate, record: dict[str, Any], rid: str, line: int, *, preview: bool = False
+    lt: LoadedTemplate,
+    record: dict[str, Any],
+    rid: str,
+    line: int,
+    *,
+    preview: bool = False,
+    named: bool = True,
 ) -> RecipientJob:
-    """Bind a record (template variables) into a job; DataError names every bad field."""
+    """Bind a record (template variables) into a job; DataError names every bad field.
+
+    Outputs are named by a hash of the plan; `named` prefixes the recipient id for people
+    browsing a folder (`reel batch`). Media behind URLs are not named: no personal data in URLs.
+    """
     plan = bind(lt, record)
-    key = plan_key(plan, file_digest, cache_context(), preview)[:16]
-    name = f"{_slug(rid)}-{key}"
+    key = plan_key(plan, file_digest, cache_context(), preview)[:32]
+    name = f"{_slug(rid)}-{key[:16]}" if named else key
     return RecipientJob(
         recipient_id=rid,
         line=line,

@@ -332,6 +332,19 @@ class Poster(Strict):
     scene: str | None = Field(None, description="or: the middle of this scene")
 
 
+class Cta(Strict):
+    label: str = Field(min_length=1, max_length=200, description="button text; may use {{ }}")
+    url: str = Field(min_length=1, max_length=2000, description="http(s), mailto: or a path")
+
+
+class PageSpec(Strict):
+    """The recipient's landing page: texts may be personalized with {{ expressions }}."""
+
+    title: str | None = Field(None, max_length=300, description="default: the template's name")
+    description: str | None = Field(None, max_length=1000, description="for link previews")
+    cta: Cta | None = None
+
+
 class Template(Strict):
     """A video template: canvas, variables, styles, audio and an ordered list of scenes."""
 
@@ -347,6 +360,7 @@ class Template(Strict):
     scenes: list[SceneEntry] = Field(min_length=1)
     transition: Transition = Field(Transition(), description="default transition between scenes")
     poster: Poster = Poster()
+    page: PageSpec = PageSpec()
 
     @field_validator("variables")
     @classmethod

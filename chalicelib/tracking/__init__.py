@@ -1,1 +1,1 @@
-"""Reel's tracking package (filled in by later issues)."""
+"""Tracking: the player's events (model, ingest) and the analytics computed from them."""

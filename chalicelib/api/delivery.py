@@ -1,0 +1,97 @@
+"""Delivery and measurement routes: landing pages, their static files and captions, the
+tracking endpoint, and the campaign analytics (JSON and dashboard)."""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint, Response
+
+from chalicelib import bootstrap
+from chalicelib.api import handles_errors, parse_document, parse_model
+from chalicelib.errors import NotFoundError
+from chalicelib.pipeline import service
+from chalicelib.tracking.events import EventBatch
+from chalicelib.tracking.ingest import ingest
+
+delivery = Blueprint(__name__)
+
+HTML = "text/html; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": HTML, **NO_STORE})
+
+
+@delivery.route("/v/{token}")
+@handles_errors
+def landing_page(token: str) -> Response:
+    from chalicelib.delivery.web import landing_page as render_page
+
+    b = bootstrap.backends()
+    page = service.get_page(b, token)
+    locale = service.materialize(b, service.get_template(b, page.campaign_id)).template.locale
+    html = render_page(
+        page,
+        video_url=b.blobs.url(page.video_key),
+        poster_url=b.blobs.url(page.poster_key),
+        secret=b.secret,
+        lang=locale.split("_")[0],
+    )
+    return Response(
+        body=html,
+        status_code=200,
+        headers={
+            "Content-Type": HTML,
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": (
+                "default-src 'self'; img-src 'self' https: http: data:; "
+                "media-src 'self' https: http:; style-src 'self'; script-src 'self'; "
+                "connect-src 'self'; frame-ancestors 'none'"
+            ),
+        },
+    )
+
+
+@delivery.route("/v/{token}/captions.vtt")
+@handles_errors
+def captions(token: str) -> Response:
+    from chalicelib.delivery.web import captions_vtt
+
+    page = service.get_page(bootstrap.backends(), token)
+    return Response(
+        body=captions_vtt(page),
+        status_code=200,
+        headers={"Content-Type": "text/vtt; charset=utf-8", **NO_STORE},
+    )
+
+
+@delivery.route("/static/{name}")
+@handles_errors
+def static(name: str) -> Response:
+    from chalicelib.delivery.web import static_file
+
+    found = static_file(name)
+    if found is None:
+        raise NotFoundError(f"no static file {name!r}", field="name")
+    data, kind = found
+    return Response(
+        body=data.decode("utf-8"),
+        status_code=200,
+        headers={"Content-Type": kind, "Cache-Control": "public, max-age=3600"},
+    )
+
+
+@delivery.route("/events", methods=["POST"], content_types=["application/json", "text/plain"])
+@handles_errors
+def events() -> Response:
+    """The player's beacons: `{"token", "events": [≤ 50]}` → 202 with what was stored."""
+    request = delivery.current_request
+    batch = parse_model(EventBatch, parse_document(request))
+    result = ingest(bootstrap.backends(), batch)
+    return Response(
+        body=result.model_dump(),
+        status_code=202,
+        headers={"Content-Type": "application/json", **NO_STORE},
+    )

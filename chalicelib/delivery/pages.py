@@ -1,0 +1,99 @@
+"""A recipient's landing page: what it shows (video, poster, title, CTA, captions), bound from
+the template's `page:` section and the recipient's render plan."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import Field
+
+from chalicelib.delivery.tokens import new_token
+from chalicelib.errors import DataError
+from chalicelib.template.bind import bind_values
+from chalicelib.template.expr import interpolate
+from chalicelib.template.library import LoadedTemplate
+from chalicelib.template.model import Strict, TextLayer
+from chalicelib.template.plan import RenderPlan
+
+
+class Cue(Strict):
+    """One caption: a text layer's words while it is on screen."""
+
+    start: float
+    end: float
+    text: str
+
+
+class Page(Strict):
+    token: str = Field(description="the page's URL token: random, not the recipient id")
+    campaign_id: str
+    recipient_id: str
+    video_key: str
+    poster_key: str
+    title: str
+    description: str | None = None
+    cta_label: str | None = None
+    cta_url: str | None = None
+    captions: list[Cue] = Field(default_factory=list)
+    width: int
+    height: int
+    duration: float
+    created_at: float
+
+
+def _safe_url(url: str, field: str) -> str:
+    lowered = url.strip().lower()
+    if not (lowered.startswith(("https://", "http://", "/")) or lowered.startswith("mailto:")):
+        raise DataError(f"the CTA URL must be http(s), mailto: or a path: {url[:80]!r}", field)
+    return url.strip()
+
+
+def captions(plan: RenderPlan) -> list[Cue]:
+    """The plan's text layers as caption cues, in the order they appear."""
+    cues = []
+    for scene in plan.scenes:
+        for pl in scene.layers:
+            if isinstance(pl.layer, TextLayer) and pl.layer.text.strip():
+                start, end = scene.start + pl.start, scene.start + pl.end
+                cues.append(Cue(start=round(start, 3), end=round(end, 3), text=pl.layer.text))
+    return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def make_page(
+    lt: LoadedTemplate,
+    plan: RenderPlan,
+    *,
+    campaign_id: str,
+    recipient_id: str,
+    video_key: str,
+    poster_key: str,
+) -> Page:
+    """Bind the template's page section for the recipient of `plan`; a new token."""
+    spec = lt.template.page
+    values, _ = bind_values(lt, plan.record)
+
+    def text(value: str | None, field: str) -> str | None:
+        if value is None:
+            return None
+        try:
+            return interpolate(value, values, lt.template.locale)
+        except ValueError as exc:
+            raise DataError(f"{exc} (at page.{field})", field=f"page.{field}") from exc
+
+    cta = spec.cta
+    return Page(
+        token=new_token(),
+        campaign_id=campaign_id,
+        recipient_id=recipient_id,
+        video_key=video_key,
+        poster_key=poster_key,
+        title=text(spec.title, "title") or lt.template.name or lt.template.id,
+        description=text(spec.description, "description"),
+        cta_label=text(cta.label, "cta.label") if cta else None,
+        cta_url=_safe_url(text(cta.url, "cta.url") or "", "page.cta.url") if cta else None,
+        captions=captions(plan),
+        width=plan.canvas.width,
+        height=plan.canvas.height,
+        duration=plan.duration,
+        created_at=time.time(),
+    )

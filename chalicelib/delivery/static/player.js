@@ -1,0 +1,95 @@
+// Reel's landing-page player: measures the view and sends it with navigator.sendBeacon.
+// Events: impression, play, progress (each 10 % step once per view, only when played through),
+// pause, seek, ended, replay, cta_click. Batched (≤ 50 a request), flushed every second and
+// when the page is hidden or left.
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("reel-config").textContent);
+  var video = document.getElementById("reel-video");
+  var cta = document.getElementById("reel-cta");
+  var MAX = 50;
+  var queue = [];
+  var timer = null;
+  var counter = 0;
+
+  function eventId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    counter += 1;
+    return Date.now().toString(36) + "-" + counter + "-" + Math.random().toString(36).slice(2, 12);
+  }
+  function at(seconds) { return Math.round(Math.max(0, seconds || 0) * 1000) / 1000; }
+
+  function post(events) {
+    var body = JSON.stringify({ token: config.token, events: events });
+    var sent = false;
+    if (navigator.sendBeacon) {
+      try { sent = navigator.sendBeacon(config.events_url, new Blob([body], { type: "application/json" })); }
+      catch (e) { sent = false; }
+    }
+    if (!sent && window.fetch) {
+      fetch(config.events_url, { method: "POST", body: body, keepalive: true,
+                                 headers: { "content-type": "application/json" } }).catch(function () {});
+    }
+  }
+  function flush() {
+    if (timer) { clearTimeout(timer); timer = null; }
+    while (queue.length) post(queue.splice(0, MAX));
+  }
+  function send(kind, extra) {
+    var event = { id: eventId(), kind: kind, ts: Date.now(), position: at(video.currentTime) };
+    for (var key in extra) event[key] = extra[key];
+    queue.push(event);
+    if (queue.length >= MAX) flush();
+    else if (!timer) timer = setTimeout(flush, 1000);
+  }
+
+  var reached = {};      // progress steps sent in this view
+  var lastTime = 0;      // where continuous playback last was
+  var seekFrom = null;
+  var finished = false;  // the view ended: the next play is a replay
+
+  function progressTo(time) {
+    var duration = video.duration;
+    if (!duration || !isFinite(duration)) return;
+    var pct = Math.min(100, Math.floor((time / duration) * 100 + 1e-6));
+    for (var step = 10; step <= pct; step += 10) {
+      if (!reached[step]) { reached[step] = true; send("progress", { progress: step }); }
+    }
+  }
+
+  send("impression", { position: 0 });
+  video.addEventListener("play", function () {
+    if (finished) {
+      finished = false; reached = {}; lastTime = 0;
+      send("replay", { position: 0 });
+    } else {
+      send("play");
+    }
+  });
+  video.addEventListener("pause", function () { if (!video.ended) send("pause"); });
+  video.addEventListener("seeking", function () { if (seekFrom === null) seekFrom = lastTime; });
+  video.addEventListener("seeked", function () {
+    send("seek", { seek_from: at(seekFrom === null ? lastTime : seekFrom) });
+    seekFrom = null;
+    lastTime = video.currentTime;
+  });
+  video.addEventListener("timeupdate", function () {
+    var now = video.currentTime;
+    // Only playback counts: a jump (seek) is not watching the part it skipped.
+    if (!video.seeking && now >= lastTime && now - lastTime < 1.5) progressTo(now);
+    if (!video.seeking) lastTime = now;
+  });
+  video.addEventListener("ended", function () {
+    if (video.duration - lastTime < 1.5) progressTo(video.duration);
+    finished = true;
+    send("ended", { position: at(video.duration) });
+    flush();
+  });
+  if (cta) {
+    cta.addEventListener("click", function () { send("cta_click"); flush(); });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") flush();
+  });
+  window.addEventListener("pagehide", flush);
+})();

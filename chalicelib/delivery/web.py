@@ -1,0 +1,72 @@
+"""Server-rendered HTML of the delivery side: the landing page and its captions (WebVTT)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from chalicelib.delivery.pages import Page
+from chalicelib.delivery.tokens import signed_token
+
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("chalicelib.delivery", "templates"),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def landing_page(page: Page, *, video_url: str, poster_url: str, secret: str, lang: str) -> str:
+    """The recipient's page. Its links are relative, so it works under any path prefix."""
+    config = {
+        "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
+        "events_url": "../events",
+    }
+    return (
+        environment()
+        .get_template("page.html")
+        .render(
+            page=page,
+            video_url=video_url,
+            poster_url=poster_url,
+            config=config,
+            static="../static",
+            lang=lang,
+        )
+    )
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def captions_vtt(page: Page) -> str:
+    """The page's captions: one cue per text layer while it is on screen."""
+    lines = ["WEBVTT", ""]
+    for i, cue in enumerate(page.captions, start=1):
+        # "-->" would end the cue's timing line; blank lines would end the cue.
+        text = "\n".join(line for line in cue.text.replace("-->", "→").splitlines() if line.strip())
+        lines += [str(i), f"{_vtt_time(cue.start)} --> {_vtt_time(cue.end)}", text, ""]
+    return "\n".join(lines)
+
+
+def static_file(name: str) -> tuple[bytes, str] | None:
+    """A file of the page's script and style sheet (served by the app: no third-party CDN)."""
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if "/" in name or "\\" in name or name.startswith(".") or suffix not in STATIC_TYPES:
+        return None
+    ref = resources.files("chalicelib.delivery").joinpath("static", name)
+    if not ref.is_file():
+        return None
+    return ref.read_bytes(), STATIC_TYPES[suffix]

@@ -1,0 +1,44 @@
+"""Ingest (POST /events): verify the page's signed token, store each event once, and put the
+new ones on the relay queue toward the CRM connectors."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel
+
+from chalicelib.delivery.tokens import split, verify
+from chalicelib.errors import ForbiddenError
+from chalicelib.pipeline.service import Backends
+from chalicelib.tracking.events import Event, EventBatch
+
+
+class IngestResult(BaseModel):
+    received: int
+    stored: int
+    duplicates: int
+
+
+def ingest(b: Backends, batch: EventBatch, *, now: float | None = None) -> IngestResult:
+    """Store a page's events. ForbiddenError (nothing stored) for a forged or foreign token."""
+    token, _ = split(batch.token)
+    page = b.jobs.get_page(token) if token else None
+    # The same answer for an unknown token and a bad signature: no oracle for valid tokens.
+    if page is None or not verify(b.secret, batch.token, page.recipient_id, page.campaign_id):
+        raise ForbiddenError("the page token is not valid", field="token")
+    received_at = time.time() if now is None else now
+    events = [
+        Event(
+            **e.model_dump(),
+            campaign_id=page.campaign_id,
+            recipient_id=page.recipient_id,
+            received_at=received_at,
+        )
+        for e in batch.events
+    ]
+    stored = b.events.add(events)
+    if stored:
+        b.queue.put([{"type": "event", "event": e.model_dump(mode="json")} for e in stored])
+    return IngestResult(
+        received=len(events), stored=len(stored), duplicates=len(events) - len(stored)
+    )

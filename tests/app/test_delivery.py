@@ -1,0 +1,212 @@
+"""Landing pages and tracking through chalice.test.Client on the embedded default: the page,
+its captions and script, and POST /events (signatures, duplicates, malformed events)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib import bootstrap
+from chalicelib.delivery.tokens import signed_token, split
+from chalicelib.pipeline import service
+from tests.conftest import Campaign
+
+KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def client(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    monkeypatch.setenv("REEL_API_KEYS", KEY)
+    bootstrap.reset()
+    service.register_folder(bootstrap.backends(), campaign.root)
+    with Client(app, stage_name="local") as c:
+        yield c
+    bootstrap.reset()
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def render(client: Client, data: dict[str, Any]) -> dict[str, Any]:
+    """POST /renders and wait until it is done."""
+    headers = {"content-type": "application/json", "x-api-key": KEY}
+    payload = json.dumps({"template_id": "tiny", "data": data})
+    accepted = body(client.http.post("/renders", headers=headers, body=payload))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        got = body(client.http.get(f"/renders/{accepted['render_id']}"))
+        if got["status"] in ("done", "failed"):
+            assert got["status"] == "done", got
+            return dict(got)
+        time.sleep(0.2)
+    raise AssertionError("render not done")
+
+
+@pytest.fixture
+def page(client: Client) -> dict[str, Any]:
+    """A rendered recipient's page: its path, HTML and the signed token it gives its script."""
+    done = render(client, {"recipient_id": "ada@example.com", "first_name": "Ada"})
+    path = done["urls"]["page"].removeprefix("http://127.0.0.1:8000")
+    html = client.http.get(path).body.decode()
+    config = json.loads(re.search(r'id="reel-config"[^>]*>(.*?)</script>', html, re.S)[1])
+    return {"path": path, "html": html, "signed": config["token"], "render": done}
+
+
+def events(*kinds: str, prefix: str = "ev") -> list[dict[str, Any]]:
+    out = []
+    for i, kind in enumerate(kinds):
+        event: dict[str, Any] = {"id": f"{prefix}-{i:06d}", "kind": kind, "ts": 1.7e12 + i}
+        if kind == "progress":
+            event["progress"] = 10
+        out.append(event)
+    return out
+
+
+def post_events(client: Client, token: str, items: list[dict[str, Any]]) -> Any:
+    return client.http.post(
+        "/events",
+        headers={"content-type": "application/json"},
+        body=json.dumps({"token": token, "events": items}),
+    )
+
+
+def stored(campaign_id: str = "tiny") -> list[Any]:
+    return bootstrap.backends().events.for_campaign(campaign_id)
+
+
+# ── the page ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_the_page_plays_the_recipients_video(client: Client, page: dict[str, Any]) -> None:
+    html, urls = page["html"], page["render"]["urls"]
+    token = page["path"].rsplit("/", 1)[-1]
+    assert len(token) >= 22  # ≥ 128 bits of randomness, URL-safe base64
+    assert f'<source src="{urls["video"]}" type="video/mp4">' in html
+    assert f'poster="{urls["poster"]}"' in html
+    assert f'<meta property="og:image" content="{urls["poster"]}">' in html
+    assert '<meta name="twitter:card" content="summary_large_image">' in html
+    assert "<title>A video for Ada</title>" in html
+    assert 'id="reel-cta" class="reel-cta" href="/health">Book a call, Ada</a>' in html
+    assert f'<track kind="captions" src="{token}/captions.vtt"' in html
+    assert '<script src="../static/player.js" defer></script>' in html
+
+
+def test_no_personal_data_in_any_url(client: Client, page: dict[str, Any]) -> None:
+    found = re.findall(r'(?:src|href|content|poster)="([^"]+)"', page["html"])
+    urls = [u for u in found if u.startswith(("http", "/", "../")) or ".vtt" in u]
+    urls += [page["path"], *page["render"]["urls"].values()]
+    assert len(urls) >= 8
+    for url in urls:
+        assert "ada" not in url.lower(), url
+
+
+def test_captions_and_static_files(client: Client, page: dict[str, Any]) -> None:
+    vtt = client.http.get(page["path"] + "/captions.vtt")
+    assert vtt.headers["Content-Type"].startswith("text/vtt")
+    text = vtt.body.decode()
+    assert text.startswith("WEBVTT")
+    assert "00:00:01.000 --> 00:00:02.000\nHi Ada!" in text
+    script = client.http.get("/static/player.js")
+    assert script.status_code == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert b"sendBeacon" in script.body
+    assert client.http.get("/static/page.css").status_code == 200
+    assert client.http.get("/static/..%2Fweb.py").status_code == 404
+    assert client.http.get("/static/nope.js").status_code == 404
+
+
+def test_unknown_page_is_404(client: Client) -> None:
+    assert client.http.get("/v/" + "x" * 32).status_code == 404
+    assert client.http.get("/v/short").status_code == 404
+
+
+# ── events ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_events_are_stored_once(client: Client, page: dict[str, Any]) -> None:
+    first = post_events(client, page["signed"], events("impression", "play", "progress"))
+    assert first.status_code == 202
+    assert body(first) == {"received": 3, "stored": 3, "duplicates": 0}
+    # The same beacons again (a retry), plus a new one
+    again = post_events(
+        client, page["signed"], [*events("impression", "play"), *events("pause", prefix="new")]
+    )
+    assert body(again) == {"received": 3, "stored": 1, "duplicates": 2}
+    kept = stored()
+    assert sorted(e.kind.value for e in kept) == ["impression", "pause", "play", "progress"]
+    assert {e.recipient_id for e in kept} == {"ada@example.com"}
+    # The new events went to the relay queue, once each
+    outbox = bootstrap.backends().queue.pending()  # type: ignore[attr-defined]
+    assert [m["event"]["kind"] for m in outbox] == ["impression", "play", "progress", "pause"]
+
+
+def test_forged_and_foreign_tokens_are_refused(client: Client, page: dict[str, Any]) -> None:
+    other = render(client, {"recipient_id": "bob@example.com", "first_name": "Bob"})
+    other_html = client.http.get(other["urls"]["page"].removeprefix("http://127.0.0.1:8000"))
+    other_signed = json.loads(
+        re.search(r'id="reel-config"[^>]*>(.*?)</script>', other_html.body.decode(), re.S)[1]
+    )["token"]
+    token, signature = split(page["signed"])
+    other_token, other_signature = split(other_signed)
+    forged = [
+        f"{token}.{'A' * len(signature)}",  # a made-up signature
+        f"{token}.{other_signature}",  # Ada's page with Bob's signature
+        f"{other_token}.{signature}",  # Bob's page with Ada's signature
+        signed_token("not-the-secret", token, "ada@example.com", "tiny"),  # another key
+        token,  # no signature at all
+        "x" * 40 + "." + signature,  # no such page
+    ]
+    for candidate in forged:
+        response = post_events(client, candidate, events("play"))
+        assert response.status_code == 403, candidate
+        assert body(response)["error"]["code"] == "forbidden"
+    assert stored() == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"events": [{"id": "abcdefgh", "kind": "play", "ts": 1}]}, "token"),
+        ({"token": "t" * 20, "events": []}, "events"),
+        (
+            {"token": "t" * 20, "events": [{"id": "abcdefgh", "kind": "dance", "ts": 1}]},
+            "events[0].kind",
+        ),
+        ({"token": "t" * 20, "events": [{"id": "a b", "kind": "play", "ts": 1}]}, "events[0].id"),
+        (
+            {"token": "t" * 20, "events": [{"id": "abcdefgh", "kind": "progress", "ts": 1}]},
+            "events[0]",
+        ),
+        (
+            {"token": "t" * 20, "events": [{"id": "abcdefgh", "kind": "play", "ts": -5}]},
+            "events[0].ts",
+        ),
+        (
+            {"token": "t" * 20, "events": [{"id": "abcdefgh", "kind": "play", "ts": 1, "x": 1}]},
+            "events[0].x",
+        ),
+    ],
+)
+def test_malformed_events_are_400_naming_the_field(
+    client: Client, payload: dict[str, Any], field: str
+) -> None:
+    response = client.http.post(
+        "/events", headers={"content-type": "application/json"}, body=json.dumps(payload)
+    )
+    assert response.status_code == 400, response.body
+    assert body(response)["error"]["field"] == field
+
+
+def test_at_most_50_events_a_request(client: Client, page: dict[str, Any]) -> None:
+    response = post_events(client, page["signed"], events(*["play"] * 51))
+    assert response.status_code == 400
+    assert body(response)["error"]["field"] == "events"
+    assert post_events(client, page["signed"], events(*["play"] * 50)).status_code == 202
