@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench layer synth deploy clean
 
@@ -19,8 +20,14 @@ $(VENV)/.dev: $(VENV)/.base
 demo: $(VENV)/.base
 	$(BIN)/reel demo --out out/demo
 
+# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+$(VENV)/.browser: $(VENV)/.dev
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	touch $@
+
 ## test: lint, type-check and run the whole test suite
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev $(VENV)/.browser lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

@@ -4,10 +4,6 @@ POST /renders and GET /renders/{id} until the video is served."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,42 +14,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import Campaign
+from tests.server import reel_serve
 
 
 @pytest.fixture
 def server(campaign: Campaign, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
-    args = ["serve", "--port", "0", "--workers", "1", "--data-dir", str(tmp_path / "data")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", *args, "--templates", str(campaign.root.parent)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url = key = None
-    lines = []
-    deadline = time.monotonic() + 60
-    try:
-        while (url is None or key is None) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
-                url = m.group(1)
-            if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
-                key = m.group(1)
-        assert url and key, "".join(lines)
-        assert any("template tiny version" in line for line in lines), "".join(lines)
+    with reel_serve(campaign.root.parent, tmp_path / "data") as (url, key):
         yield url, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def call(url: str, method: str = "GET", data: Any = None, key: str = "") -> tuple[int, Any]:

@@ -1,0 +1,48 @@
+"""`reel serve` in a subprocess for tests: real HTTP on 127.0.0.1, on a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def reel_serve(templates: Path, data_dir: Path, *, workers: int = 1) -> Iterator[tuple[str, str]]:
+    """Start `reel serve` and yield (base URL, dev API key) once it is listening."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
+    args = ["serve", "--port", "0", "--workers", str(workers), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.cli", *args, "--templates", str(templates)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    url = key = None
+    lines = []
+    deadline = time.monotonic() + 60
+    try:
+        while (url is None or key is None) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+            if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
+                key = m.group(1)
+        assert url and key, "".join(lines)
+        yield url, key
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
