@@ -362,6 +362,57 @@ def serve(
         bootstrap.reset()  # stops the render processes
 
 
+def _use_data_dir(data_dir: Path | None) -> None:
+    """Point the local backend at `data_dir` (what `reel serve --data-dir` used)."""
+    from chalicelib import bootstrap
+
+    if data_dir is not None:
+        os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
+        bootstrap.reset()
+
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="The data of `reel serve` (REEL_DATA_DIR)")
+]
+
+
+@app.command("email-snippet")
+def email_snippet(
+    target: Annotated[str, typer.Argument(help="CAMPAIGN, or CAMPAIGN/RECIPIENT_ID for one")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Folder of .html files")] = Path(
+        "out/snippets"
+    ),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the email HTML of each recipient: an animated GIF (≤ 1 MB) linking to their page."""
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import service
+    from chalicelib.pipeline.steps import slug
+
+    _use_data_dir(data_dir)
+    campaign, _, recipient = target.partition("/")
+    b = bootstrap.backends()
+    pages = b.jobs.campaign_pages(campaign)
+    if recipient:
+        pages = [p for p in pages if p.recipient_id == recipient]
+    if not pages:
+        what = f"recipient {recipient!r} in campaign {campaign!r}" if recipient else campaign
+        raise _fail(ReelError(f"no landing page for {what} (render it first)", field="target"))
+    output.mkdir(parents=True, exist_ok=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+    ) as bar:
+        task = bar.add_task("snippets", total=len(pages))
+        for page in pages:
+            try:
+                html = service.email_snippet(b, page)
+            except ReelError as exc:
+                raise _fail(exc) from exc
+            (output / f"{slug(page.recipient_id)}.html").write_text(html, encoding="utf-8")
+            bar.advance(task)
+    out.print(f"{len(pages)} snippet(s) in {output}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

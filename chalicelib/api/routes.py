@@ -17,7 +17,7 @@ from chalicelib.settings import get_settings
 
 api = Blueprint(__name__)
 
-MEDIA_FOLDERS = {"videos", "posters"}
+MEDIA_FOLDERS = {"videos", "posters", "thumbnails"}
 _UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(csv|jsonl|ndjson)$")
 
 

@@ -38,6 +38,7 @@ class Page(Strict):
     width: int
     height: int
     duration: float
+    poster_time: float = 0.0
     created_at: float
 
 
@@ -95,5 +96,6 @@ def make_page(
         width=plan.canvas.width,
         height=plan.canvas.height,
         duration=plan.duration,
+        poster_time=plan.poster_time,
         created_at=time.time(),
     )

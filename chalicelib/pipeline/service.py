@@ -367,6 +367,32 @@ def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str
     return page.token
 
 
+def email_snippet(b: Backends, page: Page) -> str:
+    """The email HTML of a page: its animated GIF (made once, stored beside the video) linking
+    to it. The GIF starts a second before the poster frame: the personal moment."""
+    from PIL import Image
+
+    from chalicelib.delivery.snippet import gif_thumbnail, snippet_html
+
+    name = PurePosixPath(page.video_key).stem
+    key = f"thumbnails/{name}.gif"
+    if not b.blobs.exists(key):
+        with tempfile.TemporaryDirectory(prefix="reel-gif-", dir=_scratch(b)) as tmp:
+            video = b.blobs.fetch(page.video_key, Path(tmp))
+            gif = gif_thumbnail(video, Path(tmp) / "thumb.gif", start=max(0, page.poster_time - 1))
+            b.blobs.put_file(key, gif.path)
+    with Image.open(io.BytesIO(b.blobs.get_bytes(key))) as image:
+        width, height = image.size
+    return snippet_html(
+        page_url=page_url(page.token),
+        gif_url=b.blobs.url(key),
+        title=page.title,
+        alt=f"{page.title}: play the video",
+        width=width,
+        height=height,
+    )
+
+
 def get_page(b: Backends, token: str) -> Page:
     page = b.jobs.get_page(token) if 10 <= len(token) <= 100 else None
     if page is None:

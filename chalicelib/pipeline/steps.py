@@ -25,7 +25,8 @@ from chalicelib.template.library import LoadedTemplate
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
 
 
-def _slug(rid: str) -> str:
+def slug(rid: str) -> str:
+    """A recipient id as a safe file name."""
     return _UNSAFE.sub("_", rid).strip("._")[:64] or "recipient"
 
 
@@ -77,7 +78,7 @@ def make_job(
     """
     plan = bind(lt, record)
     key = plan_key(plan, file_digest, cache_context(), preview)[:32]
-    name = f"{_slug(rid)}-{key[:16]}" if named else key
+    name = f"{slug(rid)}-{key[:16]}" if named else key
     return RecipientJob(
         recipient_id=rid,
         line=line,

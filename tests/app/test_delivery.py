@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,37 @@ def test_at_most_50_events_a_request(client: Client, page: dict[str, Any]) -> No
     assert response.status_code == 400
     assert body(response)["error"]["field"] == "events"
     assert post_events(client, page["signed"], events(*["play"] * 50)).status_code == 202
+
+
+# ── the email snippet ─────────────────────────────────────────────────────────────────────
+
+
+def test_email_snippet_of_a_campaign(client: Client, page: dict[str, Any], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chalicelib.cli import app as cli
+
+    # WHEN the campaign's snippets are written
+    result = CliRunner().invoke(cli, ["email-snippet", "tiny", "--out", str(tmp_path / "mail")])
+    assert result.exit_code == 0, result.output
+    # THEN the recipient's HTML links their page and shows a GIF the app serves
+    html = (tmp_path / "mail" / "ada@example.com.html").read_text()
+    assert f'href="{page["render"]["urls"]["page"]}"' in html
+    gif_url = re.search(r'<img src="([^"]+)"', html)[1]
+    assert gif_url.startswith("http://127.0.0.1:8000/files/thumbnails/")
+    gif = client.http.get(
+        gif_url.removeprefix("http://127.0.0.1:8000"), headers={"accept": "image/gif"}
+    )
+    assert gif.status_code == 200
+    assert gif.body[:6] == b"GIF89a"
+    assert len(gif.body) <= 1_000_000
+    # One recipient by id; an unknown one is exit 1 naming it
+    one = CliRunner().invoke(
+        cli, ["email-snippet", "tiny/ada@example.com", "--out", str(tmp_path / "one")]
+    )
+    assert one.exit_code == 0, one.output
+    missing = CliRunner().invoke(
+        cli, ["email-snippet", "tiny/nobody", "--out", str(tmp_path / "x")]
+    )
+    assert missing.exit_code == 1
+    assert "nobody" in missing.output
