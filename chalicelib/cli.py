@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 
 from chalicelib.errors import DataError, Problem, ReelError, RenderError, TemplateError
-from chalicelib.pipeline.jobs import RecipientResult, Status
+from chalicelib.pipeline.jobs import JobState, RecipientResult, Status, TemplateRecord
 from chalicelib.template.bind import bind
 from chalicelib.template.library import (
     LoadedTemplate,
@@ -34,6 +35,7 @@ from chalicelib.template.schema import template_json_schema
 
 if TYPE_CHECKING:
     from chalicelib.pipeline.local import BatchSummary
+    from chalicelib.pipeline.service import Backends
 
 app = typer.Typer(
     name="reel",
@@ -251,36 +253,6 @@ def _exit_for(summary: BatchSummary) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def demo(
-    output: Annotated[Path, typer.Option("--out", "-o", help="Output folder")] = Path("out/demo"),
-    preview: Annotated[bool, typer.Option("--preview", help="Low-resolution quick look")] = False,
-    workers: Annotated[int, typer.Option(min=1, help="Render processes")] = max(
-        1, (os.cpu_count() or 1)
-    ),
-) -> None:
-    """Render the demo campaign of examples/demo: a video and a poster per recipient."""
-    started = time.monotonic()
-    try:
-        summary = _run_batch(
-            DEMO_DIR / "template.yaml",
-            DEMO_DIR / "recipients.csv",
-            output,
-            workers=workers,
-            mapping=None,
-            preview=preview,
-        )
-    except ReelError as exc:
-        raise _fail(exc) from exc
-    _report(summary, started)
-    videos = sorted((summary.out_dir / "videos").glob("*.mp4"))
-    for video in videos[:3]:
-        out.print(f"  ▶ {video}")
-    if len(videos) > 3:
-        out.print(f"  … and {len(videos) - 3} more in {summary.out_dir / 'videos'}")
-    _exit_for(summary)
-
-
 def _template_folders(root: Path) -> list[Path]:
     """Campaign folders under `root` (itself, or its children up to two levels down)."""
     names = ("template.yaml", "template.yml", "template.json")
@@ -289,8 +261,135 @@ def _template_folders(root: Path) -> list[Path]:
     return sorted(found)
 
 
+WorkersOption = Annotated[int, typer.Option(min=1, help="Render processes")]
+DEFAULT_WORKERS = max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _Local:
+    """The API on this machine: the Chalice app on a socket, over the local backends."""
+
+    server: Any  # chalice.local.LocalDevServer
+    url: str
+    dev_key: str | None
+    b: Backends
+
+    @classmethod
+    def start(cls, host: str, port: int, data_dir: Path | None, workers: int) -> _Local:
+        import secrets
+
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        from chalicelib import bootstrap
+
+        if data_dir is not None:
+            os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
+        os.environ["REEL_WORKERS"] = str(workers)
+        os.environ.setdefault("REEL_BACKEND", "local")
+        dev_key = None
+        if not os.environ.get("REEL_API_KEYS"):
+            dev_key = os.environ["REEL_API_KEYS"] = "dev-" + secrets.token_urlsafe(24)
+        from app import app as chalice_app
+
+        config = Config.create(chalice_stage="local", app_name="reel")
+        server = create_local_server(chalice_app, config, host, port)
+        url = f"http://{host}:{server.server.server_address[1]}"
+        os.environ["REEL_PUBLIC_URL"] = url
+        bootstrap.reset()
+        return cls(server, url, dev_key, bootstrap.backends())
+
+    def register(self, folder: Path) -> TemplateRecord | None:
+        from chalicelib.pipeline import service
+
+        try:
+            record = service.register_folder(self.b, folder)
+        except ReelError as exc:
+            err.print(f"template {folder}: {exc}", markup=False, highlight=False, style="red")
+            return None
+        out.print(f"template [bold]{record.id}[/] version {record.version}  ({folder})")
+        return record
+
+    def announce(self) -> None:
+        from chalicelib.settings import get_settings
+
+        out.print(f"Reel serving on [bold]{self.url}[/] · data in {get_settings().data_dir}")
+        if self.dev_key:
+            out.print(f"dev API key (x-api-key): [bold]{self.dev_key}[/]")
+
+    def serve_forever(self) -> None:
+        from chalicelib import bootstrap
+
+        sys.stdout.flush()
+        try:
+            self.server.server.serve_forever()
+        except KeyboardInterrupt:
+            out.print("stopping")
+        finally:
+            bootstrap.reset()  # stops the render processes
+
+
 @app.command()
-def serve(
+def demo(
+    output: Annotated[Path, typer.Option("--out", "-o", help="Data folder")] = Path("out/demo"),
+    preview: Annotated[bool, typer.Option("--preview", help="Low-resolution quick look")] = False,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any)")] = 8000,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the pages when rendered")
+    ] = True,
+) -> None:
+    """Render the demo campaign of examples/demo through the local API — a video, a poster and
+    a landing page per recipient — then serve the pages and the dashboard."""
+    from chalicelib.pipeline import service
+
+    started = time.monotonic()
+    local = _Local.start("127.0.0.1", port, output, workers)
+    template = local.register(DEMO_DIR)
+    if template is None:
+        raise typer.Exit(1)
+    source = "uploads/demo/recipients.csv"
+    local.b.blobs.put_file(source, DEMO_DIR / "recipients.csv")
+    request = service.BatchRequest(template_id=template.id, source=source, preview=preview)
+    batch = service.create_batch(local.b, request)
+    with _batch_progress() as bar:
+        task = bar.add_task("rendering", total=None, rate="")
+        while True:
+            record = service.get_batch(local.b, batch.id)
+            counts = local.b.jobs.count_results(batch.id)
+            done = sum(counts.values())
+            rate = f"{done / (time.monotonic() - started):.2f}/s" if done else ""
+            bar.update(task, total=record.total, completed=done, rate=rate)
+            if record.state in (JobState.done, JobState.failed):
+                break
+            time.sleep(0.2)
+    if record.state is JobState.failed:
+        raise _fail(ReelError(record.error or "the batch failed"))
+    elapsed = time.monotonic() - started
+    out.print(
+        f"[bold]{counts['rendered'] + counts['cached']}[/] videos ready "
+        f"({counts['rendered']} rendered, {counts['cached']} already there), "
+        f"[bold]{counts['failed']}[/] failed, in {elapsed:.1f} s"
+    )
+    results = local.b.jobs.list_results(batch.id, limit=3)
+    out.print(f"dashboard: [bold]{local.url}/dashboard/{template.id}[/]")
+    for _, result in results:
+        if result.page:
+            out.print(f"  ▶ {result.recipient_id}: {result.page}")
+    if serve:
+        local.announce()
+        out.print("Ctrl-C to stop")
+        local.serve_forever()
+    else:
+        from chalicelib import bootstrap
+
+        bootstrap.reset()
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_command(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one)")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     data_dir: Annotated[
@@ -299,67 +398,29 @@ def serve(
     templates: Annotated[
         Path, typer.Option("--templates", help="Folder of campaigns registered at start")
     ] = EXAMPLES_DIR,
-    workers: Annotated[int, typer.Option(min=1, help="Render processes")] = max(
-        1, (os.cpu_count() or 1)
-    ),
+    workers: WorkersOption = DEFAULT_WORKERS,
 ) -> None:
     """Run the HTTP API on this machine: local files, SQLite and a process pool; no AWS."""
-    import secrets
-
-    from chalice.config import Config
-    from chalice.local import create_local_server
-
-    from chalicelib import bootstrap
-    from chalicelib.pipeline import service
-    from chalicelib.settings import get_settings
-
-    if data_dir is not None:
-        os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
-    os.environ["REEL_WORKERS"] = str(workers)
-    os.environ.setdefault("REEL_BACKEND", "local")
-    dev_key = None
-    if not os.environ.get("REEL_API_KEYS"):
-        dev_key = os.environ["REEL_API_KEYS"] = "dev-" + secrets.token_urlsafe(24)
-    from app import app as chalice_app
-
-    config = Config.create(chalice_stage="local", app_name="reel")
-    server = create_local_server(chalice_app, config, host, port)
-    bound_port = server.server.server_address[1]
-    os.environ["REEL_PUBLIC_URL"] = f"http://{host}:{bound_port}"
-    bootstrap.reset()
-    b = bootstrap.backends()
-
-    for folder in _template_folders(templates):
-        try:
-            record = service.register_folder(b, folder)
-        except ReelError as exc:
-            err.print(f"template {folder}: {exc}", markup=False, highlight=False, style="red")
-            continue
-        out.print(f"template [bold]{record.id}[/] version {record.version}  ({folder})")
     from chalicelib.adapters.local_runner import LocalOrchestrator
     from chalicelib.adapters.sqlite import SqliteJobStore
 
-    local = isinstance(b.orchestrator, LocalOrchestrator) and isinstance(b.jobs, SqliteJobStore)
-    if local and (resumed := b.orchestrator.resume(b.jobs)):  # type: ignore[attr-defined]
+    local = _Local.start(host, port, data_dir, workers)
+    for folder in _template_folders(templates):
+        local.register(folder)
+    b = local.b
+    runner, jobs = b.orchestrator, b.jobs
+    local_backend = isinstance(runner, LocalOrchestrator) and isinstance(jobs, SqliteJobStore)
+    if local_backend and (resumed := runner.resume(jobs)):  # type: ignore[attr-defined]
         out.print(f"resuming {resumed} unfinished render(s) and batch(es)")
-    url = os.environ["REEL_PUBLIC_URL"]
-    out.print(f"Reel serving on [bold]{url}[/] · data in {get_settings().data_dir}")
-    if dev_key:
-        out.print(f"dev API key (x-api-key): [bold]{dev_key}[/]")
+    local.announce()
     out.print(
-        f"try: curl -s -X POST {url}/renders -H 'x-api-key: …' "
+        f"try: curl -s -X POST {local.url}/renders -H 'x-api-key: …' "
         "-H 'content-type: application/json' "
         """-d '{"template_id": "welcome", "data": {"first_name": "Ada"}}'""",
         markup=False,
         highlight=False,
     )
-    sys.stdout.flush()
-    try:
-        server.server.serve_forever()
-    except KeyboardInterrupt:
-        out.print("stopping")
-    finally:
-        bootstrap.reset()  # stops the render processes
+    local.serve_forever()
 
 
 def _use_data_dir(data_dir: Path | None) -> None:
