@@ -327,6 +327,22 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
                 )
     if tpl.poster.scene is not None and tpl.poster.scene not in ids:
         problems.append(Problem("poster.scene", f"no scene with id {tpl.poster.scene!r}"))
+    page = tpl.page
+    texts = {"page.title": page.title, "page.description": page.description}
+    if page.cta:
+        texts |= {"page.cta.label": page.cta.label, "page.cta.url": page.cta.url}
+    for path, text in texts.items():
+        if text is None:
+            continue
+        try:
+            names = template_variables(text, tpl.locale)
+        except ValueError as exc:
+            problems.append(Problem(path, str(exc)))
+            continue
+        problems.extend(
+            Problem(path, f"uses undeclared variable {name!r}")
+            for name in sorted(names - set(tpl.variables))
+        )
     return problems
 
 

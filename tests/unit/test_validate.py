@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chalicelib.template.library import validate_template_file
-from tests.conftest import Campaign
+from tests.conftest import BASE_TEMPLATE, Campaign
 
 
 def fields(campaign: Campaign) -> dict[str, str]:
@@ -90,3 +92,14 @@ def test_crossfade_longer_than_a_scene(campaign: Campaign) -> None:
     )
     campaign.write_template(text)
     assert "crossfade needs scenes longer" in fields(campaign)["transition.duration"]
+
+
+def test_page_texts_are_checked(make_campaign: Callable[[str], Campaign]) -> None:
+    c = make_campaign(
+        BASE_TEMPLATE.replace(
+            'title: "A video for {{ first_name }}"', 'title: "A video for {{ nickname }}"'
+        ).replace("url: /health", "url: '{{ first_name | nope }}'")
+    )
+    problems = {p.field: p.message for p in validate_template_file(c.template)}
+    assert problems["page.title"] == "uses undeclared variable 'nickname'"
+    assert "nope" in problems["page.cta.url"]
