@@ -437,6 +437,33 @@ DataDirOption = Annotated[
 ]
 
 
+@app.command()
+def report(
+    campaign: Annotated[str, typer.Argument(help="The campaign (its template id)")],
+    png: Annotated[Path | None, typer.Option("--png", help="Also draw the charts here")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Recipients listed")] = 20,
+    data_dir: DataDirOption = None,
+) -> None:
+    """The campaign's funnel, retention and recipients, from the events of its pages."""
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import service
+    from chalicelib.tracking.report import recipients_table, report_table
+
+    _use_data_dir(data_dir)
+    try:
+        analytics = service.campaign_analytics(bootstrap.backends(), campaign)
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    out.print(report_table(analytics))
+    if limit:
+        out.print(recipients_table(analytics, limit=limit))
+    if png is not None:
+        from chalicelib.delivery.charts import report_png
+
+        report_png(analytics, png)
+        out.print(f"[green]✓[/] {png}")
+
+
 @app.command("email-snippet")
 def email_snippet(
     target: Annotated[str, typer.Argument(help="CAMPAIGN, or CAMPAIGN/RECIPIENT_ID for one")],

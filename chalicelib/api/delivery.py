@@ -95,3 +95,27 @@ def events() -> Response:
         status_code=202,
         headers={"Content-Type": "application/json", **NO_STORE},
     )
+
+
+@delivery.route("/campaigns/{campaign_id}/analytics")
+@handles_errors
+def analytics(campaign_id: str) -> Response:
+    """The funnel (sent → opened → played → 25/50/75/100 % → clicked), the retention curve in
+    10 % steps and each recipient's stats."""
+    report = service.campaign_analytics(bootstrap.backends(), campaign_id)
+    return Response(
+        body=report.model_dump_json(),
+        status_code=200,
+        headers={"Content-Type": "application/json", **NO_STORE},
+    )
+
+
+@delivery.route("/dashboard/{campaign_id}")
+@handles_errors
+def dashboard(campaign_id: str) -> Response:
+    """The campaign at a glance: headline numbers, funnel and retention charts (SVG rendered
+    here), and the recipients."""
+    from chalicelib.delivery.dashboard import dashboard_html
+
+    report = service.campaign_analytics(bootstrap.backends(), campaign_id)
+    return _html(dashboard_html(report))

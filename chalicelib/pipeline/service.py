@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
@@ -51,6 +51,9 @@ from chalicelib.template.library import (
     load_template,
 )
 from chalicelib.template.model import Strict
+
+if TYPE_CHECKING:
+    from chalicelib.tracking.analytics import CampaignReport
 
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -391,6 +394,16 @@ def email_snippet(b: Backends, page: Page) -> str:
         width=width,
         height=height,
     )
+
+
+def campaign_analytics(b: Backends, campaign_id: str) -> CampaignReport:
+    """The campaign's funnel, retention and per-recipient stats, from its stored events."""
+    from chalicelib.tracking.analytics import campaign_report
+
+    pages = b.jobs.campaign_pages(campaign_id)
+    if not pages and b.jobs.get_template(campaign_id) is None:
+        raise NotFoundError(f"no campaign {campaign_id!r}", field="campaign_id")
+    return campaign_report(campaign_id, pages, b.events.for_campaign(campaign_id), time.time())
 
 
 def get_page(b: Backends, token: str) -> Page:

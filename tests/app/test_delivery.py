@@ -245,3 +245,53 @@ def test_email_snippet_of_a_campaign(client: Client, page: dict[str, Any], tmp_p
     )
     assert missing.exit_code == 1
     assert "nobody" in missing.output
+
+
+# ── analytics ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_analytics_dashboard_and_report(
+    client: Client, page: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN Ada watched half her video, and Bob has a page he never opened
+    render(client, {"recipient_id": "bob@example.com", "first_name": "Bob"})
+    progress = [
+        {"id": f"p-{step:06d}", "kind": "progress", "progress": step, "ts": 1.7e12 + step}
+        for step in (10, 20, 30, 40, 50)
+    ]
+    post_events(client, page["signed"], [*events("impression", "play"), *progress])
+    # WHEN the analytics are asked for
+    report = body(client.http.get("/campaigns/tiny/analytics"))
+    # THEN the funnel counts both recipients as sent and Ada alone further on
+    funnel = {step["step"]: step["count"] for step in report["funnel"]}
+    assert funnel == {
+        "sent": 2,
+        "opened": 1,
+        "played": 1,
+        "25%": 1,
+        "50%": 1,
+        "75%": 0,
+        "100%": 0,
+        "clicked": 0,
+    }
+    by_id = {r["recipient_id"]: r for r in report["recipients"]}
+    assert by_id["ada@example.com"]["max_progress"] == 50
+    assert by_id["bob@example.com"]["opened"] is False
+    # The dashboard draws the same numbers server-side
+    html = client.http.get("/dashboard/tiny")
+    assert html.headers["Content-Type"].startswith("text/html")
+    assert html.body.count(b"<svg") == 2
+    assert b"ada@example.com" in html.body
+    assert client.http.get("/dashboard/nope").status_code == 404
+    # And so does `reel report`, with a PNG of the charts
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from chalicelib.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["report", "tiny", "--png", str(tmp_path / "r.png")])
+    assert result.exit_code == 0, result.output
+    assert "opened" in result.output.lower()
+    assert "ada@example.com" in result.output
+    with Image.open(tmp_path / "r.png") as image:
+        assert image.format == "PNG"

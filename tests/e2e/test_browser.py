@@ -101,3 +101,12 @@ def test_watch_to_the_end_and_click(browser: Browser, campaign: Campaign, tmp_pa
         assert kinds["cta_click"] == 1
         steps = Counter(e.progress for e in events if e.kind.value == "progress")
         assert steps == {step: 1 for step in range(10, 101, 10)}
+
+        # AND the analytics show that recipient at 100 % and clicked
+        report = call(f"{url}/campaigns/tiny/analytics")
+        [ada] = report["recipients"]
+        assert ada["recipient_id"] == "ada@example.com"
+        assert (ada["max_progress"], ada["completed"], ada["clicked"]) == (100, True, True)
+        funnel = {step["step"]: step["count"] for step in report["funnel"]}
+        assert funnel == dict.fromkeys(funnel, 1)
+        assert [point["share"] for point in report["retention"]] == [1.0] * 11
