@@ -82,7 +82,12 @@ def _aws_backends() -> Backends:
     # Clients of boto3's default session (region from settings, else boto3's own lookup).
     # SigV4 puts the expiry in presigned URLs, and is what every region accepts.
     s3 = boto3.client("s3", region_name=s.region, config=Config(signature_version="s3v4"))
-    blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry)
+    signer = None
+    if s.cdn_domain and s.cdn_key_id and s.cdn_private_key:
+        from chalicelib.adapters.cloudfront import CloudFrontUrls
+
+        signer = CloudFrontUrls(s.cdn_domain, s.cdn_key_id, s.cdn_private_key, expiry=s.url_expiry)
+    blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry, signer=signer)
     return Backends(
         blobs=blobs,
         jobs=DynamoJobStore(boto3.client("dynamodb", region_name=s.region), s.table),

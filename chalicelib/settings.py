@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     state_machine_arn: str = Field(default="", description="the batch state machine")
     render_function: str = Field(default="reel-render", description="the render Lambda")
     url_expiry: int = Field(default=3600, gt=0, description="seconds a signed media URL lives")
+    cdn_domain: str = Field(default="", description="CloudFront domain serving the bucket")
+    cdn_key_id: str = Field(default="", description="CloudFront public key id (key group)")
+    cdn_private_key: str = Field(
+        default="", description="PEM of the key group's private key: signs media URLs"
+    )
     max_concurrency: int = Field(
         default=200, ge=1, description="Distributed Map: render Lambdas at once"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -27,10 +28,17 @@ def _content_type(key: str) -> str:
 
 
 class S3BlobStore:
-    """Objects under `prefix + key` in `bucket`; `url` is a presigned GET valid `url_expiry` s."""
+    """Objects under `prefix + key` in `bucket`. `url` is signed by `signer` (CloudFront, see
+    adapters/cloudfront.py) when given, else a presigned S3 GET valid `url_expiry` s."""
 
     def __init__(
-        self, client: S3Client, bucket: str, *, url_expiry: int = 3600, prefix: str = ""
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        url_expiry: int = 3600,
+        prefix: str = "",
+        signer: Callable[[str], str] | None = None,
     ) -> None:
         if prefix.startswith("/") or "\\" in prefix or ".." in PurePosixPath(prefix).parts:
             raise ValueError(f"invalid key prefix: {prefix!r}")
@@ -38,6 +46,7 @@ class S3BlobStore:
         self.bucket = bucket
         self.url_expiry = url_expiry
         self.prefix = prefix
+        self.signer = signer
 
     def object_key(self, key: str) -> str:
         """The S3 key of `key`; refuses the keys `LocalBlobStore.path` refuses."""
@@ -101,6 +110,8 @@ class S3BlobStore:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     def url(self, key: str) -> str:
+        if self.signer is not None:
+            return self.signer(self.object_key(key))
         return self.client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": self.object_key(key)},
