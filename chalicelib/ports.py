@@ -115,8 +115,8 @@ class JobStore(Protocol):
         ...
 
     def put_page(self, page: Page) -> None:
-        """Store a recipient's landing page (its token is new); it becomes the recipient's
-        current page in its campaign."""
+        """Store a recipient's landing page; it becomes the recipient's current page in its
+        campaign. ValueError if the token exists."""
         ...
 
     def get_page(self, token: str) -> Page | None: ...

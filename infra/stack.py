@@ -1,4 +1,4 @@
-"""The Reel stack: Chalice API, batch state machine, render images, S3, CloudFront, DynamoDB."""
+"""The Reel stack: Chalice API, state machine, render images, S3, CloudFront, DynamoDB, SQS."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from chalice.cdk import Chalice
 from constructs import Construct
@@ -50,6 +52,8 @@ INCOMING_PREFIX = "incoming/"
 LONG_TIMEOUT = 900  # render and plan (plan renders the shared static segments)
 SHORT_TIMEOUT = 60  # finalize and record_failure: bookkeeping
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+#: A relay message seen this many times without being deleted goes to the dead-letter queue.
+RELAY_MAX_RECEIVES = 5
 
 
 class ChaliceApi(Chalice):
@@ -132,6 +136,48 @@ class ReelStack(cdk.Stack):
             time_to_live_attribute="expiration",
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             removal_policy=cdk.RemovalPolicy.DESTROY,  # only short-lived idempotency records
+        )
+
+        # ── tracking: the player's events, the relay queue toward the CRM, the token key ───
+        events = dynamodb.Table(
+            self,
+            "Events",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        relay_dead_letters = sqs.Queue(
+            self,
+            "RelayDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),  # the longest SQS keeps a message
+        )
+        relay = sqs.Queue(
+            self,
+            "Relay",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # AWS's advice for a Lambda consumer: six times its timeout.
+            visibility_timeout=cdk.Duration.seconds(6 * SHORT_TIMEOUT),
+            retention_period=cdk.Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=RELAY_MAX_RECEIVES, queue=relay_dead_letters
+            ),
+        )
+        # The HMAC key of page tokens: lost or changed, every link already sent stops counting.
+        tracking_secret = secretsmanager.Secret(
+            self,
+            "TrackingSecret",
+            description=f"{self.stack_name}: HMAC key of landing-page tokens",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
         # ── CDN: the private bucket through CloudFront (OAC), signed URLs only ────────────
@@ -347,6 +393,20 @@ class ReelStack(cdk.Stack):
         render.grant_invoke(api_role)
         api_role.add_to_policy(
             iam.PolicyStatement(
+                sid="EventStore",  # DynamoEventStore: conditional puts, the campaign's Query
+                actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"],
+                resources=[events.table_arn],
+            )
+        )
+        api_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RelayQueue",  # SqsQueue: SendMessageBatch is authorized as SendMessage
+                actions=["sqs:SendMessage"],
+                resources=[relay.queue_arn],
+            )
+        )
+        api_role.add_to_policy(
+            iam.PolicyStatement(
                 sid="XRay",  # X-Ray takes no resource-level permissions
                 actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
                 resources=["*"],
@@ -358,6 +418,11 @@ class ReelStack(cdk.Stack):
             "REEL_RENDER_FUNCTION": render.function_name,
             "REEL_CDN_DOMAIN": distribution.distribution_domain_name,
             "REEL_CDN_KEY_ID": public_key.public_key_id,
+            "REEL_EVENTS_TABLE": events.table_name,
+            "REEL_RELAY_QUEUE_URL": relay.queue_url,
+            # For now a dynamic reference, resolved by CloudFormation at deploy time: the value
+            # ends up in the functions' configuration (see infra/README.md).
+            "REEL_TRACKING_SECRET": tracking_secret.secret_value.unsafe_unwrap(),
         }
         # The API's dependencies ride in a layer built offline from the wheelhouse (infra/deps.py),
         # so `chalice package` zips only app.py and chalicelib: no pip, no index, a second.
@@ -431,3 +496,7 @@ class ReelStack(cdk.Stack):
         cdk.CfnOutput(self, "CdnKeyId", value=public_key.public_key_id)
         cdk.CfnOutput(self, "BatchStateMachine", value=machine.state_machine_arn)
         cdk.CfnOutput(self, "RenderFunction", value=render.function_name)
+        cdk.CfnOutput(self, "EventsTable", value=events.table_name)
+        cdk.CfnOutput(self, "RelayQueueUrl", value=relay.queue_url)
+        cdk.CfnOutput(self, "RelayDeadLetterQueueUrl", value=relay_dead_letters.queue_url)
+        cdk.CfnOutput(self, "TrackingSecretArn", value=tracking_secret.secret_arn)

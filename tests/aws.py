@@ -1,5 +1,5 @@
-"""Reel on moto for tests: the bucket and tables, and the `aws` fixture — moto's Step Functions
-engine with every lambda:Invoke answered in-process by the real handlers."""
+"""Reel on moto for tests: the bucket, tables and relay queue, and the `aws` fixture — moto's
+Step Functions engine with every lambda:Invoke answered in-process by the real handlers."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from tests.conftest import Campaign
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 
 def create_bucket(name: str) -> S3Client:
@@ -64,6 +65,17 @@ def create_jobs_table(name: str) -> DynamoDBClient:
     return dynamodb
 
 
+def create_events_table(name: str) -> DynamoDBClient:
+    """The DynamoEventStore table: partition key `pk` (S), sort key `sk` (S), on demand."""
+    return create_jobs_table(name)  # the same key schema, a table of its own
+
+
+def create_queue(name: str) -> tuple[SQSClient, str]:
+    """A standard SQS queue; returns the SQS client that made it and the queue's URL."""
+    sqs = boto3.client("sqs")
+    return sqs, sqs.create_queue(QueueName=name)["QueueUrl"]
+
+
 def create_idempotency_table(name: str) -> DynamoDBClient:
     """Powertools' default idempotency table: partition key `id` (S), on demand."""
     dynamodb = boto3.client("dynamodb")
@@ -81,6 +93,9 @@ REGION = "us-east-1"
 BUCKET = "reel-test-media"
 TABLE = "reel-test-jobs"
 IDEMPOTENCY_TABLE = "reel-test-idempotency"
+EVENTS_TABLE = "reel-test-events"
+RELAY_QUEUE = "reel-test-relay"
+TRACKING_SECRET = "test-tracking-secret-not-for-production"
 FUNCTIONS = {
     name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:reel-{name}"
     for name in ("plan", "render", "finalize", "failure")
@@ -173,6 +188,8 @@ class Env:
     s3: Any
     campaign: Campaign
     scratch: Path
+    sqs: Any = None
+    relay_queue_url: str = ""
 
     def run_batch(self, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         """Create a batch (which starts the execution) and wait for the execution to end."""
@@ -194,13 +211,14 @@ class Env:
 
 @pytest.fixture
 def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    """moto with the engine on; the bucket, tables, the registered tiny template and the
-    state machine; lambda:Invoke from the engine answered by a Dispatcher."""
+    """moto with the engine on; the bucket, tables, relay queue, the registered tiny template
+    and the state machine; lambda:Invoke from the engine answered by a Dispatcher."""
     config: DefaultConfig = {
         "stepfunctions": {"execute_state_machine": True},
         "lambda": {"use_docker": False},
     }
     with mock_aws(config=config):
+        sqs, relay_queue_url = create_queue(RELAY_QUEUE)
         for name, value in {
             "REEL_BACKEND": "aws",
             "REEL_REGION": REGION,
@@ -210,6 +228,9 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             "REEL_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:reel-batch",
             "REEL_RENDER_FUNCTION": FUNCTIONS["render"],
             "REEL_WORK_DIR": str(tmp_path / "scratch"),
+            "REEL_EVENTS_TABLE": EVENTS_TABLE,
+            "REEL_RELAY_QUEUE_URL": relay_queue_url,
+            "REEL_TRACKING_SECRET": TRACKING_SECRET,
         }.items():
             monkeypatch.setenv(name, value)
         bootstrap.reset()
@@ -217,6 +238,7 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         s3 = create_bucket(BUCKET)
         create_jobs_table(TABLE)
         create_idempotency_table(IDEMPOTENCY_TABLE)
+        create_events_table(EVENTS_TABLE)
         service.register_folder(bootstrap.backends(), campaign.root)
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -245,7 +267,7 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             unique_id="reel-dispatch",
         )
         try:
-            yield Env(dispatcher, sfn, s3, campaign, tmp_path / "scratch")
+            yield Env(dispatcher, sfn, s3, campaign, tmp_path / "scratch", sqs, relay_queue_url)
         finally:
             events.unregister("before-call.lambda.Invoke", unique_id="reel-dispatch")
             handlers.reset()

@@ -1,4 +1,4 @@
-"""JobStore on one DynamoDB table: conditional writes, first-write-wins results, live counters.
+"""JobStore and EventStore on DynamoDB: conditional writes, first-write-wins, live counters.
 
 The table (created by the CDK stack in infra/) has exactly this key schema, nothing else:
 
@@ -12,14 +12,33 @@ Items (every record's pydantic JSON sits in `doc`; other attributes exist for co
     render#{id}         job                  doc, state, rev (N)
     batch#{id}          job                  doc, state, rev (N), n_{status} (N) per Status
     batch#{id}          result#{index:010d}  doc, status, idx (N)
+    page#{token}        page                 doc
+    campaign#{id}       recipient#{rid}      doc, token   the recipient's current page (a copy)
 
 `rev` counts the writes of a job: `set_state` reads the item and writes it back on the
 condition that `rev` is unchanged (optimistic concurrency), so a merge never loses a concurrent
 writer's fields. `n_rendered`/`n_cached`/`n_failed` are added to in the same transaction that
 puts a result, so `count_results` is one GetItem however large the batch.
 
+`put_page` writes the page and its campaign's pointer in one transaction (the page on the
+condition that its token is new), so the pointer always names a stored page and the last page
+put for a recipient is its current one; `campaign_pages` is then one paginated Query of the
+campaign's partition, in recipient id order, with no GetItem per recipient.
+
 Differences from SqliteJobStore: `put_result` requires the batch item to exist (KeyError
-otherwise), and result indexes must lie in 0..9_999_999_999 (they are zero-padded in `sk`).
+otherwise), and result indexes must lie in 0..9_999_999_999 (they are zero-padded in `sk`);
+`put_page` raises ValueError for a token already stored; `campaign_pages` is in recipient id
+order (SQLite: the order in which the current pages were put).
+
+DynamoEventStore uses a table of its own (the `Events` table of infra/), with exactly this key
+schema: partition key `pk` (S), sort key `sk` (S); no indexes. One item per event:
+
+    pk                  sk                    attributes
+    campaign#{id}       {recipient_id}/{id}   doc (the Event's JSON)
+
+`pk` + `sk` is what makes `Event.key` unique (an event id has no '/'), and each event is put on
+the condition that its item does not exist, so a duplicate is stored once however many writers
+race; `for_campaign` is one paginated Query of the campaign's partition.
 """
 
 from __future__ import annotations
@@ -30,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
@@ -38,6 +58,7 @@ from chalicelib.pipeline.jobs import (
     Status,
     TemplateRecord,
 )
+from chalicelib.tracking.events import Event
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,6 +72,8 @@ _JOB = "job"
 _LATEST = "latest"
 _MAX_INDEX = 9_999_999_999
 _SET_STATE_ATTEMPTS = 10
+_PAGE = "page"
+_PAGE_ATTEMPTS = 5
 
 
 def _code(exc: ClientError) -> str:
@@ -63,6 +86,18 @@ def _result_sk(index: int) -> str:
 
 def _counter(status: str) -> str:
     return f"n_{status}"
+
+
+def _query_all(client: DynamoDBClient, **query: Any) -> list[dict[str, AttributeValueTypeDef]]:
+    """Every item a Query matches, following LastEvaluatedKey (DynamoDB pages at 1 MB)."""
+    items: list[dict[str, AttributeValueTypeDef]] = []
+    while True:
+        response = client.query(**query)
+        items.extend(response["Items"])
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return items
+        query["ExclusiveStartKey"] = last
 
 
 class DynamoJobStore:
@@ -275,3 +310,110 @@ class DynamoJobStore:
         )
         item = response.get("Item", {})
         return {s.value: int(item.get(_counter(s.value), {}).get("N", "0")) for s in Status}
+
+    # ── landing pages ──────────────────────────────────────────────────────────────────
+
+    def put_page(self, page: Page) -> None:
+        for attempt in range(_PAGE_ATTEMPTS):
+            if self._put_page(page):
+                return
+            # Another page of the same recipient was being put: ours goes in after it.
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+        raise RuntimeError(f"page {page.token}: {_PAGE_ATTEMPTS} conflicting writes in a row")
+
+    def _put_page(self, page: Page) -> bool:
+        """Put the page and its pointer; False if the transaction lost a conflict."""
+        doc: AttributeValueTypeDef = {"S": page.model_dump_json()}
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {**self._key(f"page#{page.token}", _PAGE), "doc": doc},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **self._key(
+                                    f"campaign#{page.campaign_id}", f"recipient#{page.recipient_id}"
+                                ),
+                                "doc": doc,
+                                "token": {"S": page.token},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise ValueError(f"page {page.token} exists") from None
+            if "TransactionConflict" in reasons:
+                return False
+            raise
+        return True
+
+    def get_page(self, token: str) -> Page | None:
+        item = self._get_item(f"page#{token}", _PAGE)
+        return Page.model_validate_json(item["doc"]["S"]) if item else None
+
+    def campaign_pages(self, campaign_id: str) -> list[Page]:
+        items = _query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :recipient)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"campaign#{campaign_id}"},
+                ":recipient": {"S": "recipient#"},
+            },
+            ProjectionExpression="doc",
+            ConsistentRead=True,
+        )
+        return [Page.model_validate_json(item["doc"]["S"]) for item in items]
+
+
+class DynamoEventStore:
+    """The player's events in `table`, one item per `Event.key` (see the module docstring)."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def add(self, events: list[Event]) -> list[Event]:
+        # One conditional PutItem per event: BatchWriteItem cannot be conditional, and a
+        # cancelled transaction would have to be replayed without its duplicates.
+        stored = []
+        for event in events:
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={
+                        "pk": {"S": f"campaign#{event.campaign_id}"},
+                        "sk": {"S": f"{event.recipient_id}/{event.id}"},
+                        "doc": {"S": event.model_dump_json()},
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+                continue  # seen before (or earlier in this list): stored once already
+            stored.append(event)
+        return stored
+
+    def for_campaign(self, campaign_id: str) -> list[Event]:
+        items = _query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"campaign#{campaign_id}"}},
+            ProjectionExpression="doc",
+            ConsistentRead=True,
+        )
+        return [Event.model_validate_json(item["doc"]["S"]) for item in items]

@@ -200,10 +200,13 @@ class SqliteJobStore(_Sqlite):
 
     def put_page(self, page: Page) -> None:
         with self._db() as db:
-            db.execute(
-                "INSERT INTO pages VALUES (?, ?, ?, ?)",
-                (page.token, page.campaign_id, page.recipient_id, page.model_dump_json()),
-            )
+            try:
+                db.execute(
+                    "INSERT INTO pages VALUES (?, ?, ?, ?)",
+                    (page.token, page.campaign_id, page.recipient_id, page.model_dump_json()),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"page {page.token} exists") from None
 
     def get_page(self, token: str) -> Page | None:
         with self._db() as db:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from pydantic import Field, model_validator
@@ -23,12 +24,13 @@ class EventKind(StrEnum):
     cta_click = "cta_click"
 
 
+EVENT_ID = r"^[A-Za-z0-9_-]{8,64}$"
+
+
 class ClientEvent(Strict):
     """One event as the page's script sends it."""
 
-    id: str = Field(
-        pattern=r"^[A-Za-z0-9_-]{8,64}$", description="unique per event: duplicates are dropped"
-    )
+    id: str = Field(pattern=EVENT_ID, description="unique per event: duplicates are dropped")
     kind: EventKind
     ts: float = Field(ge=0, allow_inf_nan=False, description="client time, ms since the epoch")
     position: float | None = Field(
@@ -54,7 +56,7 @@ class EventBatch(Strict):
 class Event(Strict):
     """A stored event: the client's, plus whose it is and when the server received it."""
 
-    id: str
+    id: str = Field(pattern=EVENT_ID)
     kind: EventKind
     ts: float
     position: float | None = None
@@ -66,5 +68,6 @@ class Event(Strict):
 
     @property
     def key(self) -> str:
-        """The deduplication key: an event id counts once per recipient."""
-        return f"{self.campaign_id}/{self.recipient_id}/{self.id}"
+        """The deduplication key: an event id counts once per recipient (JSON: unambiguous
+        whatever characters the ids hold)."""
+        return json.dumps([self.campaign_id, self.recipient_id, self.id])

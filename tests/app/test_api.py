@@ -250,7 +250,11 @@ def test_render_one_recipient_end_to_end(client: Client, tiny: dict[str, Any]) -
     # AND it finishes, with the same URLs
     done = wait_for(client, f"/renders/{accepted['render_id']}", finished)
     assert done["status"] == "done", done
-    assert done["urls"] == accepted["urls"]
+    same = ("video", "poster")
+    assert {k: done["urls"][k] for k in same} == {k: accepted["urls"][k] for k in same}
+    # The landing page exists once the video does
+    assert accepted["urls"]["page"] is None
+    assert "/v/" in done["urls"]["page"]
     # AND the media are there
     assert media(client, done["urls"]["video"], "video/mp4")[4:8] == b"ftyp"
     assert media(client, done["urls"]["poster"], "image/jpeg")[:2] == b"\xff\xd8"

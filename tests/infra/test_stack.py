@@ -187,6 +187,97 @@ def test_tables(template: Template) -> None:
     )
 
 
+def test_events_table(template_json: dict[str, Any]) -> None:
+    # The DynamoEventStore table: pk/sk strings, on demand, PITR, kept on stack deletion.
+    tables = _resources(template_json, "AWS::DynamoDB::Table")
+    (events,) = [t for rid, t in tables.items() if rid.startswith("Events")]
+    props = events["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "GlobalSecondaryIndexes" not in props
+    assert events["DeletionPolicy"] == "Retain"
+
+
+def test_relay_queue_has_a_dead_letter_queue_and_sse(template_json: dict[str, Any]) -> None:
+    queues = _resources(template_json, "AWS::SQS::Queue")
+    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
+    (dlq_id,) = [rid for rid in queues if rid.startswith("RelayDeadLetters")]
+    relay = queues[relay_id]["Properties"]
+    assert relay["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    for props in (relay, queues[dlq_id]["Properties"]):
+        assert props["SqsManagedSseEnabled"] is True
+    # Both refuse requests that are not over TLS.
+    policies = _resources(template_json, "AWS::SQS::QueuePolicy").values()
+    ssl_only = {
+        q["Ref"]
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for q in p["Properties"]["Queues"]
+    }
+    assert ssl_only == {relay_id, dlq_id}
+
+
+def test_tracking_secret_is_generated_by_the_stack(template_json: dict[str, Any]) -> None:
+    ((secret_id, secret),) = _resources(template_json, "AWS::SecretsManager::Secret").items()
+    assert "GenerateSecretString" in secret["Properties"]
+    assert "SecretString" not in secret["Properties"]  # no value in the template
+    assert secret["DeletionPolicy"] == "Retain"
+    api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
+    value = api["Properties"]["Environment"]["Variables"]["REEL_TRACKING_SECRET"]
+    assert value == {
+        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
+    }
+
+
+def test_api_role_reaches_events_and_relay_queue_only_as_needed(
+    template_json: dict[str, Any],
+) -> None:
+    tables = _resources(template_json, "AWS::DynamoDB::Table")
+    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
+    queues = _resources(template_json, "AWS::SQS::Queue")
+    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
+
+    def grants(resource_id: str) -> dict[str, set[str]]:
+        """role-ish policy id → the actions its statements allow on `resource_id`."""
+        found: dict[str, set[str]] = {}
+        for rid, s in _statements(template_json):
+            resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            if any(resource_id in json.dumps(r) for r in resources):
+                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                found.setdefault(rid, set()).update(actions)
+        return found
+
+    event_grants = grants(events_id)
+    relay_grants = grants(relay_id)
+    # Only the API role touches them, with exactly these actions.
+    assert [rid[: len("ApiRole")] for rid in event_grants] == ["ApiRole"]
+    assert set().union(*event_grants.values()) == {
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+    }
+    assert [rid[: len("ApiRole")] for rid in relay_grants] == ["ApiRole"]
+    assert set().union(*relay_grants.values()) == {"sqs:SendMessage"}
+    # And the API knows where they are.
+    for fn in _resources(template_json, "AWS::Serverless::Function").values():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env["REEL_EVENTS_TABLE"] == {"Ref": events_id}
+        assert env["REEL_RELAY_QUEUE_URL"] == {"Ref": relay_id}
+        assert "REEL_TRACKING_SECRET" in env
+
+
 def test_state_machine_is_standard_with_a_distributed_map(template_json: dict[str, Any]) -> None:
     (machine,) = _resources(template_json, "AWS::StepFunctions::StateMachine").values()
     assert machine["Properties"]["StateMachineType"] == "STANDARD"
@@ -247,6 +338,9 @@ def test_chalice_api_uses_our_role_layer_and_environment(template_json: dict[str
             "REEL_IDEMPOTENCY_TABLE",
             "REEL_STATE_MACHINE_ARN",
             "REEL_RENDER_FUNCTION",
+            "REEL_EVENTS_TABLE",
+            "REEL_RELAY_QUEUE_URL",
+            "REEL_TRACKING_SECRET",
         ):
             assert env[name], name
 

@@ -26,7 +26,7 @@ _ids = itertools.count()
 def ev(kind: str, t: float, recipient: str = "r1", **fields: Any) -> Event:
     """An event `t` seconds into the session; the server receives it 0.5 s later."""
     return Event(
-        id=f"e{next(_ids):06d}",
+        id=f"e{next(_ids):07d}",
         kind=EventKind(kind),
         ts=T0 + t * 1000,
         campaign_id=fields.pop("campaign_id", CAMPAIGN),

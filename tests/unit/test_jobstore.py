@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
 from chalicelib.adapters.dynamodb import DynamoJobStore
 from chalicelib.adapters.sqlite import SqliteJobStore
+from chalicelib.delivery.pages import Cue, Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
@@ -70,6 +74,30 @@ def batch(batch_id: str = "b_1") -> BatchRecord:
 
 def result(line: int, status: Status = Status.rendered) -> RecipientResult:
     return RecipientResult(recipient_id=f"rcpt-{line}", line=line, status=status)
+
+
+def page(
+    token: str, recipient_id: str = "ada", campaign_id: str = "welcome", created_at: float = 1.0
+) -> Page:
+    return Page(
+        token=token,
+        campaign_id=campaign_id,
+        recipient_id=recipient_id,
+        video_key=f"videos/{token}.mp4",
+        poster_key=f"posters/{token}.jpg",
+        title=f"Hi {recipient_id}",
+        width=1280,
+        height=720,
+        duration=12.5,
+        created_at=created_at,
+    )
+
+
+def by_recipient(pages: list[Page]) -> dict[str, str]:
+    """recipient id → token, checking each recipient comes once."""
+    found = {p.recipient_id: p.token for p in pages}
+    assert len(found) == len(pages), [p.recipient_id for p in pages]
+    return found
 
 
 def test_it_is_a_jobstore(store: JobStore) -> None:
@@ -270,6 +298,73 @@ def test_moving_a_batch_keeps_its_counts(store: JobStore) -> None:
     assert store.count_results("b_1") == {"rendered": 0, "cached": 1, "failed": 0}
 
 
+# ── landing pages ─────────────────────────────────────────────────────────────────────────
+
+
+def test_put_and_get_a_page(store: JobStore) -> None:
+    full = page("tok_ada_0001").model_copy(
+        update={
+            "description": "Your plan, explained",
+            "cta_label": "Upgrade",
+            "cta_url": "https://example.com/up?x=1",
+            "captions": [Cue(start=0.0, end=1.5, text="Hi Ada!"), Cue(start=2, end=3, text="é")],
+        }
+    )
+    store.put_page(full)
+    assert store.get_page("tok_ada_0001") == full
+    assert store.get_page("tok_unknown1") is None
+    assert store.campaign_pages("welcome") == [full]
+
+
+def test_a_campaign_without_pages(store: JobStore) -> None:
+    assert store.campaign_pages("nobody") == []
+
+
+def test_the_current_page_of_a_recipient_is_the_latest_put(store: JobStore) -> None:
+    # GIVEN Ada re-rendered twice (each render publishes a page with a new token), and Bob once
+    store.put_page(page("tok_ada_0001", "ada", created_at=3.0))
+    store.put_page(page("tok_bob_0001", "bob"))
+    store.put_page(page("tok_ada_0002", "ada", created_at=2.0))
+    store.put_page(page("tok_ada_0003", "ada", created_at=1.0))
+    # THEN the campaign has one page per recipient: the last one put, whatever its created_at
+    pages = store.campaign_pages("welcome")
+    assert by_recipient(pages) == {"ada": "tok_ada_0003", "bob": "tok_bob_0001"}
+    assert page("tok_ada_0003", "ada", created_at=1.0) in pages
+    # AND the older pages still answer on their tokens (links already sent keep working)
+    assert store.get_page("tok_ada_0001") == page("tok_ada_0001", "ada", created_at=3.0)
+    assert store.get_page("tok_ada_0002") == page("tok_ada_0002", "ada", created_at=2.0)
+    # AND the order is stable from one call to the next
+    assert store.campaign_pages("welcome") == pages
+
+
+def test_campaigns_are_kept_apart(store: JobStore) -> None:
+    # GIVEN the same recipient id in two campaigns
+    store.put_page(page("tok_a_00001", "ada", "spring"))
+    store.put_page(page("tok_b_00001", "ada", "summer"))
+    store.put_page(page("tok_b_00002", "bob", "summer"))
+    # THEN each campaign has its own current pages
+    assert store.campaign_pages("spring") == [page("tok_a_00001", "ada", "spring")]
+    assert by_recipient(store.campaign_pages("summer")) == {
+        "ada": "tok_b_00001",
+        "bob": "tok_b_00002",
+    }
+    assert store.campaign_pages("spring-2") == []  # not a prefix match
+
+
+def test_many_pages(store: JobStore) -> None:
+    # GIVEN 120 recipients, a third of whom got a second page
+    for i in range(120):
+        store.put_page(page(f"tok_first_{i:04d}", f"rcpt-{i:04d}"))
+    for i in range(0, 120, 3):
+        store.put_page(page(f"tok_again_{i:04d}", f"rcpt-{i:04d}"))
+    # THEN the campaign has 120 current pages, each recipient's latest
+    current = by_recipient(store.campaign_pages("welcome"))
+    assert current == {
+        f"rcpt-{i:04d}": (f"tok_again_{i:04d}" if i % 3 == 0 else f"tok_first_{i:04d}")
+        for i in range(120)
+    }
+
+
 # ── DynamoDB only ─────────────────────────────────────────────────────────────────────────
 
 
@@ -347,3 +442,51 @@ def test_dynamo_set_state_loses_to_a_concurrent_move(dynamo: DynamoJobStore) -> 
     assert fired and moved is False
     r = dynamo.get_render("r_1")
     assert r is not None and r.state == JobState.done
+
+
+def test_dynamo_campaign_pages_follows_last_evaluated_key(dynamo: DynamoJobStore) -> None:
+    # GIVEN DynamoDB answering at most 4 items per Query (as it does past 1 MB of results)
+    for i in range(10):
+        dynamo.put_page(page(f"tok_page_{i:04d}", f"rcpt-{i:04d}"))
+    calls: list[int] = []
+
+    def small_pages(params: dict[str, object], **_: object) -> None:
+        calls.append(1)
+        params["Limit"] = 4
+
+    dynamo.client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    # WHEN the campaign's pages are read
+    pages = dynamo.campaign_pages("welcome")
+    # THEN every page came, in recipient order, over three Query calls (and no GetItem)
+    assert [p.recipient_id for p in pages] == [f"rcpt-{i:04d}" for i in range(10)]
+    assert len(calls) == 3
+
+
+def test_dynamo_refuses_a_token_twice(dynamo: DynamoJobStore) -> None:
+    dynamo.put_page(page("tok_ada_0001", "ada"))
+    with pytest.raises(ValueError, match="exists"):
+        dynamo.put_page(page("tok_ada_0001", "bob"))
+    # AND nothing of the refused page was written: Bob has no current page
+    assert dynamo.get_page("tok_ada_0001") == page("tok_ada_0001", "ada")
+    assert by_recipient(dynamo.campaign_pages("welcome")) == {"ada": "tok_ada_0001"}
+
+
+def test_dynamo_put_page_retries_a_transaction_conflict(dynamo: DynamoJobStore) -> None:
+    # GIVEN DynamoDB cancelling the first transaction: another page of Ada was being put
+    calls: list[int] = []
+
+    def conflict_once(**_: object) -> tuple[AWSResponse, dict[str, Any]] | None:
+        calls.append(1)
+        if len(calls) > 1:
+            return None
+        error = {"Code": "TransactionCanceledException", "Message": "conflict"}
+        reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}]
+        parsed = {"Error": error, "CancellationReasons": reasons, "ResponseMetadata": {}}
+        return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), parsed
+
+    dynamo.client.meta.events.register("before-call.dynamodb.TransactWriteItems", conflict_once)
+    # WHEN a page is put THEN it is written on the second try
+    dynamo.put_page(page("tok_ada_0001"))
+    assert len(calls) == 2
+    assert dynamo.get_page("tok_ada_0001") == page("tok_ada_0001")
+    assert dynamo.campaign_pages("welcome") == [page("tok_ada_0001")]
