@@ -424,6 +424,13 @@ class ReelStack(cdk.Stack):
             # ends up in the functions' configuration (see infra/README.md).
             "REEL_TRACKING_SECRET": tracking_secret.secret_value.unsafe_unwrap(),
         }
+        # The key group's private key (PEM), kept by the operator in Secrets Manager under the
+        # name given as context `cdn_private_key_secret`: with it the API signs CloudFront URLs;
+        # without it, media URLs are presigned S3 URLs (see infra/README.md).
+        cdn_secret = self.node.try_get_context("cdn_private_key_secret")
+        if cdn_secret:
+            pem = cdk.SecretValue.secrets_manager(str(cdn_secret))
+            api_env["REEL_CDN_PRIVATE_KEY"] = pem.unsafe_unwrap()
         # The API's dependencies ride in a layer built offline from the wheelhouse (infra/deps.py),
         # so `chalice package` zips only app.py and chalicelib: no pip, no index, a second.
         layer = lambda_.LayerVersion(

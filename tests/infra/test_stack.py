@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("aws_cdk")
-
 from aws_cdk.assertions import Match, Template
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -50,7 +47,12 @@ def _public_key_pem() -> str:
 @pytest.fixture(scope="module")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    build(outdir, context={"stage": "dev", "public_key": _public_key_pem()}).synth()
+    context = {
+        "stage": "dev",
+        "public_key": _public_key_pem(),
+        "cdn_private_key_secret": "reel/dev/cloudfront-private-key",
+    }
+    build(outdir, context=context).synth()
     return outdir
 
 
@@ -276,6 +278,15 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
         assert env["REEL_EVENTS_TABLE"] == {"Ref": events_id}
         assert env["REEL_RELAY_QUEUE_URL"] == {"Ref": relay_id}
         assert "REEL_TRACKING_SECRET" in env
+
+
+def test_api_signs_media_urls_with_the_named_secret(template_json: dict[str, Any]) -> None:
+    api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
+    env = api["Properties"]["Environment"]["Variables"]
+    assert env["REEL_CDN_PRIVATE_KEY"] == (
+        "{{resolve:secretsmanager:reel/dev/cloudfront-private-key:SecretString:::}}"
+    )
+    assert "REEL_CDN_DOMAIN" in env and "REEL_CDN_KEY_ID" in env
 
 
 def test_state_machine_is_standard_with_a_distributed_map(template_json: dict[str, Any]) -> None:
