@@ -73,14 +73,16 @@
     seekFrom = null;
     lastTime = video.currentTime;
   });
+  // Playback moves at most this far between two timeupdates (about 4 a second); further is a jump.
+  function step() { return 1.5 * Math.max(1, video.playbackRate || 1); }
   video.addEventListener("timeupdate", function () {
     var now = video.currentTime;
     // Only playback counts: a jump (seek) is not watching the part it skipped.
-    if (!video.seeking && now >= lastTime && now - lastTime < 1.5) progressTo(now);
+    if (!video.seeking && now >= lastTime && now - lastTime < step()) progressTo(now);
     if (!video.seeking) lastTime = now;
   });
   video.addEventListener("ended", function () {
-    if (video.duration - lastTime < 1.5) progressTo(video.duration);
+    if (video.duration - lastTime < step()) progressTo(video.duration);
     finished = true;
     send("ended", { position: at(video.duration) });
     flush();
