@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from chalicelib.pipeline.jobs import (
         BatchRecord,
         JobState,
+        RecipientData,
         RecipientResult,
         RenderRecord,
         TemplateRecord,
@@ -124,6 +125,12 @@ class JobStore(Protocol):
     def campaign_pages(self, campaign_id: str) -> list[Page]:
         """The current page of every recipient of a campaign (the "sent" of its funnel)."""
         ...
+
+    def put_recipient(self, record: RecipientData) -> None:
+        """Store (replace) a recipient's current record in its campaign."""
+        ...
+
+    def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None: ...
 
 
 @runtime_checkable

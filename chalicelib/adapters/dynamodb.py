@@ -14,6 +14,7 @@ Items (every record's pydantic JSON sits in `doc`; other attributes exist for co
     batch#{id}          result#{index:010d}  doc, status, idx (N)
     page#{token}        page                 doc
     campaign#{id}       recipient#{rid}      doc, token   the recipient's current page (a copy)
+    campaign#{id}       data#{rid}           doc          the recipient's current record
 
 `rev` counts the writes of a job: `set_state` reads the item and writes it back on the
 condition that `rev` is unchanged (optimistic concurrency), so a merge never loses a concurrent
@@ -53,6 +54,7 @@ from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
+    RecipientData,
     RecipientResult,
     RenderRecord,
     Status,
@@ -376,6 +378,20 @@ class DynamoJobStore:
             ConsistentRead=True,
         )
         return [Page.model_validate_json(item["doc"]["S"]) for item in items]
+
+    # Recipients' current records: pk=campaign#{campaign_id}, sk=data#{recipient_id}.
+    def put_recipient(self, record: RecipientData) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **self._key(f"campaign#{record.campaign_id}", f"data#{record.recipient_id}"),
+                "doc": {"S": record.model_dump_json()},
+            },
+        )
+
+    def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None:
+        item = self._get_item(f"campaign#{campaign_id}", f"data#{recipient_id}")
+        return RecipientData.model_validate_json(item["doc"]["S"]) if item else None
 
 
 class DynamoEventStore:

@@ -15,6 +15,7 @@ from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
+    RecipientData,
     RecipientResult,
     RenderRecord,
     Status,
@@ -36,6 +37,9 @@ CREATE TABLE IF NOT EXISTS pages (
     token TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, recipient_id TEXT NOT NULL,
     doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS pages_by_recipient ON pages (campaign_id, recipient_id);
+CREATE TABLE IF NOT EXISTS recipients (
+    campaign_id TEXT NOT NULL, recipient_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, recipient_id));
 CREATE TABLE IF NOT EXISTS events (
     key TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_campaign ON events (campaign_id);
@@ -221,6 +225,21 @@ class SqliteJobStore(_Sqlite):
                 (campaign_id,),
             ).fetchall()
         return [Page.model_validate_json(r[0]) for r in rows]
+
+    def put_recipient(self, record: RecipientData) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO recipients VALUES (?, ?, ?)",
+                (record.campaign_id, record.recipient_id, record.model_dump_json()),
+            )
+
+    def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT doc FROM recipients WHERE campaign_id = ? AND recipient_id = ?",
+                (campaign_id, recipient_id),
+            ).fetchone()
+        return RecipientData.model_validate_json(row[0]) if row else None
 
 
 class SqliteEventStore(_Sqlite):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import bootstrap
-from chalicelib.api import handles_errors, parse_document, parse_model
+from chalicelib.api import handles_errors, parse_document, parse_model, require_key
 from chalicelib.errors import NotFoundError
 from chalicelib.pipeline import service
 from chalicelib.tracking.events import EventBatch
@@ -119,3 +119,27 @@ def dashboard(campaign_id: str) -> Response:
 
     report = service.campaign_analytics(bootstrap.backends(), campaign_id)
     return _html(dashboard_html(report))
+
+
+@delivery.route(
+    "/recipients/{recipient_id}/data", methods=["PUT"], content_types=["application/json"]
+)
+@handles_errors
+def recipient_data(recipient_id: str) -> Response:
+    """Replace a recipient's record: their stream shows it from the next playlist request."""
+    request = delivery.current_request
+    require_key(request)
+    body = parse_model(service.RecipientDataRequest, parse_document(request))
+    record = service.set_recipient_data(
+        bootstrap.backends(), body.campaign_id, recipient_id, body.data
+    )
+    return Response(
+        body={
+            "recipient_id": record.recipient_id,
+            "campaign_id": record.campaign_id,
+            "data_hash": record.data_hash,
+            "page": service.page_url(record.token),
+        },
+        status_code=200,
+        headers={"Content-Type": "application/json", **NO_STORE},
+    )

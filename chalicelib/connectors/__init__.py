@@ -1,1 +1,1 @@
-"""Reel's connectors package (filled in by later issues)."""
+"""Behaviour data exchange: connectors to CRMs and webhooks, campaign rules, inbound hooks."""

@@ -116,3 +116,15 @@ class BatchItem(Strict):
     fields: dict[str, Any] | None = None
     error: str | None = None
     field: str | None = None
+
+
+class RecipientData(Strict):
+    """A recipient's current record in a campaign: what their next render or stream shows.
+    Replaced by `PUT /recipients/{id}/data` and the CRM hooks; `data_hash` keys what changed."""
+
+    campaign_id: str
+    recipient_id: str
+    data: dict[str, Any]
+    data_hash: str
+    token: str = Field(description="the recipient's landing page (and stream) token")
+    updated_at: float

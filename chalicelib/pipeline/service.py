@@ -34,6 +34,7 @@ from chalicelib.pipeline.jobs import (
     BatchItem,
     BatchRecord,
     JobState,
+    RecipientData,
     RecipientJob,
     RecipientResult,
     RenderRecord,
@@ -97,6 +98,13 @@ class RenderRequest(Strict):
     version: str | None = Field(None, description="a registered version; default: the latest")
     data: dict[str, Any] = Field(description="the recipient's record: template variables")
     preview: bool = False
+
+
+class RecipientDataRequest(Strict):
+    """PUT /recipients/{id}/data."""
+
+    campaign_id: str = Field(description="the campaign (its template id)")
+    data: dict[str, Any] = Field(description="the recipient's new record: template variables")
 
 
 class BatchRequest(Strict):
@@ -261,6 +269,19 @@ def materialize(b: Backends, record: TemplateRecord) -> LoadedTemplate:
 _LOADED: dict[Path, LoadedTemplate] = {}  # a version's bundle never changes: cache freely
 
 
+MAPPING_NAMES = ("mapping.yaml", "mapping.yml", "mapping.json")
+
+
+def campaign_mapping(b: Backends, record: TemplateRecord) -> FieldMapping | None:
+    """The field mapping shipped in the campaign's bundle (mapping.yaml beside the template),
+    used for records that arrive from a CRM; None when there is none."""
+    from chalicelib.data.mapping import load_mapping
+
+    root = materialize(b, record).root
+    found = next((root / n for n in MAPPING_NAMES if (root / n).is_file()), None)
+    return load_mapping(found) if found else None
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -364,10 +385,52 @@ def _page(lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> Page:
 
 
 def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> str:
-    """Give a rendered recipient a landing page (a new token); the campaign is the template."""
+    """Give a rendered recipient a landing page (a new token); the campaign is the template.
+    Their record becomes their current one (what their stream shows)."""
     page = _page(lt, job, campaign_id)
     b.jobs.put_page(page)
+    _remember(b, campaign_id, job.recipient_id, dict(job.plan.record), page.token)
     return page.token
+
+
+def data_hash(data: dict[str, Any]) -> str:
+    """A short content hash of a record (canonical JSON)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _remember(
+    b: Backends, campaign_id: str, rid: str, data: dict[str, Any], token: str
+) -> RecipientData:
+    record = RecipientData(
+        campaign_id=campaign_id,
+        recipient_id=rid,
+        data=data,
+        data_hash=data_hash(data),
+        token=token,
+        updated_at=time.time(),
+    )
+    b.jobs.put_recipient(record)
+    return record
+
+
+def set_recipient_data(
+    b: Backends, campaign_id: str, rid: str, data: dict[str, Any]
+) -> RecipientData:
+    """Replace a recipient's record (PUT /recipients/{id}/data, CRM hooks). It is checked
+    against the template first (DataError names each bad field). A recipient never seen gets a
+    landing page; one already known keeps theirs: the same link now shows the new data."""
+    template = get_template(b, campaign_id)
+    lt = materialize(b, template)
+    job = make_job(lt, data, rid, 0, named=False)
+    page = _page(lt, job, campaign_id)  # its texts bind too, or the data is refused now
+    known = b.jobs.get_recipient(campaign_id, rid)
+    if known is None:
+        b.jobs.put_page(page)
+        token = page.token
+    else:
+        token = known.token
+    return _remember(b, campaign_id, rid, dict(job.plan.record), token)
 
 
 def email_snippet(b: Backends, page: Page) -> str:

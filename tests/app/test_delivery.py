@@ -295,3 +295,35 @@ def test_analytics_dashboard_and_report(
     assert "ada@example.com" in result.output
     with Image.open(tmp_path / "r.png") as image:
         assert image.format == "PNG"
+
+
+# ── a recipient's current record ──────────────────────────────────────────────────────────
+
+
+def test_put_recipient_data_keeps_their_page(client: Client, page: dict[str, Any]) -> None:
+    headers = {"content-type": "application/json", "x-api-key": KEY}
+
+    def put(rid: str, data: dict[str, Any]) -> Any:
+        payload = json.dumps({"campaign_id": "tiny", "data": data})
+        return client.http.put(f"/recipients/{rid}/data", headers=headers, body=payload)
+
+    # A rendered recipient keeps the link they were sent; the record and its hash change
+    first = put("ada@example.com", {"first_name": "Ada", "plan": "pro"})
+    assert first.status_code == 200, first.body
+    assert body(first)["page"] == page["render"]["urls"]["page"]
+    second = body(put("ada@example.com", {"first_name": "Ada", "plan": "basic"}))
+    assert second["page"] == body(first)["page"]
+    assert second["data_hash"] != body(first)["data_hash"]
+    stored = bootstrap.backends().jobs.get_recipient("tiny", "ada@example.com")
+    assert stored is not None and stored.data["plan"] == "basic"
+    # A new recipient gets a page at once, before anything is rendered
+    new = body(put("cy@example.com", {"first_name": "Cy"}))
+    assert new["page"].startswith("http://127.0.0.1:8000/v/")
+    # Bad data is refused naming the field; writes need the key
+    bad = put("cy@example.com", {"first_name": "Cy", "plan": "gold"})
+    assert bad.status_code == 400
+    assert body(bad)["error"]["field"] == "plan"
+    anonymous = client.http.put(
+        "/recipients/x/data", headers={"content-type": "application/json"}, body="{}"
+    )
+    assert anonymous.status_code == 401
