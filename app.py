@@ -9,6 +9,7 @@ from chalice.app import Chalice
 
 from chalicelib import __version__
 from chalicelib.api.delivery import delivery
+from chalicelib.api.hooks import hooks
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
@@ -16,6 +17,7 @@ app = Chalice(app_name="reel")
 app.api.binary_types.extend(["video/mp4", "application/zip"])
 app.register_blueprint(api)
 app.register_blueprint(delivery)
+app.register_blueprint(hooks)
 
 
 @app.route("/health")

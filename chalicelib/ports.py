@@ -126,6 +126,12 @@ class JobStore(Protocol):
         """The current page of every recipient of a campaign (the "sent" of its funnel)."""
         ...
 
+    def claim(self, key: str, expires_at: float) -> bool:
+        """First claim wins: True for the first caller of `key`, False for every later one until
+        `expires_at` (epoch seconds) has passed; then the key may be claimed afresh. Inbound
+        hooks claim each message's replay key so a replayed message starts nothing."""
+        ...
+
     def put_recipient(self, record: RecipientData) -> None:
         """Store (replace) a recipient's current record in its campaign."""
         ...

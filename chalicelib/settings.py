@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     )
     events_table: str = Field(default="reel-events", description="DynamoDB table of events")
     relay_queue_url: str = Field(default="", description="SQS queue of the behaviour relay")
+    # Inbound hooks (POST /hooks/…): a hook whose secret is empty is off (answers 404).
+    hubspot_client_secret: str = Field(
+        default="", description="HubSpot app client secret: checks X-HubSpot-Signature-v3"
+    )
+    salesforce_hook_secret: str = Field(
+        default="", description="shared secret of the Salesforce hook: checks X-Reel-Signature"
+    )
+    inbound_webhook_secrets: str = Field(
+        default="",
+        description="comma-separated whsec_ secrets of the Standard Webhooks hook (rotation)",
+    )
 
     @property
     def api_key_list(self) -> list[str]:

@@ -61,15 +61,22 @@ class ChaliceApi(Chalice):
 
     def __init__(self, scope: Construct, id: str, *, stage: str, **kwargs: Any) -> None:
         self._reel_stage = stage
+        # Packaging imports app.py with the stage's environment variables set in os.environ,
+        # and leaves them there: put the process's environment back afterwards.
+        saved = dict(os.environ)
         # chalice package wants a region, although the template it writes uses AWS::Region.
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         # The construct writes chalice.out/ under the current directory: use a scratch one
         # (CDK copies what it needs into the cloud assembly while the construct is built).
-        with (
-            tempfile.TemporaryDirectory(prefix="reel-chalice-") as scratch,
-            contextlib.chdir(scratch),
-        ):
-            super().__init__(scope, id, **kwargs)
+        try:
+            with (
+                tempfile.TemporaryDirectory(prefix="reel-chalice-") as scratch,
+                contextlib.chdir(scratch),
+            ):
+                super().__init__(scope, id, **kwargs)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def _package_app(self) -> None:
         self.stage_name = self._reel_stage

@@ -144,8 +144,13 @@ def out(tmp_path: Path) -> Path:
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test gets its own segment cache and data dir; settings are re-read from the
     environment, and AWS clients only ever see fake credentials (moto)."""
+    import os
+
     from chalicelib import bootstrap
 
+    # Nothing from the machine or an earlier test (a CDK synth sets the stage's variables).
+    for name in [n for n in os.environ if n.startswith("REEL_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("REEL_CACHE_DIR", str(tmp_path / "segment-cache"))
     monkeypatch.setenv("REEL_DATA_DIR", str(tmp_path / "reel-data"))
     monkeypatch.setenv("REEL_BACKEND", "local")

@@ -44,6 +44,7 @@ race; `for_campaign` is one paginated Query of the campaign's partition.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import TYPE_CHECKING, Any
@@ -392,6 +393,28 @@ class DynamoJobStore:
     def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None:
         item = self._get_item(f"campaign#{campaign_id}", f"data#{recipient_id}")
         return RecipientData.model_validate_json(item["doc"]["S"]) if item else None
+
+    # ── claims (replay protection of inbound hooks) ────────────────────────────────────
+
+    def claim(self, key: str, expires_at: float) -> bool:
+        """One item `pk=claim#{key}`, `sk=claim`, put on the condition that it is new or has
+        expired; `expires_at` (N, whole epoch seconds) can be the table's TTL attribute. TTL
+        deletes lazily (within days), hence the condition rather than relying on it."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **self._key(f"claim#{key}", "claim"),
+                    "expires_at": {"N": str(math.ceil(expires_at))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": str(math.floor(time.time()))}},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 class DynamoEventStore:

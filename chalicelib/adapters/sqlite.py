@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_campaign ON events (campaign_id);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 """
 
 _MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
@@ -240,6 +242,22 @@ class SqliteJobStore(_Sqlite):
                 (campaign_id, recipient_id),
             ).fetchone()
         return RecipientData.model_validate_json(row[0]) if row else None
+
+    # ── claims (replay protection of inbound hooks) ────────────────────────────────────
+
+    def claim(self, key: str, expires_at: float) -> bool:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM claims WHERE expires_at <= ?", (time.time(),))
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, float(expires_at))
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return cur.rowcount == 1
 
 
 class SqliteEventStore(_Sqlite):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -490,3 +492,39 @@ def test_dynamo_put_page_retries_a_transaction_conflict(dynamo: DynamoJobStore) 
     assert len(calls) == 2
     assert dynamo.get_page("tok_ada_0001") == page("tok_ada_0001")
     assert dynamo.campaign_pages("welcome") == [page("tok_ada_0001")]
+
+
+# ── claims (replay protection of inbound hooks) ───────────────────────────────────────────
+
+
+def test_the_first_claim_wins(store: JobStore) -> None:
+    later = time.time() + 600
+    assert store.claim("hook:generic:msg_1", later) is True
+    # WHEN the same key is claimed again (a replayed message), even with another expiry
+    assert store.claim("hook:generic:msg_1", later + 600) is False
+    assert store.claim("hook:generic:msg_1", later) is False
+    # THEN other keys are untouched
+    assert store.claim("hook:generic:msg_2", later) is True
+    assert store.claim("hook:hubspot:msg_1", later) is True
+
+
+def test_an_expired_claim_can_be_claimed_again(store: JobStore) -> None:
+    assert store.claim("old", time.time() - 1) is True
+    assert store.claim("old", time.time() + 600) is True
+    assert store.claim("old", time.time() + 600) is False
+
+
+def test_claims_race(store: JobStore) -> None:
+    if isinstance(store, DynamoJobStore):
+        pytest.skip("moto does not serialize writes; DynamoDB's conditional put is atomic")
+    # GIVEN eight callers claiming one key at once THEN exactly one wins
+    later = time.time() + 600
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda _: store.claim("raced", later), range(8)))
+    assert wins.count(True) == 1
+
+
+def test_dynamo_claim_item_has_a_ttl_attribute(dynamo: DynamoJobStore) -> None:
+    assert dynamo.claim("hook:generic:abc", 1_900_000_000.2)
+    item = dynamo._get_item("claim#hook:generic:abc", "claim")
+    assert item is not None and item["expires_at"] == {"N": "1900000001"}

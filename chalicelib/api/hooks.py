@@ -1,0 +1,255 @@
+"""Inbound hooks: a CRM posts signed records, each starts one render of the campaign.
+
+`POST /hooks/{hubspot|salesforce|generic}/{campaign_id}` (the campaign is a template id):
+verify the signature (chalicelib.connectors.inbound), read the body's records, map each through
+the campaign's mapping.yaml, claim the message's replay key (a replay answers 409, starting
+nothing), then queue one render per good record. 202 `{"renders": [{"render_id",
+"recipient_id"}], "rejected": [{"index", "error"}]}`; every record bad → 400. Renders are
+queued with the orchestrator, never rendered in the request.
+
+Bodies (JSON): one record object, or a list of at most MAX_RECORDS records. HubSpot also:
+`{"properties": {...}}` or `{"objectId": …, "properties": {...}}` objects (a workflow webhook's
+contact), with `{"value": …}` property objects flattened and the object's id as `hs_object_id`;
+webhooks-API subscription events (`subscriptionType`) carry no record and are refused.
+Salesforce: a serialized sObject's `attributes` are dropped.
+
+The recipient id is the mapping's `id` column (default `recipient_id`), else `hs_object_id`
+(HubSpot) or `Id` (Salesforce); it is put under `recipient_id` in the render's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from chalice.app import Blueprint, Request, Response
+
+from chalicelib import bootstrap
+from chalicelib.api import handles_errors
+from chalicelib.connectors import inbound
+from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
+from chalicelib.errors import DataError, NotFoundError, ReelError, RequestError
+from chalicelib.pipeline import service
+from chalicelib.settings import get_settings
+
+hooks = Blueprint(__name__)
+
+clock: Callable[[], float] = time.time  # tests put another clock here
+MAX_RECORDS = 100  # per request: the answer comes within a second
+CLAIM_SECONDS = 3 * inbound.TOLERANCE  # outlives any timestamp the window still accepts
+_CAMPAIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+
+Reader = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _json(body: Any, status: int) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _raw_body() -> bytes:
+    raw = hooks.current_request.raw_body or b""
+    return raw.encode("utf-8") if isinstance(raw, str) else raw
+
+
+def _enabled(secret: str, name: str, variable: str) -> None:
+    if not secret.strip():
+        raise NotFoundError(
+            f"the {name} hook is not enabled on this server (set {variable})", "path"
+        )
+
+
+def _error(exc: ReelError) -> dict[str, str]:
+    first = exc.problems[0]
+    message = str(first) if len(exc.problems) == 1 else str(exc)
+    return {"code": exc.code, "message": message, "field": exc.field or first.field}
+
+
+# ── the three hooks ───────────────────────────────────────────────────────────────────────
+
+
+def _query_string(request: Request) -> str:
+    params = request.query_params
+    if not params:
+        return ""
+    pairs = [(k, v) for k in params for v in params.getlist(k)]
+    return "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+
+
+def hubspot_uris(request: Request, campaign_id: str) -> list[str]:
+    """The URLs HubSpot may have signed. API Gateway passes neither the URL nor the raw query
+    string, so they are rebuilt: first REEL_PUBLIC_URL (the API's public base, as for landing
+    pages) + the route's path; then the Host header + the path API Gateway saw (with its stage
+    prefix), the scheme from X-Forwarded-Proto. The query is re-encoded in the order received
+    (the characters HubSpot decodes come out decoded either way); a target URL without a query
+    string matches exactly."""
+    query = _query_string(request)
+    path = f"/hooks/hubspot/{campaign_id}"
+    public = get_settings().public_url.rstrip("/")
+    uris = [f"{public}{path}{query}"]
+    host = request.headers.get("host", "").strip()
+    if host:
+        scheme = public.split("://")[0] if "://" in public else "https"
+        proto = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+        seen_path = str((request.context or {}).get("path") or path)
+        uris.append(f"{proto or scheme}://{host}{seen_path}{query}")
+    return list(dict.fromkeys(uris))
+
+
+@hooks.route("/hooks/hubspot/{campaign_id}", methods=["POST"], content_types=["application/json"])
+@handles_errors
+def hubspot(campaign_id: str) -> Response:
+    secret = get_settings().hubspot_client_secret
+    _enabled(secret, "HubSpot", "REEL_HUBSPOT_CLIENT_SECRET")
+    request = hooks.current_request
+    body = _raw_body()
+    key = inbound.verify_hubspot_v3(
+        secret,
+        request.method,
+        hubspot_uris(request, campaign_id),
+        body,
+        request.headers.get(inbound.HUBSPOT_TIMESTAMP),
+        request.headers.get(inbound.HUBSPOT_SIGNATURE),
+        clock(),
+    )
+    return _start(
+        Hook("hubspot", inbound.hubspot_record, ("hs_object_id",)), campaign_id, key, body
+    )
+
+
+@hooks.route(
+    "/hooks/salesforce/{campaign_id}", methods=["POST"], content_types=["application/json"]
+)
+@handles_errors
+def salesforce(campaign_id: str) -> Response:
+    secret = get_settings().salesforce_hook_secret
+    _enabled(secret, "Salesforce", "REEL_SALESFORCE_HOOK_SECRET")
+    headers = hooks.current_request.headers
+    body = _raw_body()
+    key = inbound.verify_salesforce(
+        secret,
+        body,
+        headers.get(inbound.SALESFORCE_TIMESTAMP),
+        headers.get(inbound.SALESFORCE_SIGNATURE),
+        clock(),
+    )
+    return _start(Hook("salesforce", inbound.salesforce_record, ("Id",)), campaign_id, key, body)
+
+
+@hooks.route("/hooks/generic/{campaign_id}", methods=["POST"], content_types=["application/json"])
+@handles_errors
+def generic(campaign_id: str) -> Response:
+    raw = get_settings().inbound_webhook_secrets
+    _enabled(raw.replace(",", ""), "Standard Webhooks", "REEL_INBOUND_WEBHOOK_SECRETS")
+    headers = hooks.current_request.headers
+    body = _raw_body()
+    key = inbound.verify_standard(inbound.webhook_secrets(raw), body, headers, clock())
+    return _start(Hook("generic", _as_is, ()), campaign_id, key, body)
+
+
+# ── from a verified body to renders ───────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Hook:
+    """What differs between the hooks once the request is verified."""
+
+    name: str
+    read: Reader  # a body's object → a flat record
+    id_fallbacks: Sequence[str]  # columns naming the recipient when the mapping's is absent
+
+
+def _as_is(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+@dataclass(frozen=True)
+class Prepared:
+    index: int
+    data: dict[str, Any]
+    recipient_id: str
+
+
+def _records(body: bytes, hook: Hook) -> list[Any]:
+    text = body.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        raise RequestError("the request body is empty", field="body")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"invalid JSON at line {exc.lineno}: {exc.msg}", field="body") from exc
+    if not isinstance(doc, list | dict):
+        raise RequestError("the body is a record (a JSON object) or a list of records", "body")
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise RequestError("the body holds no record", field="body")
+    if len(items) > MAX_RECORDS:
+        raise RequestError(f"{len(items)} records; at most {MAX_RECORDS} a request", "body")
+    if hook.name == "hubspot" and all(inbound.is_hubspot_event(i) for i in items):
+        raise RequestError(
+            "HubSpot subscription events carry no contact record: send the contact from a "
+            "workflow's webhook action",
+            field="body",
+        )
+    return items
+
+
+def _prepare(index: int, item: Any, hook: Hook, mapping: FieldMapping | None) -> Prepared:
+    if not isinstance(item, dict):
+        raise DataError("a record is a JSON object", field=f"[{index}]")
+    if hook.name == "hubspot" and inbound.is_hubspot_event(item):
+        raise DataError("a HubSpot subscription event carries no record", "subscriptionType")
+    row = hook.read(item)
+    data = apply_mapping(mapping, row)
+    rid = recipient_id(mapping, row, "")
+    for column in hook.id_fallbacks:
+        value = row.get(column)
+        if not rid and value is not None and str(value).strip():
+            rid = str(value).strip()
+    if not rid:
+        column = mapping.id if mapping else "recipient_id"
+        raise DataError(f"the record has no recipient id (no `{column}`)", field=column)
+    return Prepared(index, {**data, "recipient_id": rid}, rid)
+
+
+def _start(hook: Hook, campaign_id: str, replay_key: str, body: bytes) -> Response:
+    b = bootstrap.backends()
+    template = b.jobs.get_template(campaign_id) if _CAMPAIGN.match(campaign_id) else None
+    if template is None:
+        raise NotFoundError(f"no campaign {campaign_id!r}", field="campaign_id")
+    mapping = service.campaign_mapping(b, template)
+    rejected: list[dict[str, Any]] = []
+    ready: list[Prepared] = []
+    for index, item in enumerate(_records(body, hook)):
+        try:
+            ready.append(_prepare(index, item, hook, mapping))
+        except ReelError as exc:
+            rejected.append({"index": index, "error": _error(exc)})
+    if ready:
+        # Claimed only now: a request refused as a whole can be sent again once fixed.
+        digest = hashlib.sha256(replay_key.encode("utf-8")).hexdigest()
+        if not b.jobs.claim(f"hook:{hook.name}:{digest}", clock() + CLAIM_SECONDS):
+            raise inbound.ReplayedError(
+                "this signed message was already received: nothing is started again",
+                field=inbound.REPLAY_FIELDS[hook.name],
+            )
+    renders: list[dict[str, str]] = []
+    for p in ready:
+        req = service.RenderRequest(template_id=template.id, version=template.version, data=p.data)
+        try:
+            record = service.create_render(b, req)
+        except ReelError as exc:
+            rejected.append({"index": p.index, "error": _error(exc)})
+            continue
+        renders.append({"render_id": record.id, "recipient_id": p.recipient_id})
+    rejected.sort(key=lambda r: int(r["index"]))
+    if not renders:
+        first = rejected[0]["error"]
+        error = {**first, "message": f"no record could be started: {first['message']}"}
+        return _json({"error": error, "renders": [], "rejected": rejected}, 400)
+    return _json({"renders": renders, "rejected": rejected}, 202)
