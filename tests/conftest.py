@@ -171,5 +171,6 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     bootstrap.reset()
 
 
-# Reel on moto (tests/aws.py); imported here so that every test module can ask for it.
+# Reel on moto (tests/aws.py) and the fake CRMs (tests/fakes/), for every test module.
 from tests.aws import aws  # noqa: E402, F401
+from tests.fakes.fixtures import fake_hubspot, fake_salesforce, fake_webhook, refused_url  # noqa: E402, F401
