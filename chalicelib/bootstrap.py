@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.pipeline.service import Backends
 from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from chalicelib.connectors.base import Connector
+    from chalicelib.connectors.relay import Relay
 
 
 def segment_cache(root: Path | None = None) -> SegmentCache:
@@ -34,7 +39,12 @@ def backends() -> Backends:
     if s.backend == "aws":
         return _aws_backends()
     from chalicelib.adapters.local_runner import LocalOrchestrator
-    from chalicelib.adapters.sqlite import SqliteEventStore, SqliteJobStore, SqliteOutbox
+    from chalicelib.adapters.sqlite import (
+        SqliteDeliveryStore,
+        SqliteEventStore,
+        SqliteJobStore,
+        SqliteOutbox,
+    )
 
     data = s.data_dir.resolve()
     db = data / "reel.db"
@@ -47,6 +57,7 @@ def backends() -> Backends:
         events=SqliteEventStore(db),
         queue=SqliteOutbox(db),
         secret=s.tracking_secret or _local_secret(data / "tracking.key"),
+        deliveries=SqliteDeliveryStore(db),
     )
 
 
@@ -73,7 +84,11 @@ def _aws_backends() -> Backends:
     import boto3
     from botocore.config import Config
 
-    from chalicelib.adapters.dynamodb import DynamoEventStore, DynamoJobStore
+    from chalicelib.adapters.dynamodb import (
+        DynamoDeliveryStore,
+        DynamoEventStore,
+        DynamoJobStore,
+    )
     from chalicelib.adapters.s3 import S3BlobStore
     from chalicelib.adapters.sqs import SqsQueue
     from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
@@ -102,6 +117,7 @@ def _aws_backends() -> Backends:
         events=DynamoEventStore(boto3.client("dynamodb", region_name=s.region), s.events_table),
         queue=SqsQueue(boto3.client("sqs", region_name=s.region), s.relay_queue_url),
         secret=s.tracking_secret,  # from the environment (SSM / Secrets Manager on deploy)
+        deliveries=DynamoDeliveryStore(boto3.client("dynamodb", region_name=s.region), s.table),
     )
 
 
@@ -114,3 +130,30 @@ def reset() -> None:
             shutdown()
     backends.cache_clear()
     get_settings.cache_clear()
+
+
+def connectors() -> dict[str, Connector]:
+    """The connectors configured in settings, by name (webhook, hubspot, salesforce)."""
+    s = get_settings()
+    found: dict[str, Connector] = {}
+    if s.webhook_url:
+        from chalicelib.connectors.webhook import WebhookConnector
+
+        secrets = [x.strip() for x in s.webhook_secrets.split(",") if x.strip()]
+        found["webhook"] = WebhookConnector(s.webhook_url, secrets)
+    if s.hubspot_token:
+        from chalicelib.connectors.hubspot import HubSpotConnector
+
+        found["hubspot"] = HubSpotConnector(s.hubspot_token, base_url=s.hubspot_base_url)
+    if s.salesforce_instance_url and s.salesforce_token:
+        from chalicelib.connectors.salesforce import SalesforceConnector
+
+        found["salesforce"] = SalesforceConnector(s.salesforce_instance_url, s.salesforce_token)
+    return found
+
+
+def relay() -> Relay:
+    """The relay over the process's backends and the configured connectors."""
+    from chalicelib.connectors.relay import Relay
+
+    return Relay(backends(), connectors(), max_attempts=get_settings().relay_max_attempts)

@@ -318,14 +318,26 @@ class _Local:
             out.print(f"dev API key (x-api-key): [bold]{self.dev_key}[/]")
 
     def serve_forever(self) -> None:
+        """Serve until Ctrl-C, with the relay worker draining the outbox to the connectors."""
         from chalicelib import bootstrap
+        from chalicelib.adapters.sqlite import SqliteOutbox
+        from chalicelib.connectors.relay import RelayWorker
 
+        worker = None
+        if isinstance(self.b.queue, SqliteOutbox):
+            relay = bootstrap.relay()
+            worker = RelayWorker(relay, self.b.queue)
+            worker.start()
+            names = ", ".join(relay.connectors) or "none configured"
+            out.print(f"relay: delivering to {names}")
         sys.stdout.flush()
         try:
             self.server.server.serve_forever()
         except KeyboardInterrupt:
             out.print("stopping")
         finally:
+            if worker is not None:
+                worker.stop()
             bootstrap.reset()  # stops the render processes
 
 
@@ -462,6 +474,57 @@ def report(
 
         report_png(analytics, png)
         out.print(f"[green]✓[/] {png}")
+
+
+@app.command()
+def deliveries(
+    status: Annotated[
+        str | None, typer.Option(help="pending, delivered, failed or disabled")
+    ] = None,
+    redeliver: Annotated[
+        list[str] | None, typer.Option(help="Put this delivery back in line (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    data_dir: DataDirOption = None,
+) -> None:
+    """The relay's deliveries to the CRM connectors; dead letters are `--status failed`."""
+    from rich.table import Table
+
+    from chalicelib import bootstrap
+    from chalicelib.connectors.base import DeliveryStatus
+
+    _use_data_dir(data_dir)
+    try:
+        wanted = DeliveryStatus(status) if status else None
+    except ValueError:
+        choices = ", ".join(s.value for s in DeliveryStatus)
+        raise _fail(ReelError(f"--status is one of {choices}", field="--status")) from None
+    b = bootstrap.backends()
+    if redeliver:
+        relay = bootstrap.relay()
+        for key in redeliver:
+            try:
+                relay.redeliver(key)
+            except ReelError as exc:
+                raise _fail(exc) from exc
+            out.print(f"[green]✓[/] {key} is due again")
+        return
+    for name, reason in b.deliveries.disabled().items():
+        err.print(f"connector {name} is disabled: {reason}", markup=False, style="yellow")
+    table = Table(title=f"Deliveries ({status or 'all'})", title_justify="left")
+    for column in ("Key", "Connector", "Action", "Recipient", "Status", "Attempts", "Last error"):
+        table.add_column(column, overflow="fold")
+    for d in b.deliveries.by_status(wanted, limit):
+        table.add_row(
+            d.key,
+            d.out.connector,
+            d.out.action,
+            d.out.recipient_id or "",
+            d.status.value,
+            str(d.attempts),
+            d.last_error or "",
+        )
+    out.print(table)
 
 
 @app.command("email-snippet")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
     from chalicelib.delivery.pages import Page
     from chalicelib.pipeline.jobs import (
         BatchRecord,
@@ -171,4 +172,38 @@ class Orchestrator(Protocol):
 
     def start_batch(self, batch_id: str) -> None:
         """Plan, render and finalize a stored BatchRecord in the background."""
+        ...
+
+
+@runtime_checkable
+class DeliveryStore(Protocol):
+    """The relay's deliveries (SQLite, or DynamoDB): what to send to which connector, and how
+    far each got. A delivery's key is its idempotency key: adding it twice keeps the first."""
+
+    def add(self, outgoing: list[Outgoing], now: float) -> int:
+        """Store new deliveries as pending, due now; returns how many were new."""
+        ...
+
+    def get(self, key: str) -> Delivery | None: ...
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose `next_at` has come, oldest first."""
+        ...
+
+    def save(self, delivery: Delivery) -> None:
+        """Store a delivery's new state (status, attempts, next_at, last_error)."""
+        ...
+
+    def by_status(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries (of one status), most recently updated first."""
+        ...
+
+    def disable(self, connector: str, reason: str) -> None:
+        """Stop delivering to a connector (its endpoint answered 410 Gone)."""
+        ...
+
+    def enable(self, connector: str) -> None: ...
+
+    def disabled(self) -> dict[str, str]:
+        """Disabled connectors and why."""
         ...

@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         description="HMAC key of page tokens; local default: generated into data_dir/tracking.key",
     )
     events_table: str = Field(default="reel-events", description="DynamoDB table of events")
+    # Behaviour exchange: the connectors the relay delivers to (each off until configured).
+    webhook_url: str = Field(default="", description="the generic webhook's endpoint")
+    webhook_secrets: str = Field(
+        default="", description="comma-separated whsec_ secrets (several during a rotation)"
+    )
+    hubspot_token: str = Field(default="", description="HubSpot private app token")
+    hubspot_base_url: str = Field(default="https://api.hubapi.com")
+    salesforce_instance_url: str = Field(
+        default="", description="e.g. https://acme.my.salesforce.com"
+    )
+    salesforce_token: str = Field(default="", description="Salesforce session id / access token")
+    relay_max_attempts: int = Field(default=8, ge=1, description="attempts before dead-letter")
     relay_queue_url: str = Field(default="", description="SQS queue of the behaviour relay")
     # Inbound hooks (POST /hooks/…): a hook whose secret is empty is off (answers 404).
     hubspot_client_secret: str = Field(

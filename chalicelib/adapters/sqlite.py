@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
 from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
@@ -43,6 +44,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE TABLE IF NOT EXISTS events (
     key TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_campaign ON events (campaign_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    key TEXT PRIMARY KEY, status TEXT NOT NULL, next_at REAL NOT NULL, updated_at REAL NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
+CREATE TABLE IF NOT EXISTS disabled_connectors (
+    connector TEXT PRIMARY KEY, reason TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
@@ -299,7 +306,93 @@ class SqliteOutbox(_Sqlite):
             )
 
     def pending(self) -> list[dict[str, Any]]:
-        """Every message not yet taken (the relay worker of the behaviour-exchange issue)."""
+        """Every message not yet taken by the relay."""
+        return [m for _, m in self.take(limit=1_000_000)]
+
+    def take(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest messages with their ids; they stay until `ack`ed (at least once)."""
         with self._db() as db:
-            rows = db.execute("SELECT body FROM outbox ORDER BY id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+            rows = db.execute("SELECT id, body FROM outbox ORDER BY id LIMIT ?", (limit,))
+            return [(r[0], json.loads(r[1])) for r in rows.fetchall()]
+
+    def ack(self, ids: list[int]) -> None:
+        """Forget messages the relay has taken in hand."""
+        with self._db() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+
+class SqliteDeliveryStore(_Sqlite):
+    def add(self, outgoing: list[Outgoing], now: float) -> int:
+        added = 0
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for out in outgoing:
+                    d = Delivery(out=out, next_at=now, created_at=now, updated_at=now)
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?)",
+                        (d.key, d.status, d.next_at, d.updated_at, d.model_dump_json()),
+                    )
+                    added += cur.rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return added
+
+    def get(self, key: str) -> Delivery | None:
+        with self._db() as db:
+            row = db.execute("SELECT doc FROM deliveries WHERE key = ?", (key,)).fetchone()
+        return Delivery.model_validate_json(row[0]) if row else None
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM deliveries WHERE status = ? AND next_at <= ? "
+                "ORDER BY next_at LIMIT ?",
+                (DeliveryStatus.pending, now, limit),
+            ).fetchall()
+        return [Delivery.model_validate_json(r[0]) for r in rows]
+
+    def save(self, delivery: Delivery) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE deliveries SET status = ?, next_at = ?, updated_at = ?, doc = ? "
+                "WHERE key = ?",
+                (
+                    delivery.status,
+                    delivery.next_at,
+                    delivery.updated_at,
+                    delivery.model_dump_json(),
+                    delivery.key,
+                ),
+            )
+
+    def by_status(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[Delivery]:
+        with self._db() as db:
+            if status is None:
+                rows = db.execute(
+                    "SELECT doc FROM deliveries ORDER BY updated_at DESC LIMIT ?", (limit,)
+                )
+            else:
+                rows = db.execute(
+                    "SELECT doc FROM deliveries WHERE status = ? ORDER BY updated_at DESC LIMIT ?",
+                    (status, limit),
+                )
+            return [Delivery.model_validate_json(r[0]) for r in rows.fetchall()]
+
+    def disable(self, connector: str, reason: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO disabled_connectors VALUES (?, ?, ?)",
+                (connector, reason, time.time()),
+            )
+
+    def enable(self, connector: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM disabled_connectors WHERE connector = ?", (connector,))
+
+    def disabled(self) -> dict[str, str]:
+        with self._db() as db:
+            rows = db.execute("SELECT connector, reason FROM disabled_connectors").fetchall()
+        return {r[0]: r[1] for r in rows}

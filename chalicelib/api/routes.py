@@ -189,3 +189,37 @@ def media_file(folder: str, name: str) -> Response:
         status_code=200,
         headers={"Content-Type": kind, "Cache-Control": "public, max-age=31536000, immutable"},
     )
+
+
+# ── deliveries to the CRM connectors ──────────────────────────────────────────────────────
+
+
+@api.route("/deliveries")
+@handles_errors
+def list_deliveries() -> Response:
+    """The relay's deliveries, newest first (`?status=failed` for the dead letters)."""
+    from chalicelib.connectors.base import DeliveryStatus
+
+    require_key(api.current_request)
+    raw = _query("status")
+    try:
+        status = DeliveryStatus(raw) if raw else None
+    except ValueError:
+        choices = ", ".join(s.value for s in DeliveryStatus)
+        raise RequestError(f"status is one of {choices}", field="status") from None
+    b = bootstrap.backends()
+    found = b.deliveries.by_status(status, _int_param("limit", 100, 1, 1000))
+    return _json(
+        {
+            "deliveries": [d.model_dump(mode="json") for d in found],
+            "disabled": b.deliveries.disabled(),
+        }
+    )
+
+
+@api.route("/deliveries/{key}/redeliver", methods=["POST"])
+@handles_errors
+def redeliver(key: str) -> Response:
+    """Put a dead-lettered or disabled delivery back in line (its connector enabled again)."""
+    require_key(api.current_request)
+    return _json(bootstrap.relay().redeliver(key).model_dump(mode="json"), 202)

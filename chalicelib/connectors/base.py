@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import Field
@@ -54,3 +55,26 @@ class Connector(Protocol):
     name: str
 
     def send(self, out: Outgoing) -> None: ...
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"  # to be (re)tried at `next_at`
+    delivered = "delivered"
+    failed = "failed"  # dead-lettered: permanent error, or out of attempts
+    disabled = "disabled"  # its connector's endpoint said 410 Gone
+
+
+class Delivery(Strict):
+    """An Outgoing and its delivery state (kept by a DeliveryStore)."""
+
+    out: Outgoing
+    status: DeliveryStatus = DeliveryStatus.pending
+    attempts: int = 0
+    next_at: float
+    last_error: str | None = None
+    created_at: float
+    updated_at: float
+
+    @property
+    def key(self) -> str:
+        return self.out.key

@@ -43,7 +43,7 @@ from chalicelib.pipeline.jobs import (
     Urls,
 )
 from chalicelib.pipeline.steps import failed, make_job, plan_recipient, render_recipient
-from chalicelib.ports import BlobStore, EventStore, JobStore, Orchestrator, Queue
+from chalicelib.ports import BlobStore, DeliveryStore, EventStore, JobStore, Orchestrator, Queue
 from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
 from chalicelib.template.library import (
@@ -74,6 +74,7 @@ class Backends:
     events: EventStore
     queue: Queue  # the relay queue toward the CRM connectors
     secret: str  # the tracking HMAC key
+    deliveries: DeliveryStore  # the relay's deliveries to the connectors
 
 
 # ── request models (the API's bodies) ─────────────────────────────────────────────────────
@@ -212,10 +213,14 @@ def register_template(
 
 
 def _register(b: Backends, root: Path) -> TemplateRecord:
+    from chalicelib.connectors.rules import find_rules
+
     lt = load_template(_template_file(root))
     problems = check_template(lt)
     if problems:
         raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems)
+    find_rules(root)  # a bad rules.yaml is refused with the template, naming its path
+    campaign_mapping_file(root)  # and so is a bad mapping.yaml
     data = pack(root)
     version = hashlib.sha256(data).hexdigest()[:16]
     template_id = lt.template.id
@@ -275,9 +280,12 @@ MAPPING_NAMES = ("mapping.yaml", "mapping.yml", "mapping.json")
 def campaign_mapping(b: Backends, record: TemplateRecord) -> FieldMapping | None:
     """The field mapping shipped in the campaign's bundle (mapping.yaml beside the template),
     used for records that arrive from a CRM; None when there is none."""
+    return campaign_mapping_file(materialize(b, record).root)
+
+
+def campaign_mapping_file(root: Path) -> FieldMapping | None:
     from chalicelib.data.mapping import load_mapping
 
-    root = materialize(b, record).root
     found = next((root / n for n in MAPPING_NAMES if (root / n).is_file()), None)
     return load_mapping(found) if found else None
 
@@ -355,7 +363,26 @@ def run_render(b: Backends, render_id: str) -> RenderRecord:
         page_token=token,
         updated_at=time.time(),
     )
-    return get_render(b, render_id)
+    done = get_render(b, render_id)
+    urls = render_urls(b, done).model_dump()
+    _completed(b, "render", done.id, done.template_id, state.value, rid, urls=urls)
+    return done
+
+
+def _completed(
+    b: Backends,
+    kind: str,
+    job_id: str,
+    campaign_id: str,
+    status: str,
+    recipient: str | None = None,
+    **details: Any,
+) -> None:
+    """Queue the completion notice of a render or a batch (the relay sends it as a signed
+    webhook when one is configured)."""
+    message: dict[str, Any] = {"type": "completion", "kind": kind, "id": job_id}
+    message |= {"campaign_id": campaign_id, "status": status, "recipient_id": recipient}
+    b.queue.put([message | details])
 
 
 def render_urls(b: Backends, record: RenderRecord) -> Urls:
@@ -650,14 +677,16 @@ def record_failure(
 def finalize_batch(b: Backends, batch_id: str) -> dict[str, int]:
     """Step 3: aggregate the results and close the batch. Returns counts by status."""
     counts = b.jobs.count_results(batch_id)
-    b.jobs.set_state(
+    closed = b.jobs.set_state(
         "batch",
         batch_id,
         JobState.done,
         expect=(JobState.queued, JobState.running),
         updated_at=time.time(),
     )
-    # Hook point: the completion webhook (behaviour-exchange issue) is sent from here.
+    if closed:  # once, however often Finalize runs
+        batch = get_batch(b, batch_id)
+        _completed(b, "batch", batch_id, batch.template_id, "done", counts=counts)
     return counts
 
 
