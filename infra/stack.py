@@ -16,6 +16,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -46,6 +47,7 @@ RENDER_HANDLER = "chalicelib.handlers.render.handler"
 PLAN_HANDLER = "chalicelib.handlers.batch.plan"
 FINALIZE_HANDLER = "chalicelib.handlers.batch.finalize"
 FAILURE_HANDLER = "chalicelib.handlers.batch.record_failure"
+RELAY_HANDLER = "chalicelib.handlers.relay.handler"
 #: The Chalice function S3 invokes for objects under INCOMING_PREFIX (@app.lambda_function).
 INCOMING_FUNCTION = "Incoming"
 INCOMING_PREFIX = "incoming/"
@@ -54,6 +56,22 @@ SHORT_TIMEOUT = 60  # finalize and record_failure: bookkeeping
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 #: A relay message seen this many times without being deleted goes to the dead-letter queue.
 RELAY_MAX_RECEIVES = 5
+#: Records per invocation of the relay function (SQS event source).
+RELAY_BATCH_SIZE = 10
+#: The relay function's connector settings, from CDK context (unset: the setting's default, so a
+#: connector without its context stays off). Plain values: context name → environment variable.
+RELAY_CONTEXT = {
+    "webhook_url": "REEL_WEBHOOK_URL",
+    "hubspot_base_url": "REEL_HUBSPOT_BASE_URL",
+    "salesforce_instance_url": "REEL_SALESFORCE_INSTANCE_URL",
+}
+#: Secrets: the context names a Secrets Manager secret (like `cdn_private_key_secret`), passed as
+#: a dynamic reference that CloudFormation resolves at deploy time.
+RELAY_SECRET_CONTEXT = {
+    "webhook_secrets_secret": "REEL_WEBHOOK_SECRETS",
+    "hubspot_token_secret": "REEL_HUBSPOT_TOKEN",
+    "salesforce_token_secret": "REEL_SALESFORCE_TOKEN",
+}
 
 
 class ChaliceApi(Chalice):
@@ -254,7 +272,14 @@ class ReelStack(cdk.Stack):
         )
 
         def image_function(
-            name: str, handler: str, *, memory: int, timeout: int, storage: int = 512
+            name: str,
+            handler: str,
+            *,
+            memory: int,
+            timeout: int,
+            storage: int = 512,
+            role: iam.IRole = worker_role,
+            environment: dict[str, str] | None = None,
         ) -> lambda_.DockerImageFunction:
             log_group = logs.LogGroup(
                 self,
@@ -262,7 +287,7 @@ class ReelStack(cdk.Stack):
                 retention=LOG_RETENTION,
                 removal_policy=cdk.RemovalPolicy.DESTROY,
             )
-            log_group.grant_write(worker_role)
+            log_group.grant_write(role)
             return lambda_.DockerImageFunction(
                 self,
                 name,
@@ -278,8 +303,8 @@ class ReelStack(cdk.Stack):
                 memory_size=memory,
                 ephemeral_storage_size=cdk.Size.mebibytes(storage),
                 timeout=cdk.Duration.seconds(timeout),
-                environment=common_env,
-                role=worker_role,
+                environment=common_env if environment is None else environment,
+                role=role,
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
             )
@@ -505,6 +530,77 @@ class ReelStack(cdk.Stack):
             permission
         )  # S3 checks the permission when it saves this
 
+        # ── the relay: relay queue → deliveries to the CRM connectors ───────────────────
+        # Its own role: consume the relay queue, the deliveries (and the templates, pages and
+        # recipients it reads) in the jobs table, the events it aggregates, and the templates'
+        # bundles (rules.yaml) in the bucket; nothing else.
+        relay_role = iam.Role(
+            self,
+            "RelayRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Reel relay: SQS relay queue to the CRM connectors",
+        )
+        relay_env = {k: v for k, v in common_env.items() if k != "REEL_IDEMPOTENCY_TABLE"}
+        relay_env |= {
+            "REEL_EVENTS_TABLE": events.table_name,
+            # The last receive before the dead-letter queue is the last attempt: a delivery
+            # that fails it is dead-lettered in the store, where it can be redelivered.
+            "REEL_RELAY_MAX_ATTEMPTS": str(RELAY_MAX_RECEIVES),
+        }
+        for context_name, variable in RELAY_CONTEXT.items():
+            value = self.node.try_get_context(context_name)
+            if value:
+                relay_env[variable] = str(value)
+        for context_name, variable in RELAY_SECRET_CONTEXT.items():
+            secret_name = self.node.try_get_context(context_name)
+            if secret_name:
+                secret = cdk.SecretValue.secrets_manager(str(secret_name))
+                relay_env[variable] = secret.unsafe_unwrap()
+        relay_fn = image_function(
+            "RelayWorker",
+            RELAY_HANDLER,
+            memory=512,
+            timeout=SHORT_TIMEOUT,  # the queue's visibility timeout is six times this
+            role=relay_role,
+            environment=relay_env,
+        )
+        # Partial batch responses: a record whose deliveries are still pending comes back after
+        # the visibility timeout (the retry's backoff); the others are deleted. The event
+        # source grants the queue's consume actions on this queue only.
+        relay_fn.add_event_source(
+            event_sources.SqsEventSource(
+                relay, batch_size=RELAY_BATCH_SIZE, report_batch_item_failures=True
+            )
+        )
+        relay_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Deliveries",  # DynamoDeliveryStore (transactions are authorized per item)
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
+                ],
+                resources=[jobs.table_arn],
+            )
+        )
+        relay_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Events",  # a recipient's events, for the rules' `recipient` aggregate
+                actions=["dynamodb:Query"],
+                resources=[events.table_arn],
+            )
+        )
+        relay_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TemplateBundles",  # the campaign's rules.yaml rides in its bundle
+                actions=["s3:GetObject"],
+                resources=[media.arn_for_objects("templates/*")],
+            )
+        )
+
         cdk.CfnOutput(self, "MediaBucket", value=bucket_name)
         cdk.CfnOutput(self, "CdnDomain", value=distribution.distribution_domain_name)
         cdk.CfnOutput(self, "CdnKeyId", value=public_key.public_key_id)
@@ -513,4 +609,5 @@ class ReelStack(cdk.Stack):
         cdk.CfnOutput(self, "EventsTable", value=events.table_name)
         cdk.CfnOutput(self, "RelayQueueUrl", value=relay.queue_url)
         cdk.CfnOutput(self, "RelayDeadLetterQueueUrl", value=relay_dead_letters.queue_url)
+        cdk.CfnOutput(self, "RelayFunction", value=relay_fn.function_name)
         cdk.CfnOutput(self, "TrackingSecretArn", value=tracking_secret.secret_arn)

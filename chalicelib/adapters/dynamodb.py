@@ -15,6 +15,10 @@ Items (every record's pydantic JSON sits in `doc`; other attributes exist for co
     page#{token}        page                 doc
     campaign#{id}       recipient#{rid}      doc, token   the recipient's current page (a copy)
     campaign#{id}       data#{rid}           doc          the recipient's current record
+    delivery#{key}      delivery             doc, status, next_at (N), updated_at (N)
+    deliveries#{status} {updated_at}#{key}   doc   a copy: by_status, newest first
+    deliveries#due      {next_at}#{key}      doc   a copy, pending deliveries only: due()
+    connectors          disabled#{name}      connector, reason, at (N)   a disabled connector
 
 `rev` counts the writes of a job: `set_state` reads the item and writes it back on the
 condition that `rev` is unchanged (optimistic concurrency), so a merge never loses a concurrent
@@ -30,6 +34,19 @@ Differences from SqliteJobStore: `put_result` requires the batch item to exist (
 otherwise), and result indexes must lie in 0..9_999_999_999 (they are zero-padded in `sk`);
 `put_page` raises ValueError for a token already stored; `campaign_pages` is in recipient id
 order (SQLite: the order in which the current pages were put).
+
+DynamoDeliveryStore keeps the relay's deliveries in the same table. Times in index sort keys
+are zero-padded (`{t:020.6f}`, epoch seconds >= 0), so one Query of an index partition, forward
+or backward, with a Limit, answers `due` (sk below `now`) and `by_status` — never a Scan. Every
+write of a delivery is one transaction with its index items: `add` puts the delivery on the
+condition that it is new (first write wins) with its index items; `save` reads the delivery,
+then deletes the index items of the state it read and puts those of the new state, on the
+condition that `status`, `next_at` and `updated_at` are still what it read (else it reads
+again). `by_status(None)` merges the newest `limit` of each status. Disabled connectors share
+one partition, so `disabled()` (asked before every attempt) is one Query. The `deliveries#…`
+partitions are hot keys by design (DynamoDB writes about a thousand items a second to one
+partition: far above a relay's volume). Difference from SqliteDeliveryStore: times must lie in
+0..1e13 (ValueError otherwise).
 
 DynamoEventStore uses a table of its own (the `Events` table of infra/), with exactly this key
 schema: partition key `pk` (S), sort key `sk` (S); no indexes. One item per event:
@@ -51,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
 from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
@@ -456,3 +474,239 @@ class DynamoEventStore:
             ConsistentRead=True,
         )
         return [Event.model_validate_json(item["doc"]["S"]) for item in items]
+
+
+# ── the relay's deliveries ─────────────────────────────────────────────────────────────────
+
+_DELIVERY = "delivery"
+_DUE = "deliveries#due"
+_CONNECTORS = "connectors"
+_DELIVERY_ATTEMPTS = 10
+_ADD_ATTEMPTS = 5
+
+
+def _at(t: float) -> str:
+    """A time (epoch seconds, >= 0) as a sort key: zero-padded, so text order is time order."""
+    if not 0 <= t < 1e13:
+        raise ValueError(f"time out of range for a delivery index: {t!r}")
+    return f"{t:020.6f}"
+
+
+def _index(key: str, status: str, next_at: float, updated_at: float) -> dict[tuple[str, str], str]:
+    """The index items of a delivery in this state: (pk, sk) → what they order by."""
+    found = {(f"deliveries#{status}", f"{_at(updated_at)}#{key}"): "updated_at"}
+    if status == DeliveryStatus.pending:
+        found[(_DUE, f"{_at(next_at)}#{key}")] = "next_at"
+    return found
+
+
+def _reasons(exc: ClientError) -> list[str]:
+    return [str(r.get("Code", "")) for r in exc.response.get("CancellationReasons", [])]
+
+
+class DynamoDeliveryStore:
+    """The relay's deliveries in the jobs `table`, with their index items (module docstring)."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def _key(self, pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+    def _index_puts(self, delivery: Delivery, doc: str) -> list[Any]:
+        index = _index(delivery.key, delivery.status, delivery.next_at, delivery.updated_at)
+        return [
+            {"Put": {"TableName": self.table, "Item": {**self._key(pk, sk), "doc": {"S": doc}}}}
+            for pk, sk in index
+        ]
+
+    def _item(self, delivery: Delivery, doc: str) -> dict[str, AttributeValueTypeDef]:
+        return {
+            **self._key(f"delivery#{delivery.key}", _DELIVERY),
+            "status": {"S": str(delivery.status)},
+            "next_at": {"N": repr(float(delivery.next_at))},
+            "updated_at": {"N": repr(float(delivery.updated_at))},
+            "doc": {"S": doc},
+        }
+
+    def add(self, outgoing: list[Outgoing], now: float) -> int:
+        added = 0
+        for out in outgoing:
+            d = Delivery(out=out, next_at=now, created_at=now, updated_at=now)
+            if self._add(d):
+                added += 1
+        return added
+
+    def _add(self, d: Delivery) -> bool:
+        """Put a new delivery and its index items in one transaction; False if it exists."""
+        doc = d.model_dump_json()
+        put: Any = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._item(d, doc),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        for attempt in range(_ADD_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=[put, *self._index_puts(d, doc)])
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = _reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False  # first write wins
+                if "TransactionConflict" not in reasons:
+                    raise
+                # The same delivery being added concurrently: the retry sees it exists.
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                continue
+            return True
+        raise RuntimeError(f"delivery {d.key}: {_ADD_ATTEMPTS} conflicting writes in a row")
+
+    def get(self, key: str) -> Delivery | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=self._key(f"delivery#{key}", _DELIVERY),
+            ConsistentRead=True,
+            ProjectionExpression="doc",
+        )
+        item = response.get("Item")
+        return Delivery.model_validate_json(item["doc"]["S"]) if item else None
+
+    def _query(self, pk: str, limit: int, *, forward: bool, upto: str | None = None) -> list[str]:
+        """The `doc`s of up to `limit` index items of partition `pk`, in sort key order
+        (`forward`) or reverse, with sort keys below `upto` if given."""
+        docs: list[str] = []
+        if limit <= 0:
+            return docs
+        values: dict[str, AttributeValueTypeDef] = {":pk": {"S": pk}}
+        condition = "pk = :pk"
+        if upto is not None:
+            condition += " AND sk < :upto"
+            values[":upto"] = {"S": upto}
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": "doc",
+            "ConsistentRead": True,
+            "ScanIndexForward": forward,
+        }
+        while len(docs) < limit:
+            response = self.client.query(**query, Limit=limit - len(docs))
+            docs.extend(item["doc"]["S"] for item in response["Items"])
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return docs
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        # Sort keys are "{next_at:020.6f}#{key}": every one whose time prints as `now` or
+        # earlier is below "{now}$" ('$' follows '#'). The exact comparison drops the few at
+        # the end of the range that only round to `now`; nothing after them is lost.
+        docs = self._query(_DUE, limit, forward=True, upto=f"{_at(max(now, 0.0))}$")
+        found = [Delivery.model_validate_json(doc) for doc in docs]
+        return [d for d in found if d.next_at <= now]
+
+    def save(self, delivery: Delivery) -> None:
+        pk = f"delivery#{delivery.key}"
+        doc = delivery.model_dump_json()
+        new = _index(delivery.key, delivery.status, delivery.next_at, delivery.updated_at)
+        for attempt in range(_DELIVERY_ATTEMPTS):
+            current = self.client.get_item(
+                TableName=self.table, Key=self._key(pk, _DELIVERY), ConsistentRead=True
+            ).get("Item")
+            if current is None:
+                return  # like SqliteDeliveryStore: only a stored delivery is updated
+            old = _index(
+                delivery.key,
+                current["status"]["S"],
+                float(current["next_at"]["N"]),
+                float(current["updated_at"]["N"]),
+            )
+            # Written on the condition that the attributes the index is made of are those we
+            # read: then the index items deleted here are exactly the current ones.
+            items: list[Any] = [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": self._item(delivery, doc),
+                        "ConditionExpression": (
+                            "#status = :status AND next_at = :next_at AND updated_at = :updated_at"
+                        ),
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":status": current["status"],
+                            ":next_at": current["next_at"],
+                            ":updated_at": current["updated_at"],
+                        },
+                    }
+                },
+                *(
+                    {"Delete": {"TableName": self.table, "Key": self._key(ipk, isk)}}
+                    for ipk, isk in old.keys() - new.keys()
+                ),
+                *self._index_puts(delivery, doc),
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = _reasons(exc)
+                if reasons[:1] != ["ConditionalCheckFailed"] and "TransactionConflict" not in (
+                    reasons
+                ):
+                    raise
+                # Another writer moved it between our read and our write: read again.
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                continue
+            return
+        raise RuntimeError(
+            f"delivery {delivery.key}: {_DELIVERY_ATTEMPTS} conflicting writes in a row"
+        )
+
+    def by_status(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[Delivery]:
+        statuses = list(DeliveryStatus) if status is None else [status]
+        found = [
+            Delivery.model_validate_json(doc)
+            for s in statuses
+            for doc in self._query(f"deliveries#{s}", limit, forward=False)
+        ]
+        if status is None:  # each status's newest `limit`, merged
+            found.sort(key=lambda d: d.updated_at, reverse=True)
+        return found[: max(limit, 0)]
+
+    def disable(self, connector: str, reason: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **self._key(_CONNECTORS, f"disabled#{connector}"),
+                "connector": {"S": connector},
+                "reason": {"S": reason},
+                "at": {"N": repr(time.time())},
+            },
+        )
+
+    def enable(self, connector: str) -> None:
+        self.client.delete_item(
+            TableName=self.table, Key=self._key(_CONNECTORS, f"disabled#{connector}")
+        )
+
+    def disabled(self) -> dict[str, str]:
+        items = _query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :disabled)",
+            ExpressionAttributeValues={
+                ":pk": {"S": _CONNECTORS},
+                ":disabled": {"S": "disabled#"},
+            },
+            ProjectionExpression="#connector, reason",
+            ExpressionAttributeNames={"#connector": "connector"},
+            ConsistentRead=True,
+        )
+        return {item["connector"]["S"]: item["reason"]["S"] for item in items}

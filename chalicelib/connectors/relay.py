@@ -64,6 +64,8 @@ class Relay:
             return self._for_event(Event.model_validate(message["event"]))
         if kind == "completion":
             return self._for_completion(message)
+        if kind == "redeliver":  # an operator put a stored delivery back in line
+            return []
         raise ValueError(f"unknown relay message type {kind!r}")
 
     def rules(self, campaign_id: str) -> CampaignRules:
@@ -124,7 +126,8 @@ class Relay:
         """Plan messages into stored deliveries; returns their keys (new or not)."""
         outgoing = [out for message in messages for out in self.plan(message)]
         self.b.deliveries.add(outgoing, self.clock())
-        return [out.key for out in outgoing]
+        again = [str(m["key"]) for m in messages if m.get("type") == "redeliver"]
+        return [out.key for out in outgoing] + again
 
     # ── delivering ─────────────────────────────────────────────────────────────────────
 
@@ -184,6 +187,8 @@ class Relay:
             }
         )
         self.b.deliveries.save(again)
+        # Through the queue, so that whatever drains it (the SQS Lambda on AWS) attempts it.
+        self.b.queue.put([{"type": "redeliver", "key": key}])
         return again
 
 

@@ -17,6 +17,7 @@ from infra import deps
 from infra.app import build
 
 STACK = "reel-dev"
+RELAY_HANDLER = "chalicelib.handlers.relay.handler"
 #: Actions AWS grants on "*" only (no resource-level permissions).
 STAR_ACTIONS = {
     "xray:PutTraceSegments",
@@ -51,6 +52,9 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "stage": "dev",
         "public_key": _public_key_pem(),
         "cdn_private_key_secret": "reel/dev/cloudfront-private-key",
+        # The relay's connectors: the webhook configured, HubSpot and Salesforce left off.
+        "webhook_url": "https://crm.example.com/hooks/reel",
+        "webhook_secrets_secret": "reel/dev/webhook-secrets",
     }
     build(outdir, context=context).synth()
     return outdir
@@ -261,17 +265,29 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
                 found.setdefault(rid, set()).update(actions)
         return found
 
-    event_grants = grants(events_id)
-    relay_grants = grants(relay_id)
-    # Only the API role touches them, with exactly these actions.
-    assert [rid[: len("ApiRole")] for rid in event_grants] == ["ApiRole"]
-    assert set().union(*event_grants.values()) == {
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:GetItem",
+    def by_role(found: dict[str, set[str]]) -> dict[str, set[str]]:
+        roles: dict[str, set[str]] = {}
+        for rid, actions in found.items():
+            role = next(r for r in ("ApiRole", "RelayRole") if rid.startswith(r))
+            roles.setdefault(role, set()).update(actions)
+        return roles
+
+    # Only the API role (which writes them) and the relay's role (which reads them) touch
+    # them, with exactly these actions.
+    assert by_role(grants(events_id)) == {
+        "ApiRole": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"},
+        "RelayRole": {"dynamodb:Query"},
     }
-    assert [rid[: len("ApiRole")] for rid in relay_grants] == ["ApiRole"]
-    assert set().union(*relay_grants.values()) == {"sqs:SendMessage"}
+    assert by_role(grants(relay_id)) == {
+        "ApiRole": {"sqs:SendMessage"},
+        "RelayRole": {
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
+    }
     # And the API knows where they are.
     for fn in _resources(template_json, "AWS::Serverless::Function").values():
         env = fn["Properties"]["Environment"]["Variables"]
@@ -310,6 +326,7 @@ def test_render_and_batch_steps_are_image_functions_of_one_asset(
         "chalicelib.handlers.batch.plan",
         "chalicelib.handlers.batch.finalize",
         "chalicelib.handlers.batch.record_failure",
+        "chalicelib.handlers.relay.handler",
     }
     assert all(p["PackageType"] == "Image" for p in by_cmd.values())
     render = by_cmd["chalicelib.handlers.render.handler"]
@@ -368,6 +385,90 @@ def test_objects_under_incoming_trigger_the_incoming_function(
     permission = template_json["Resources"][permission_id]["Properties"]
     assert permission["Principal"] == "s3.amazonaws.com"
     assert permission["FunctionName"] == {"Fn::GetAtt": ["Incoming", "Arn"]}
+
+
+def _relay_function(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (rid, f["Properties"])
+        for rid, f in _resources(template_json, "AWS::Lambda::Function").items()
+        if f["Properties"].get("ImageConfig", {}).get("Command") == [RELAY_HANDLER]
+    ]
+    return found
+
+
+def test_relay_function_consumes_the_relay_queue_with_partial_batch_responses(
+    template_json: dict[str, Any],
+) -> None:
+    # GIVEN the relay function (the render image, the relay handler as its command)
+    relay_fn_id, relay_fn = _relay_function(template_json)
+    assert relay_fn["PackageType"] == "Image"
+    assert relay_fn["Role"]["Fn::GetAtt"][0].startswith("RelayRole")
+    assert relay_fn["Timeout"] == 60
+    # THEN one event source feeds it the relay queue, ten records at a time, and it may report
+    # which records failed
+    queues = _resources(template_json, "AWS::SQS::Queue")
+    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
+    (mapping,) = _resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": relay_fn_id}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [relay_id, "Arn"]}
+    assert props["BatchSize"] == 10
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # AND the queue's visibility timeout leaves room for six invocations
+    visibility = queues[relay_id]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * relay_fn["Timeout"]
+
+
+def test_relay_function_environment_comes_from_context(template_json: dict[str, Any]) -> None:
+    _, relay_fn = _relay_function(template_json)
+    env = relay_fn["Environment"]["Variables"]
+    tables = _resources(template_json, "AWS::DynamoDB::Table")
+    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
+    assert env["REEL_BACKEND"] == "aws"
+    assert env["REEL_EVENTS_TABLE"] == {"Ref": events_id}
+    assert env["REEL_RELAY_MAX_ATTEMPTS"] == "5"  # the queue's maxReceiveCount
+    assert env["REEL_WEBHOOK_URL"] == "https://crm.example.com/hooks/reel"
+    assert env["REEL_WEBHOOK_SECRETS"] == (
+        "{{resolve:secretsmanager:reel/dev/webhook-secrets:SecretString:::}}"
+    )
+    # Connectors without context stay off: their variables keep the settings' defaults.
+    for name in (
+        "REEL_HUBSPOT_TOKEN",
+        "REEL_HUBSPOT_BASE_URL",
+        "REEL_SALESFORCE_INSTANCE_URL",
+        "REEL_SALESFORCE_TOKEN",
+        "REEL_IDEMPOTENCY_TABLE",
+        "REEL_TRACKING_SECRET",
+    ):
+        assert name not in env, name
+
+
+def test_relay_role_is_least_privilege(template_json: dict[str, Any]) -> None:
+    tables = _resources(template_json, "AWS::DynamoDB::Table")
+    (jobs_id,) = [rid for rid in tables if rid.startswith("Jobs")]
+    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
+    statements = [s for rid, s in _statements(template_json) if rid.startswith("RelayRole")]
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert set(by_sid["Deliveries"]["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    assert by_sid["Deliveries"]["Resource"] == {"Fn::GetAtt": [jobs_id, "Arn"]}
+    assert by_sid["Events"]["Resource"] == {"Fn::GetAtt": [events_id, "Arn"]}
+    assert by_sid["TemplateBundles"]["Action"] == "s3:GetObject"
+    assert _flatten(by_sid["TemplateBundles"]["Resource"]).endswith("/templates/*")
+    # Nothing on "*" but X-Ray, no writes to the bucket, no idempotency table, no secrets.
+    for s in statements:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        if "*" in resources:
+            assert set(actions) <= STAR_ACTIONS, actions
+        assert not any(a.startswith(("s3:Put", "s3:Delete", "secretsmanager:")) for a in actions)
+        assert "Idempotency" not in json.dumps(resources)
 
 
 def _statements(template_json: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

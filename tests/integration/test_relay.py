@@ -174,6 +174,8 @@ def test_gone_disables_and_dead_letters_wait_for_redelivery(
     # WHEN the operator fixes the endpoint and redelivers
     fake_webhook.reset_failures()
     worker.relay.redeliver(disabled.key)
+    # (queued too: on AWS the relay Lambda on SQS is what attempts it)
+    assert b.queue.pending() == [{"type": "redeliver", "key": disabled.key}]  # type: ignore[attr-defined]
     drain(worker, clock)
     # THEN that delivery goes through and the connector is enabled again
     assert b.deliveries.get(disabled.key).status is DeliveryStatus.delivered  # type: ignore[union-attr]
