@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+HLSJS  := chalicelib/delivery/static/vendor/hls.min.js
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench layer synth deploy clean
+.PHONY: demo test lint bench bench-realtime player layer synth deploy clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,12 +13,22 @@ $(VENV)/.base: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.base
+$(VENV)/.dev: $(VENV)/.base $(HLSJS)
 	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
 	touch $@
 
-## demo: render the demo campaign (20 personalized videos + posters) into out/demo
-demo: $(VENV)/.base
+# The landing page's HLS player: hls.js pinned in package-lock.json, installed from npm and
+# served by the app from its static folder (git-ignored; no third-party CDN).
+$(HLSJS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@)
+	cp node_modules/hls.js/dist/hls.min.js $@
+
+## player: install hls.js into chalicelib/delivery/static/vendor/
+player: $(HLSJS)
+
+## demo: render the demo campaign through the local API into out/demo, then serve it
+demo: $(VENV)/.base $(HLSJS)
 	$(BIN)/reel demo --out out/demo
 
 # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
@@ -39,6 +50,10 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.base
 	$(BIN)/python bench/render_bench.py
 
+## bench-realtime: just-in-time HLS benchmark against `reel serve` (prints JSON)
+bench-realtime: $(VENV)/.base $(HLSJS)
+	$(BIN)/python bench/realtime_bench.py
+
 ## layer: the pinned ffmpeg as a Lambda layer zip (layers/ffmpeg/build/ffmpeg-layer.zip)
 layer: $(VENV)/.base
 	$(BIN)/python layers/ffmpeg/build_layer.py
@@ -54,4 +69,5 @@ deploy: $(VENV)/.dev
 		-c stage=$(or $(STAGE),dev) -c public_key_file=$(abspath $(PUBLIC_KEY)) $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build \
+		node_modules chalicelib/delivery/static/vendor

@@ -9,6 +9,7 @@ from chalice.app import Chalice
 
 from chalicelib import __version__
 from chalicelib.api.delivery import delivery
+from chalicelib.api.hls import hls
 from chalicelib.api.hooks import hooks
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
@@ -18,6 +19,7 @@ app.api.binary_types.extend(["video/mp4", "application/zip"])
 app.register_blueprint(api)
 app.register_blueprint(delivery)
 app.register_blueprint(hooks)
+app.register_blueprint(hls)
 
 
 @app.route("/health")

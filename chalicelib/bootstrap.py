@@ -14,6 +14,7 @@ from chalicelib.settings import get_settings
 if TYPE_CHECKING:
     from chalicelib.connectors.base import Connector
     from chalicelib.connectors.relay import Relay
+    from chalicelib.delivery.stream import Streams
 
 
 def segment_cache(root: Path | None = None) -> SegmentCache:
@@ -121,6 +122,18 @@ def _aws_backends() -> Backends:
     )
 
 
+@lru_cache(maxsize=1)
+def streams() -> Streams:
+    """The process's HLS stream service: renders chunks here, or (AWS) through the Lambda."""
+    from chalicelib.delivery.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
+
+    s, b = get_settings(), backends()
+    backend: RenderBackend = (
+        LambdaBackend(s.render_function) if s.backend == "aws" else LocalBackend(b.cache)
+    )
+    return Streams(b, backend)
+
+
 def reset() -> None:
     """Forget the built backends (tests, and `reel serve` after changing settings); the local
     orchestrator's render processes are stopped."""
@@ -129,6 +142,7 @@ def reset() -> None:
         if shutdown is not None:
             shutdown()
     backends.cache_clear()
+    streams.cache_clear()
     get_settings.cache_clear()
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ def reel_serve(templates: Path, data_dir: Path, *, workers: int = 1) -> Iterator
             if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
                 key = m.group(1)
         assert url and key, "".join(lines)
+        # Keep reading what the server prints, or a full pipe would block it.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield url, key
     finally:
         proc.terminate()

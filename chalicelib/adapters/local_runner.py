@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
@@ -16,6 +17,15 @@ from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import BatchItem, JobState
 
 log = logging.getLogger(__name__)
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    """In a new pool process: the settings of the orchestrator that made the pool, whatever
+    the environment became since (a server's, or a test's, settings are fixed at start)."""
+    for name in [n for n in os.environ if n.startswith("REEL_")]:
+        del os.environ[name]
+    os.environ.update(env)
+    bootstrap.reset()
 
 
 def _render_job(render_id: str) -> str:
@@ -32,6 +42,7 @@ def _item_job(batch_id: str, item_json: str) -> str:
 class LocalOrchestrator:
     def __init__(self, workers: int = 1):
         self.workers = workers
+        self._env = {k: v for k, v in os.environ.items() if k.startswith("REEL_")}
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._batches = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reel-batch")
@@ -41,7 +52,12 @@ class LocalOrchestrator:
         with self._lock:
             if self._pool is None:
                 ctx = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=ctx,
+                    initializer=_init_worker,
+                    initargs=(self._env,),
+                )
             return self._pool
 
     def _track(self, future: Future[object]) -> None:

@@ -47,7 +47,7 @@ def landing_page(token: str) -> Response:
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": (
                 "default-src 'self'; img-src 'self' https: http: data:; "
-                "media-src 'self' https: http:; style-src 'self'; script-src 'self'; "
+                "media-src 'self' blob: https: http:; style-src 'self'; script-src 'self'; "
                 "connect-src 'self'; frame-ancestors 'none'"
             ),
         },

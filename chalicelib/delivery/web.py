@@ -24,10 +24,15 @@ def environment() -> Environment:
 
 
 def landing_page(page: Page, *, video_url: str, poster_url: str, secret: str, lang: str) -> str:
-    """The recipient's page. Its links are relative, so it works under any path prefix."""
+    """The recipient's page. Its links are relative, so it works under any path prefix.
+
+    The player streams the recipient's personal HLS (`hls_url`, rendered just in time, with
+    their current data) and falls back to the MP4 when there is no stream."""
     config = {
         "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
         "events_url": "../events",
+        "hls_url": f"../hls/{page.token}/index.m3u8",
+        "video_url": video_url,
     }
     return (
         environment()
@@ -62,11 +67,13 @@ def captions_vtt(page: Page) -> str:
 
 
 def static_file(name: str) -> tuple[bytes, str] | None:
-    """A file of the page's script and style sheet (served by the app: no third-party CDN)."""
+    """A file of the page's script and style sheet, or a vendored one (hls.js, installed from
+    npm by `make player` into static/vendor/): served by the app, no third-party CDN."""
     suffix = name[name.rfind(".") :] if "." in name else ""
     if "/" in name or "\\" in name or name.startswith(".") or suffix not in STATIC_TYPES:
         return None
-    ref = resources.files("chalicelib.delivery").joinpath("static", name)
-    if not ref.is_file():
-        return None
-    return ref.read_bytes(), STATIC_TYPES[suffix]
+    static = resources.files("chalicelib.delivery").joinpath("static")
+    for ref in (static.joinpath(name), static.joinpath("vendor", name)):
+        if ref.is_file():
+            return ref.read_bytes(), STATIC_TYPES[suffix]
+    return None

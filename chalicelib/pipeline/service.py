@@ -52,6 +52,7 @@ from chalicelib.template.library import (
     load_template,
 )
 from chalicelib.template.model import Strict
+from chalicelib.template.plan import RenderPlan
 
 if TYPE_CHECKING:
     from chalicelib.tracking.analytics import CampaignReport
@@ -700,3 +701,45 @@ def fail_batch(b: Backends, batch_id: str, reason: str) -> None:
         error=reason[:2000],
         updated_at=time.time(),
     )
+
+
+# ── streams (HLS rendered just in time) ───────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """What a recipient's stream shows: their current record, in the campaign's latest
+    template version. (campaign_id, version, data_hash) names the stream's content."""
+
+    token: str
+    campaign_id: str
+    recipient_id: str
+    version: str
+    data_hash: str
+    data: dict[str, Any]
+
+
+def stream_source(b: Backends, token: str) -> StreamSource:
+    """The stream behind a page token (three lookups, no rendering); NotFoundError when the
+    page is unknown or its recipient has no current record."""
+    page = get_page(b, token)
+    current = b.jobs.get_recipient(page.campaign_id, page.recipient_id)
+    if current is None:
+        raise NotFoundError("this page has no stream", field="token")
+    template = get_template(b, page.campaign_id)
+    return StreamSource(
+        token=token,
+        campaign_id=page.campaign_id,
+        recipient_id=page.recipient_id,
+        version=template.version,
+        data_hash=current.data_hash,
+        data=dict(current.data),
+    )
+
+
+def stream_plan(b: Backends, source: StreamSource) -> RenderPlan:
+    """Bind a stream's record into its render plan (milliseconds: no rendering)."""
+    from chalicelib.template.bind import bind
+
+    lt = materialize(b, get_template(b, source.campaign_id, source.version))
+    return bind(lt, source.data)

@@ -213,6 +213,24 @@ def _cached_run(
     return cache.put(blob, work / f"new_{name}", work), False
 
 
+def cached_run(run: Run, profile: EncodingProfile, cache: SegmentCache, work: Path) -> Path:
+    """A local file of one run's video-only MP4: from the segment cache, or rendered into it
+    (the same key as in `render`, so the MP4 and the HLS outputs share their runs)."""
+    return _cached_run(run, profile, cache, cache_context(), work, "run.mp4")[0]
+
+
+def audio_key(plan: RenderPlan, total: float, profile: EncodingProfile) -> str:
+    """Content key of the plan's audio track over `total` seconds (as `render` caches it)."""
+    return _audio_key(audio_inputs(plan, total), total, profile)
+
+
+def audio_track(
+    plan: RenderPlan, total: float, profile: EncodingProfile, cache: SegmentCache, work: Path
+) -> Path:
+    """A local file of the plan's AAC track: from the cache, or rendered into it."""
+    return _audio_track(plan, total, profile, cache, work)
+
+
 def warm(plan: RenderPlan, cache: SegmentCache, *, preview: bool = False) -> tuple[int, int]:
     """Render the plan's static runs into the cache (the segments every recipient shares).
 

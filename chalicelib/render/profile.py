@@ -85,3 +85,28 @@ class EncodingProfile:
             "map_metadata": -1,
             "an": None,
         }
+
+
+@dataclass(frozen=True)
+class StreamProfile(EncodingProfile):
+    """An HLS rendition's profile: the full-quality one at a given size, without B-frames.
+
+    HLS players (hls.js) time a stream from its first decode timestamp; with B-frames the
+    first frame is presented a frame or two later, a hole they must jump at the start. Its
+    own field keeps its runs apart from the MP4's in the segment cache (their bytes differ).
+    """
+
+    bframes: int = 0
+
+    @classmethod
+    def rendition(cls, canvas: Canvas, height: int) -> StreamProfile:
+        """The rendition `height` lines tall (the canvas's own size when not smaller)."""
+        base = EncodingProfile.for_canvas(canvas)
+        fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
+        if height < canvas.height:
+            fields["height"] = max(2, height // 2 * 2)
+            fields["width"] = max(2, round(canvas.width * fields["height"] / canvas.height / 2) * 2)
+        return cls(**fields)
+
+    def video_args(self) -> dict[str, object]:
+        return {**super().video_args(), "bf": self.bframes}

@@ -1,4 +1,7 @@
-// Reel's landing-page player: measures the view and sends it with navigator.sendBeacon.
+// Reel's landing-page player: plays the recipient's personal HLS stream (rendered just in time,
+// with their current data) through hls.js, or natively where the browser plays HLS itself, and
+// falls back to the MP4 of the <source> when there is no stream.
+// It measures the view and sends it with navigator.sendBeacon.
 // Events: impression, play, progress (each 10 % step once per view, only when played through),
 // pause, seek, ended, replay, cta_click. Batched (≤ 50 a request), flushed every second and
 // when the page is hidden or left.
@@ -8,6 +11,44 @@
   var video = document.getElementById("reel-video");
   var cta = document.getElementById("reel-cta");
   var MAX = 50;
+  // What plays, and hls.js's errors (for diagnostics and tests).
+  var player = window.reelPlayer = { mode: "mp4", hls: null, errors: [] };
+
+  function useMp4() {
+    if (player.mode === "mp4") return;
+    if (player.hls) { player.hls.destroy(); player.hls = null; }
+    player.mode = "mp4";
+    video.removeAttribute("src");
+    video.load();  // back to the <source> elements
+  }
+  function useStream(url) {
+    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      player.mode = "native";  // Safari, iOS, recent Chrome: the browser plays HLS itself
+      video.addEventListener("error", function () {
+        if (player.mode === "native" && video.getAttribute("src") === url) useMp4();
+      });
+      video.src = url;
+    } else if (window.Hls && window.Hls.isSupported()) {
+      // No worker: the page's CSP allows scripts from 'self' only (the transmuxing is light).
+      var hls = new window.Hls({ enableWorker: false });
+      player.mode = "hls.js";
+      player.hls = hls;
+      var recovered = false;
+      hls.on(window.Hls.Events.ERROR, function (event, data) {
+        player.errors.push({ type: data.type, details: data.details, fatal: !!data.fatal });
+        if (!data.fatal) return;
+        if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR && !recovered) {
+          recovered = true;
+          hls.recoverMediaError();
+        } else {
+          useMp4();
+        }
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    }
+  }
+  if (config.hls_url) useStream(config.hls_url);
   var queue = [];
   var timer = null;
   var counter = 0;

@@ -1,0 +1,89 @@
+"""Streaming routes: a recipient's HLS playlists (answered at once) and their chunks (rendered
+just in time when missing; static ones shared under immutable URLs)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalice.app import Blueprint, Chalice, Response
+
+from chalicelib import bootstrap
+from chalicelib.api import handles_errors
+from chalicelib.delivery import stream
+from chalicelib.errors import NotFoundError
+
+PLAYLIST = "application/vnd.apple.mpegurl"
+TS = "video/mp2t"
+_CHUNK = re.compile(r"^([0-9a-f]{64})\.ts$")
+_MEDIA = re.compile(r"^([0-9]{1,5}p)\.m3u8$")
+
+
+class _Blueprint(Blueprint):
+    """A blueprint that declares its binary media type to the app it is registered on."""
+
+    def register(self, app: Chalice, options: dict[str, Any]) -> None:
+        super().register(app, options)
+        if TS not in app.api.binary_types:
+            app.api.binary_types.append(TS)
+
+
+hls = _Blueprint(__name__)
+
+
+def _playlist(text: str) -> Response:
+    # The playlist follows the recipient's data: never cached. The chunks it lists are.
+    return Response(
+        body=text,
+        status_code=200,
+        headers={"Content-Type": PLAYLIST, "Cache-Control": "no-store"},
+    )
+
+
+def _chunk(name: str, personal: bool, token: str | None = None) -> Response:
+    match = _CHUNK.match(name)
+    if match is None:
+        raise NotFoundError(f"no chunk {name!r}", field="name")
+    try:
+        data = bootstrap.streams().chunk(match.group(1), personal=personal, token=token)
+    except stream.NotReady:
+        return Response(
+            body={"error": {"code": "not_ready", "message": "still rendering", "field": ""}},
+            status_code=503,
+            headers={"Content-Type": "application/json", "Retry-After": "1"},
+        )
+    scope = "private" if personal else "public"
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": TS, "Cache-Control": f"{scope}, max-age=31536000, immutable"},
+    )
+
+
+@hls.route("/hls/s/{name}")
+@handles_errors
+def static_chunk(name: str) -> Response:
+    """A chunk every recipient shares (the same bytes for the same key, forever)."""
+    return _chunk(name, personal=False)
+
+
+@hls.route("/hls/{token}/p/{name}")
+@handles_errors
+def personal_chunk(token: str, name: str) -> Response:
+    """One of a recipient's personal chunks (its key changes when what shows in it does)."""
+    return _chunk(name, personal=True, token=token)
+
+
+@hls.route("/hls/{token}/{name}")
+@handles_errors
+def playlist(token: str, name: str) -> Response:
+    """`index.m3u8` (master: the renditions and the audio), `{height}p.m3u8` (a rendition)
+    and `audio.m3u8`: planned from the recipient's current record, rendered or not."""
+    streams = bootstrap.streams()
+    if name == "index.m3u8":
+        return _playlist(streams.master(token))
+    if name == "audio.m3u8":
+        return _playlist(streams.audio(token))
+    if match := _MEDIA.match(name):
+        return _playlist(streams.media(token, match.group(1)))
+    raise NotFoundError(f"no playlist {name!r}", field="name")

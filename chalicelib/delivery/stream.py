@@ -1,0 +1,344 @@
+"""Personal HLS streams rendered just in time: playlists at once, missing chunks in playback order.
+
+A playlist request binds the recipient's current record and plans their stream (milliseconds),
+answers with the playlist, and schedules the groups (a run in one rendition, or the audio
+track) whose chunks are not stored yet, earliest deadline first: the deadline of a group is
+the request's time plus its start on the timeline. Static groups are normally stored already
+(the first request for a template renders them, shared by everyone after). A chunk requested
+before it is ready waits for its group (bounded) instead of failing.
+
+Rendering goes through a `RenderBackend`. Single flight: one render per group key at a time
+in this process (a dict of futures under a lock, fed to a few worker threads), however many
+viewers ask for it. Locally the backend renders in this process with the ffmpeg runner; on
+AWS the same scheduler would invoke the render Lambda once per group (see `LambdaBackend`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from chalicelib.errors import NotFoundError
+from chalicelib.pipeline import service
+from chalicelib.pipeline.service import Backends, StreamSource
+from chalicelib.ports import BlobStore
+from chalicelib.render import hls
+from chalicelib.render.cache import SegmentCache
+from chalicelib.render.hls import AudioGroup, Chunk, ChunkGroup, StreamPlan
+from chalicelib.settings import get_settings
+from chalicelib.template.plan import RenderPlan
+
+WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
+WAIT_SECONDS = 30.0  # how long a chunk request waits for its group before a 503
+PLANS_KEPT = 1024
+CHUNKS_KEPT = 200_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class NotReady(Exception):
+    """A chunk's group did not finish within the wait: the client should retry (503)."""
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One group to make. `key` is the single-flight key (the group's content key); `marker`
+    is the blob whose presence says the group is stored (its last chunk, written last)."""
+
+    key: str
+    marker: str
+    source: StreamSource  # whose record (the AWS backend sends campaign, version and data)
+    rendition: str | None  # None: the audio track
+    index: int  # the group's place in its rendition
+    plan: RenderPlan
+    group: ChunkGroup | AudioGroup
+
+
+class RenderBackend(Protocol):
+    """Makes a group's chunks exist in the chunk store (returns when they are stored)."""
+
+    def render(self, job: RenderJob) -> None: ...
+
+
+class LocalBackend:
+    """Renders in this process through the ffmpeg runner (`reel serve`, the local backend)."""
+
+    def __init__(self, cache: SegmentCache):
+        self.cache = cache
+
+    def render(self, job: RenderJob) -> None:
+        base = get_settings().work_dir
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="reel-hls-", dir=base))
+        try:
+            if isinstance(job.group, AudioGroup):
+                hls.render_audio(job.plan, job.group, self.cache, work)
+            else:
+                hls.render_group(job.group, self.cache, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class LambdaBackend:
+    """AWS: invoke the render Lambda synchronously for one group, with the payload
+    `{"action": "hls_group", "campaign_id", "version", "data", "rendition", "index"}`; the
+    worker rebinds the record, plans the stream and runs `hls.render_group` (or
+    `hls.render_audio` when `rendition` is null) into S3, where CloudFront serves the chunks.
+
+    NOT IMPLEMENTED YET: the render handler has no `hls_group` action; until it does, streams
+    are served by the local backend only.
+    """
+
+    def __init__(self, function_name: str):
+        self.function_name = function_name
+
+    def render(self, job: RenderJob) -> None:
+        raise NotImplementedError(
+            f"rendering HLS chunks through the {self.function_name!r} Lambda is not "
+            "implemented yet (needs an `hls_group` action in the render handler)"
+        )
+
+
+class _Lru(Generic[K, V]):
+    """A small thread-safe LRU map."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class Scheduler:
+    """Single-flight, earliest-deadline-first rendering of groups on a few worker threads."""
+
+    def __init__(self, backend: RenderBackend, store: BlobStore, workers: int = WORKERS):
+        self.backend = backend
+        self.store = store
+        self.renders: Counter[str] = Counter()  # renders per group key (tests, metrics)
+        self._lock = threading.Condition()
+        self._futures: dict[str, Future[None]] = {}
+        self._jobs: dict[str, RenderJob] = {}
+        self._started: set[str] = set()
+        self._stored: set[str] = set()
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"reel-hls-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stored(self, job: RenderJob) -> bool:
+        if job.key in self._stored:
+            return True
+        if self.store.exists(job.marker):
+            with self._lock:
+                self._stored.add(job.key)
+            return True
+        return False
+
+    def ensure(self, job: RenderJob, deadline: float) -> Future[None]:
+        """The future of `job`'s group being stored; queued (again, if the new deadline is
+        earlier) unless it is stored or already rendering."""
+        if self.stored(job):
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        with self._lock:
+            future = self._futures.get(job.key)
+            if future is None:
+                future = self._futures[job.key] = Future()
+                self._jobs[job.key] = job
+            if job.key not in self._started:
+                # A job queued twice runs once: the worker skips entries already started.
+                heapq.heappush(self._heap, (deadline, next(self._seq), job.key))
+                self._lock.notify()
+            return future
+
+    def _next(self) -> tuple[RenderJob, Future[None]]:
+        with self._lock:
+            while True:
+                while not self._heap:
+                    self._lock.wait()
+                _, _, key = heapq.heappop(self._heap)
+                if key in self._started or key not in self._futures:
+                    continue
+                self._started.add(key)
+                return self._jobs[key], self._futures[key]
+
+    def _work(self) -> None:
+        while True:
+            job, future = self._next()
+            error: BaseException | None = None
+            rendered = False
+            try:
+                if not self.stored(job):
+                    self.backend.render(job)
+                    rendered = True
+            except Exception as exc:  # the thread's entry point: the error goes to the waiters
+                error = exc
+            with self._lock:
+                self._futures.pop(job.key, None)
+                self._jobs.pop(job.key, None)
+                self._started.discard(job.key)
+                if error is None:
+                    self._stored.add(job.key)
+                if rendered:
+                    self.renders[job.key] += 1
+            if error is None:
+                future.set_result(None)
+            else:  # the next request for it tries again
+                future.set_exception(error)
+
+
+@dataclass(frozen=True)
+class _Open:
+    source: StreamSource
+    plan: RenderPlan
+    stream: StreamPlan
+
+
+class Streams:
+    """The stream service of one process: playlists, chunks, and the scheduler behind them."""
+
+    def __init__(
+        self,
+        b: Backends,
+        backend: RenderBackend,
+        *,
+        workers: int = WORKERS,
+        wait: float = WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.b = b
+        self.wait = wait
+        self.clock = clock
+        self.scheduler = Scheduler(backend, b.cache.store, workers)
+        self._plans: _Lru[tuple[str, str, str], tuple[RenderPlan, StreamPlan]] = _Lru(PLANS_KEPT)
+        self._chunks: _Lru[str, tuple[Chunk, RenderJob]] = _Lru(CHUNKS_KEPT)
+
+    # ── planning ──
+
+    def open(self, token: str) -> _Open:
+        """Bind and plan a recipient's stream (memoized by template version and data hash)."""
+        source = service.stream_source(self.b, token)
+        memo = (source.campaign_id, source.version, source.data_hash)
+        found = self._plans.get(memo)
+        if found is None:
+            plan = service.stream_plan(self.b, source)
+            found = (plan, hls.plan_stream(plan))
+            self._plans.put(memo, found)
+        opened = _Open(source, *found)
+        self._remember(opened)
+        return opened
+
+    def _jobs(self, opened: _Open, rendition: str | None) -> list[RenderJob]:
+        sp = opened.stream
+        if rendition is None:
+            audio = sp.audio
+            return [
+                RenderJob(
+                    audio.key, audio.chunks[-1].blob, opened.source, None, 0, opened.plan, audio
+                )
+            ]
+        return [
+            RenderJob(g.key, g.chunks[-1].blob, opened.source, rendition, i, opened.plan, g)
+            for i, g in enumerate(sp.groups[rendition])
+        ]
+
+    def _remember(self, opened: _Open) -> None:
+        for name in [*(r.name for r in opened.stream.renditions), None]:
+            for job in self._jobs(opened, name):
+                for chunk in job.group.chunks:
+                    self._chunks.put(chunk.key, (chunk, job))
+
+    def schedule(self, opened: _Open, rendition: str | None) -> list[Future[None]]:
+        """Queue the missing groups of a rendition (or the audio), in playback order."""
+        now = self.clock()
+        return [
+            self.scheduler.ensure(job, now + job.group.chunks[0].start)
+            for job in self._jobs(opened, rendition)
+        ]
+
+    # ── playlists ──
+
+    def master(self, token: str) -> str:
+        """The master playlist; starts making the first rendition and the audio."""
+        opened = self.open(token)
+        self.schedule(opened, None)
+        self.schedule(opened, opened.stream.renditions[0].name)
+        return hls.master_playlist(opened.stream.renditions, "audio.m3u8")
+
+    def media(self, token: str, rendition: str) -> str:
+        """A rendition's media playlist; starts making its missing chunks."""
+        opened = self.open(token)
+        if opened.stream.rendition(rendition) is None:
+            raise NotFoundError(f"no rendition {rendition!r}", field="rendition")
+        self.schedule(opened, rendition)
+        return hls.media_playlist([(c.duration, _uri(c)) for c in opened.stream.chunks(rendition)])
+
+    def audio(self, token: str) -> str:
+        """The audio rendition's playlist (shared chunks)."""
+        opened = self.open(token)
+        self.schedule(opened, None)
+        return hls.media_playlist([(c.duration, _uri(c)) for c in opened.stream.audio.chunks])
+
+    # ── chunks ──
+
+    def chunk(self, key: str, *, personal: bool, token: str | None = None) -> bytes:
+        """A chunk's bytes, waiting (bounded) for its group when it is not stored yet.
+
+        Static chunks (`personal=False`) are looked up by key alone; personal ones need the
+        recipient's token, and a key this process does not know is looked up by planning it.
+        """
+        blob = hls.chunk_blob(key, personal)
+        try:
+            return self.b.cache.store.get_bytes(blob)
+        except (KeyError, ValueError):
+            pass
+        known = self._chunks.get(key)
+        if known is None and token is not None:
+            self.open(token)  # a restarted process, or a playlist served by another one
+            known = self._chunks.get(key)
+        if known is None or known[0].personal != personal:
+            raise NotFoundError("no such chunk", field="key")
+        job = known[1]
+        future = self.scheduler.ensure(job, self.clock())  # someone is waiting: now
+        try:
+            future.result(timeout=self.wait)
+        except FutureTimeout:
+            raise NotReady(key) from None
+        return self.b.cache.store.get_bytes(blob)
+
+
+def _uri(chunk: Chunk) -> str:
+    """A chunk's URL relative to its playlist (/hls/{token}/…): shared ones under /hls/s/."""
+    return f"p/{chunk.key}.ts" if chunk.personal else f"../s/{chunk.key}.ts"

@@ -1,0 +1,201 @@
+"""Personal HLS streams with real ffmpeg on the tiny campaign: the playlist decodes to the whole
+video, new data changes only the personal chunks' URLs, and concurrent viewers cause one render
+per chunk group. Served over real HTTP by `reel serve` where the test is about the wire."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib import bootstrap
+from chalicelib.pipeline import service
+from chalicelib.render import engine
+from chalicelib.render import ffmpeg as ff
+from tests.conftest import Campaign
+from tests.server import reel_serve
+
+KEY = "test-key-0123456789"
+ANY = {"accept": "*/*"}  # what players send (binary responses need a matching Accept)
+TINY_FRAMES = 26  # intro 1.0 + greeting 1.0 + outro 0.6 (cuts) → 2.6 s at 10 fps
+TINY_SECONDS = 2.6
+
+
+def put_data(url: str, key: str, rid: str, data: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"campaign_id": "tiny", "data": data}).encode()
+    req = urllib.request.Request(f"{url}/recipients/{rid}/data", body, method="PUT")
+    req.add_header("content-type", "application/json")
+    req.add_header("x-api-key", key)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        return bytes(resp.read())
+
+
+def uris(playlist: str) -> list[str]:
+    return [line for line in playlist.splitlines() if line and not line.startswith("#")]
+
+
+def durations(playlist: str) -> list[float]:
+    return [float(m) for m in re.findall(r"#EXTINF:([0-9.]+),", playlist)]
+
+
+def test_ffmpeg_decodes_the_personal_playlist(campaign: Campaign, tmp_path: Path) -> None:
+    with reel_serve(campaign.root.parent, tmp_path / "data") as (url, key):
+        # GIVEN a new recipient, never rendered
+        page = put_data(url, key, "ada", {"first_name": "Ada", "plan": "basic"})["page"]
+        token = page.rsplit("/", 1)[1]
+        # WHEN ffmpeg reads their stream's first rendition over HTTP
+        master = get(f"{url}/hls/{token}/index.m3u8").decode()
+        first = uris(master)[0]
+        media = f"{url}/hls/{token}/{first}"
+        listed = sum(durations(get(media).decode()))
+        frames = tmp_path / "frames.txt"
+        args = ["-protocol_whitelist", "http,tcp,file", "-i", media, "-map", "0:v"]
+        ff.run([*args, "-f", "framecrc", str(frames)], timeout=120)
+        # THEN every frame of the video is there, in order, and the playlist says how long
+        lines = [ln for ln in frames.read_text().splitlines() if not ln.startswith("#")]
+        assert len(lines) == TINY_FRAMES
+        assert listed == pytest.approx(TINY_SECONDS, abs=1e-6)
+        # AND the audio rendition covers the same time, and the whole stream decodes with it
+        audio = get(f"{url}/hls/{token}/audio.m3u8").decode()
+        assert sum(durations(audio)) == pytest.approx(TINY_SECONDS, abs=1e-6)
+        out = tmp_path / "whole.mp4"
+        ff.run(["-protocol_whitelist", "http,tcp,file", "-i", f"{url}/hls/{token}/index.m3u8",
+                "-c", "copy", str(out)], timeout=120)  # fmt: skip
+        with av.open(str(out)) as c:
+            assert c.streams.audio and c.streams.video
+            v = c.streams.video[0]
+            decoded = sum(1 for _ in c.decode(v))
+            assert decoded == TINY_FRAMES
+            assert float(c.duration or 0) / 1e6 == pytest.approx(TINY_SECONDS, abs=0.1)
+
+
+@pytest.fixture
+def client(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    monkeypatch.setenv("REEL_API_KEYS", KEY)
+    bootstrap.reset()
+    service.register_folder(bootstrap.backends(), campaign.root)
+    with Client(app, stage_name="local") as c:
+        yield c
+    bootstrap.reset()
+
+
+def _put(client: Client, rid: str, data: dict[str, Any]) -> str:
+    resp = client.http.put(
+        f"/recipients/{rid}/data",
+        headers={"content-type": "application/json", "x-api-key": KEY},
+        body=json.dumps({"campaign_id": "tiny", "data": data}),
+    )
+    assert resp.status_code == 200, resp.body
+    return str(json.loads(resp.body)["page"]).rsplit("/", 1)[1]
+
+
+def _playlist(client: Client, token: str, name: str) -> str:
+    resp = client.http.get(f"/hls/{token}/{name}")
+    assert resp.status_code == 200, resp.body
+    assert resp.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    return str(resp.body.decode() if isinstance(resp.body, bytes) else resp.body)
+
+
+def test_new_data_changes_only_the_personal_chunks(client: Client) -> None:
+    # GIVEN a recipient's stream
+    token = _put(client, "ada", {"first_name": "Ada"})
+    rendition = uris(_playlist(client, token, "index.m3u8"))[0]
+    before = uris(_playlist(client, token, rendition))
+    audio_before = _playlist(client, token, "audio.m3u8")
+    # WHEN their data changes (same link) and the playlist is asked for again
+    assert _put(client, "ada", {"first_name": "Grace"}) == token
+    after = uris(_playlist(client, token, rendition))
+    # THEN the personal chunks have new URLs, the static ones keep theirs
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed and all(a.startswith("p/") and b.startswith("p/") for a, b in changed)
+    kept = [a for a, b in zip(before, after, strict=True) if a == b]
+    assert kept and all(a.startswith("../s/") for a in kept)
+    assert _playlist(client, token, "audio.m3u8") == audio_before
+    # AND each chunk is served: static ones publicly cacheable, personal ones privately
+    for uri in after:
+        path = f"/hls/s/{uri[5:]}" if uri.startswith("../s/") else f"/hls/{token}/{uri}"
+        resp = client.http.get(path, headers=ANY)
+        assert resp.status_code == 200, resp.body
+        assert resp.headers["Content-Type"] == "video/mp2t"
+        scope = "public" if uri.startswith("../") else "private"
+        assert resp.headers["Cache-Control"] == f"{scope}, max-age=31536000, immutable"
+    # AND a personal chunk is not served under the shared path, nor an old one under new data
+    personal = next(u for u in after if u.startswith("p/"))
+    assert client.http.get(f"/hls/s/{personal[2:]}", headers=ANY).status_code == 404
+
+
+def test_two_viewers_at_once_cause_one_render(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered: Counter[str] = Counter()
+    real = engine.render_run
+
+    def counting(run: Any, profile: Any, work: Path, out: Path) -> None:
+        rendered[f"{profile.height}:{run.start}"] += 1
+        real(run, profile, work, out)
+
+    monkeypatch.setattr(engine, "render_run", counting)
+    # GIVEN a new recipient nobody has watched
+    token = _put(client, "bob", {"first_name": "Bob", "plan": "pro"})
+    rendition = uris(_playlist(client, token, "index.m3u8"))[0]
+    entries = uris(_playlist(client, token, rendition))
+    results: list[list[int]] = []
+    barrier = threading.Barrier(2)
+
+    # WHEN two viewers fetch the playlist and every chunk at the same moment
+    def viewer() -> None:
+        barrier.wait()
+        _playlist(client, token, rendition)
+        codes = []
+        for uri in entries:
+            path = f"/hls/s/{uri[5:]}" if uri.startswith("../s/") else f"/hls/{token}/{uri}"
+            codes.append(client.http.get(path, headers=ANY).status_code)
+        results.append(codes)
+
+    threads = [threading.Thread(target=viewer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    # THEN both get every chunk, and each run was rendered once, each group made once
+    assert results == [[200] * len(entries)] * 2
+    assert rendered and set(rendered.values()) == {1}
+    renders = bootstrap.streams().scheduler.renders
+    assert renders and set(renders.values()) == {1}
+
+
+def test_unknown_streams_and_chunks_are_404(client: Client) -> None:
+    assert client.http.get("/hls/nosuchtoken0123/index.m3u8").status_code == 404
+    assert client.http.get(f"/hls/s/{'0' * 64}.ts").status_code == 404
+    assert client.http.get("/hls/s/evil.ts").status_code == 404
+    token = _put(client, "cy", {"first_name": "Cy"})
+    assert client.http.get(f"/hls/{token}/999p.m3u8").status_code == 404
+    assert client.http.get(f"/hls/{token}/p/{'1' * 64}.ts").status_code == 404
+
+
+def test_the_page_streams_with_hlsjs_served_by_the_app(client: Client) -> None:
+    token = _put(client, "dee", {"first_name": "Dee"})
+    html = client.http.get(f"/v/{token}").body.decode()
+    config = json.loads(re.search(r'id="reel-config"[^>]*>(.*?)</script>', html, re.S)[1])
+    assert config["hls_url"] == f"../hls/{token}/index.m3u8"
+    assert html.index("../static/hls.min.js") < html.index("../static/player.js")
+    script = client.http.get("/static/hls.min.js")  # vendored by `make player` (npm)
+    assert script.status_code == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert client.http.get("/static/vendor%2Fhls.min.js").status_code == 404

@@ -1,0 +1,113 @@
+"""HLS planning (no rendering): chunks aligned with the static/personal runs, durations that
+add up to the video's, keys that follow content, playlists, and static vs personal URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.delivery.stream import _uri
+from chalicelib.render import hls
+from chalicelib.render.profile import StreamProfile
+from chalicelib.render.segments import plan_runs
+from chalicelib.template.bind import bind
+from chalicelib.template.library import load_template
+from chalicelib.template.model import Canvas
+from chalicelib.template.plan import RenderPlan
+from tests.conftest import Campaign
+
+
+def plan_of(campaign: Campaign, **data: Any) -> RenderPlan:
+    return bind(load_template(campaign.template), {"first_name": "Ada", **data})
+
+
+def test_chunk_cuts_are_at_most_a_gop_from_the_run_start() -> None:
+    assert hls.chunk_cuts(165, 60) == [(0, 60), (60, 120), (120, 165)]
+    assert hls.chunk_cuts(60, 60) == [(0, 60)]
+    assert hls.chunk_cuts(7, 60) == [(0, 7)]
+
+
+def test_audio_cuts_cover_the_whole_track() -> None:
+    assert hls.audio_cuts(30.0) == [(2.0 * i, 2.0 * i + 2) for i in range(15)]
+    assert hls.audio_cuts(3.4) == [(0, 2), (2, 3.4)]
+
+
+def test_renditions_are_the_canvas_and_a_smaller_one() -> None:
+    demo = hls.renditions(Canvas(width=1280, height=720, fps=30))
+    assert [(r.name, r.profile.width, r.profile.height) for r in demo] == [
+        ("720p", 1280, 720),
+        ("360p", 640, 360),
+    ]
+    assert demo[1].profile.scale == 0.5 and demo[0].bandwidth > demo[1].bandwidth
+    tiny = hls.renditions(Canvas(width=160, height=96, fps=10))
+    assert [r.name for r in tiny] == ["96p", "48p"]
+    # No B-frames: each chunk's first frame is presented when decoded (no hole at the start).
+    assert isinstance(demo[0].profile, StreamProfile)
+    assert demo[0].profile.video_args()["bf"] == 0
+
+
+def test_chunks_align_with_the_runs_and_add_up(campaign: Campaign) -> None:
+    plan = plan_of(campaign, plan="pro")
+    stream = hls.plan_stream(plan, {"engine": "test"})
+    for rendition in stream.renditions:
+        runs = plan_runs(plan, rendition.profile)
+        groups = stream.groups[rendition.name]
+        assert [g.run.start for g in groups] == [r.start for r in runs]
+        fps = rendition.profile.fps
+        for group in groups:
+            # every chunk inside its run, ≤ 2 s, back to back, of the run's kind
+            assert group.chunks[0].start == group.run.start / fps
+            assert sum(c.duration for c in group.chunks) == pytest.approx(group.run.frames / fps)
+            assert all(c.duration <= 2 for c in group.chunks)
+            assert {c.personal for c in group.chunks} == {group.run.personal}
+            assert all(c.group == group.key for c in group.chunks)
+        chunks = stream.chunks(rendition.name)
+        assert sum(c.duration for c in chunks) == pytest.approx(stream.duration)
+        ends = [c.start + c.duration for c in chunks]
+        assert [c.start for c in chunks[1:]] == pytest.approx(ends[:-1])
+    assert stream.duration == pytest.approx(3.4)
+    assert sum(c.duration for c in stream.audio.chunks) == pytest.approx(stream.duration)
+
+
+def test_static_chunks_are_shared_and_personal_ones_follow_the_data(campaign: Campaign) -> None:
+    context = {"engine": "test"}
+    ada = hls.plan_stream(plan_of(campaign), context)
+    grace = hls.plan_stream(plan_of(campaign, first_name="Grace"), context)
+    again = hls.plan_stream(plan_of(campaign), context)
+    name = ada.renditions[0].name
+    a, g, a2 = ada.chunks(name), grace.chunks(name), again.chunks(name)
+    assert [c.key for c in a] == [c.key for c in a2]  # same data, same keys
+    for x, y in zip(a, g, strict=True):
+        assert (x.key == y.key) is (not x.personal)
+    assert ada.audio.key == grace.audio.key
+    # the renditions never share a chunk
+    assert not {c.key for c in a} & {c.key for c in ada.chunks(ada.renditions[1].name)}
+    # URLs: static ones under /hls/s/ (shared), personal ones under the token
+    for c in a:
+        assert _uri(c) == (f"p/{c.key}.ts" if c.personal else f"../s/{c.key}.ts")
+        assert c.blob.startswith("hls/p/" if c.personal else "hls/s/")
+    assert any(c.personal for c in a) and any(not c.personal for c in a)
+
+
+def test_playlists() -> None:
+    media = hls.media_playlist([(2.0, "../s/a.ts"), (1.5, "p/b.ts")])
+    assert media.splitlines() == [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXTINF:2.000000,",
+        "../s/a.ts",
+        "#EXTINF:1.500000,",
+        "p/b.ts",
+        "#EXT-X-ENDLIST",
+    ]
+    master = hls.master_playlist(hls.renditions(Canvas(width=1280, height=720, fps=30)), "a.m3u8")
+    lines = master.splitlines()
+    assert lines[3].startswith('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"')
+    assert 'URI="a.m3u8"' in lines[3]
+    assert "RESOLUTION=1280x720" in lines[4] and 'AUDIO="audio"' in lines[4]
+    assert lines[5] == "720p.m3u8" and lines[7] == "360p.m3u8"
