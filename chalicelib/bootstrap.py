@@ -128,9 +128,13 @@ def streams() -> Streams:
     from chalicelib.delivery.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
 
     s, b = get_settings(), backends()
-    backend: RenderBackend = (
-        LambdaBackend(s.render_function) if s.backend == "aws" else LocalBackend(b.cache)
-    )
+    backend: RenderBackend
+    if s.backend == "aws":
+        import boto3
+
+        backend = LambdaBackend(boto3.client("lambda", region_name=s.region), s.render_function)
+    else:
+        backend = LocalBackend(b.cache)
     return Streams(b, backend)
 
 

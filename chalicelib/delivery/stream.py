@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -27,9 +28,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import NotFoundError, RenderError
 from chalicelib.pipeline import service
 from chalicelib.pipeline.service import Backends, StreamSource
 from chalicelib.ports import BlobStore
@@ -40,9 +41,12 @@ from chalicelib.settings import get_settings
 from chalicelib.template.plan import RenderPlan
 
 WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
-WAIT_SECONDS = 30.0  # how long a chunk request waits for its group before a 503
+WAIT_SECONDS = 25.0  # a chunk request waits this long for its group, then 503 (API Gateway: 29 s)
 PLANS_KEPT = 1024
 CHUNKS_KEPT = 200_000
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -93,23 +97,64 @@ class LocalBackend:
 
 
 class LambdaBackend:
-    """AWS: invoke the render Lambda synchronously for one group, with the payload
-    `{"action": "hls_group", "campaign_id", "version", "data", "rendition", "index"}`; the
-    worker rebinds the record, plans the stream and runs `hls.render_group` (or
-    `hls.render_audio` when `rendition` is null) into S3, where CloudFront serves the chunks.
+    """AWS: invoke the render Lambda synchronously for one group; the worker rebinds the
+    record, plans the stream and renders the group into S3 (`render_group_event`), where
+    CloudFront serves the chunks. The payload names the group by its place, never media."""
 
-    NOT IMPLEMENTED YET: the render handler has no `hls_group` action; until it does, streams
-    are served by the local backend only.
-    """
-
-    def __init__(self, function_name: str):
+    def __init__(self, client: LambdaClient, function_name: str):
+        self.client = client
         self.function_name = function_name
 
     def render(self, job: RenderJob) -> None:
-        raise NotImplementedError(
-            f"rendering HLS chunks through the {self.function_name!r} Lambda is not "
-            "implemented yet (needs an `hls_group` action in the render handler)"
+        payload = {
+            "action": "hls_group",
+            "campaign_id": job.source.campaign_id,
+            "version": job.source.version,
+            "data": job.source.data,
+            "rendition": job.rendition,
+            "index": job.index,
+            "key": job.key,
+        }
+        resp = self.client.invoke(
+            FunctionName=self.function_name,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(payload).encode(),
         )
+        if resp.get("FunctionError"):
+            detail = resp["Payload"].read().decode("utf-8", "replace")[:2000]
+            raise RenderError(f"the render Lambda failed on group {job.key[:16]}: {detail}")
+
+
+def render_group_event(
+    b: Backends,
+    *,
+    campaign_id: str,
+    version: str,
+    data: dict[str, Any],
+    rendition: str | None,
+    index: int,
+    key: str,
+) -> None:
+    """The render Lambda's side of `LambdaBackend`: make one group's chunks exist in the chunk
+    store (idempotent: the same content lands under the same keys)."""
+    from chalicelib.template.bind import bind
+
+    lt = service.materialize(b, service.get_template(b, campaign_id, version))
+    plan = bind(lt, data)
+    stream_plan = hls.plan_stream(plan)
+    group: ChunkGroup | AudioGroup = (
+        stream_plan.audio if rendition is None else stream_plan.groups[rendition][index]
+    )
+    if group.key != key:  # the template or the engine changed under the request
+        raise RenderError(f"group {key[:16]} is not in this stream any more")
+    LocalBackend(b.cache).render(
+        RenderJob(key, group.chunks[-1].blob, _NO_SOURCE, rendition, index, plan, group)
+    )
+
+
+_NO_SOURCE = StreamSource(
+    token="", campaign_id="", recipient_id="", version="", data_hash="", data={}
+)
 
 
 class _Lru(Generic[K, V]):

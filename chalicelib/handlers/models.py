@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import Field
 
 from chalicelib.pipeline.jobs import BatchItem
@@ -25,6 +27,19 @@ class RenderEvent(Strict):
     """A single render (the asynchronous invoke of `StepFunctionsOrchestrator.start_render`)."""
 
     render_id: str = Field(min_length=1)
+
+
+class HlsGroupEvent(Strict):
+    """One stream group to render just in time (the synchronous invoke of the API's
+    `LambdaBackend`): a run in one rendition, or (`rendition` null) the audio track."""
+
+    action: Literal["hls_group"]
+    campaign_id: str
+    version: str
+    data: dict[str, Any]
+    rendition: str | None
+    index: int = Field(ge=0)
+    key: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class TaskError(Strict):

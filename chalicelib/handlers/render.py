@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from chalicelib import bootstrap
 from chalicelib.handlers import logger, once, tracer
-from chalicelib.handlers.models import RenderEvent, RenderItemEvent, RenderOutput
+from chalicelib.handlers.models import HlsGroupEvent, RenderEvent, RenderItemEvent, RenderOutput
 from chalicelib.pipeline import service
 
 # A retried item (Lambda service error, a lost response) returns the stored result instead of
@@ -23,7 +23,9 @@ RENDER_IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="render_id", raise_on_no_idempotency_key=True
 )
 
-RenderInput = TypeAdapter[RenderItemEvent | RenderEvent](RenderItemEvent | RenderEvent)
+RenderInput = TypeAdapter[RenderItemEvent | RenderEvent | HlsGroupEvent](
+    RenderItemEvent | RenderEvent | HlsGroupEvent
+)
 
 
 def _render_item(event: RenderItemEvent) -> dict[str, Any]:
@@ -39,10 +41,21 @@ def _render(event: RenderEvent) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @event_parser(model=RenderInput)
-def handler(event: RenderItemEvent | RenderEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(
+    event: RenderItemEvent | RenderEvent | HlsGroupEvent, context: LambdaContext
+) -> dict[str, Any]:
     """A Map item `{"batch_id", "item"}` → its RecipientResult (a bad record is a failed
-    result); `{"render_id"}` → the render's final state. Unexpected errors propagate, so Step
-    Functions' Retry and Catch see them."""
+    result); `{"render_id"}` → the render's final state; `{"action": "hls_group", …}` → one
+    stream group rendered into the chunk store (content-addressed: a retry rewrites the same
+    bytes). Unexpected errors propagate, so Step Functions' Retry and Catch see them."""
+    if isinstance(event, HlsGroupEvent):
+        from chalicelib.delivery.stream import render_group_event
+
+        logger.append_keys(campaign_id=event.campaign_id, group=event.key[:16])
+        fields = event.model_dump(exclude={"action"})
+        render_group_event(bootstrap.backends(), **fields)
+        logger.info("stream group rendered", extra={"rendition": event.rendition})
+        return {"key": event.key, "state": "done"}
     if isinstance(event, RenderEvent):
         logger.append_keys(render_id=event.render_id)
         out = once("render", RENDER_IDEMPOTENCY, _render, event, context)

@@ -199,3 +199,37 @@ def test_the_page_streams_with_hlsjs_served_by_the_app(client: Client) -> None:
     assert script.status_code == 200
     assert script.headers["Content-Type"].startswith("text/javascript")
     assert client.http.get("/static/vendor%2Fhls.min.js").status_code == 404
+
+
+def test_on_aws_groups_render_in_the_render_lambda(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same routes on moto: missing groups are rendered by the render Lambda (the real
+    handler, invoked in-process by the dispatcher), chunks land in S3."""
+    monkeypatch.setenv("REEL_API_KEYS", KEY)
+    bootstrap.reset()
+    with Client(app, stage_name="dev") as client:
+        token = _put(client, "ada", {"first_name": "Ada"})
+        master = _playlist(client, token, "index.m3u8")
+        media = _playlist(client, token, uris(master)[0])
+        chunk_uris = uris(media)
+        assert any(u.startswith("p/") for u in chunk_uris), media  # personal ones: the token's
+        for uri in chunk_uris:
+            path = uri.replace("../s/", "/hls/s/") if uri.startswith("../") else None
+            path = path or f"/hls/{token}/{uri}"
+            resp = client.http.get(path, headers={"accept": "video/mp2t"})
+            assert resp.status_code == 200, (uri, resp.body[:200])
+            assert resp.body[:1] == b"\x47"  # an MPEG-TS packet
+    groups = [p for name, p in aws.dispatcher.calls if p.get("action") == "hls_group"]
+    assert groups, "no group was rendered through the Lambda"
+    assert all(name == "render" for name, p in aws.dispatcher.calls if p.get("action"))
+    keys = [p["key"] for p in groups]
+    assert len(keys) == len(set(keys))  # one render per group
+    listing = aws.s3.list_objects_v2(Bucket=aws_bucket(), Prefix="hls/p/")
+    assert listing.get("KeyCount", 0) > 0
+
+
+def aws_bucket() -> str:
+    from tests.aws import BUCKET
+
+    return BUCKET
