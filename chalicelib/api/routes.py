@@ -12,7 +12,7 @@ from chalicelib import bootstrap
 from chalicelib.api import handles_errors, parse_document, parse_model, require_key
 from chalicelib.errors import NotFoundError, RequestError
 from chalicelib.pipeline import service
-from chalicelib.pipeline.jobs import BatchRecord, RenderRecord, TemplateRecord
+from chalicelib.pipeline.jobs import BatchRecord, RecipientResult, RenderRecord, TemplateRecord
 from chalicelib.settings import get_settings
 
 api = Blueprint(__name__)
@@ -64,6 +64,14 @@ def _query(name: str) -> str | None:
 def _raw_body() -> bytes:
     raw = api.current_request.raw_body or b""
     return raw.encode("utf-8") if isinstance(raw, str) else raw
+
+
+def _fresh(b: service.Backends, result: RecipientResult) -> dict[str, Any]:
+    """A stored result with its media URLs signed now (they expire on AWS)."""
+    out = result.model_dump(mode="json", exclude={"output_key", "poster_key"})
+    if result.output_key and result.poster_key:
+        out |= {"output": b.blobs.url(result.output_key), "poster": b.blobs.url(result.poster_key)}
+    return out
 
 
 def _int_param(name: str, default: int, low: int, high: int) -> int:
@@ -145,7 +153,7 @@ def get_batch(batch_id: str) -> Response:
     limit = _int_param("limit", 100, 1, 1000)
     page = b.jobs.list_results(batch_id, after=after, limit=limit)
     body["counts"] = b.jobs.count_results(batch_id)
-    body["results"] = [{"index": i, **r.model_dump(mode="json")} for i, r in page]
+    body["results"] = [{"index": i, **_fresh(b, r)} for i, r in page]
     body["next"] = page[-1][0] if len(page) == limit else None
     return _json(body)
 

@@ -38,6 +38,10 @@ class RecipientResult(Strict):
     output: str | None = None
     poster: str | None = None
     page: str | None = Field(None, description="the landing page's URL (API renders)")
+    # Where the outputs are kept: the API signs fresh URLs from these when it shows the result
+    # (a URL signed at render time would have expired).
+    output_key: str | None = None
+    poster_key: str | None = None
     reason: str | None = None
     code: str | None = Field(None, description="error code: invalid_data, render_failed, …")
     field: str | None = None

@@ -123,6 +123,8 @@ def _done(job: RecipientJob, outputs: BlobStore, status: Status, **extra: Any) -
         status=status,
         output=outputs.url(job.output_key),
         poster=outputs.url(job.poster_key),
+        output_key=job.output_key,
+        poster_key=job.poster_key,
         **extra,
     )
 

@@ -307,6 +307,7 @@ def test_inline_batch_with_a_bad_record(client: Client, tiny: dict[str, Any]) ->
     assert by_id["bob"]["status"] == "failed"
     assert by_id["bob"]["field"] == "plan"
     assert media(client, by_id["ada"]["output"], "video/mp4")[4:8] == b"ftyp"
+    assert "output_key" not in by_id["ada"]  # URLs are signed when shown, from stored keys
     # Paged results
     first = body(client.http.get(f"/batches/{batch_id}?limit=2"))
     assert [r["index"] for r in first["results"]] == [0, 1]
