@@ -135,7 +135,7 @@ def streams() -> Streams:
         backend = LambdaBackend(boto3.client("lambda", region_name=s.region), s.render_function)
     else:
         backend = LocalBackend(b.cache)
-    return Streams(b, backend)
+    return Streams(b, backend, cdn=s.backend == "aws")
 
 
 def reset() -> None:

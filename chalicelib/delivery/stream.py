@@ -282,9 +282,13 @@ class Streams:
         workers: int = WORKERS,
         wait: float = WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        cdn: bool = False,
     ):
         self.b = b
         self.wait = wait
+        # With a CDN in front of the store (AWS: CloudFront), a static chunk already stored is
+        # listed by its signed CDN URL: shared, cached at the edge, never through the API.
+        self.cdn = cdn
         self.clock = clock
         self.scheduler = Scheduler(backend, b.cache.store, workers)
         self._plans: _Lru[tuple[str, str, str], tuple[RenderPlan, StreamPlan]] = _Lru(PLANS_KEPT)
@@ -348,13 +352,22 @@ class Streams:
         if opened.stream.rendition(rendition) is None:
             raise NotFoundError(f"no rendition {rendition!r}", field="rendition")
         self.schedule(opened, rendition)
-        return hls.media_playlist([(c.duration, _uri(c)) for c in opened.stream.chunks(rendition)])
+        return self._playlist(self._jobs(opened, rendition))
 
     def audio(self, token: str) -> str:
         """The audio rendition's playlist (shared chunks)."""
         opened = self.open(token)
         self.schedule(opened, None)
-        return hls.media_playlist([(c.duration, _uri(c)) for c in opened.stream.audio.chunks])
+        return self._playlist(self._jobs(opened, None))
+
+    def _playlist(self, jobs: list[RenderJob]) -> str:
+        entries = []
+        for job in jobs:
+            on_cdn = self.cdn and not job.group.chunks[0].personal and self.scheduler.stored(job)
+            for c in job.group.chunks:
+                uri = self.b.cache.store.url(c.blob) if on_cdn else _uri(c)
+                entries.append((c.duration, uri))
+        return hls.media_playlist(entries)
 
     # ── chunks ──
 

@@ -220,6 +220,14 @@ def test_on_aws_groups_render_in_the_render_lambda(
             resp = client.http.get(path, headers={"accept": "video/mp2t"})
             assert resp.status_code == 200, (uri, resp.body[:200])
             assert resp.body[:1] == b"\x47"  # an MPEG-TS packet
+        # Once stored, static chunks are listed by their signed URL in the store (CloudFront
+        # when configured): the edge serves them; personal ones stay behind the API
+        again = uris(_playlist(client, token, uris(master)[0]))
+        shared = [u for u in again if not u.startswith("p/")]
+        assert shared and all(u.startswith("https://") and "/hls/s/" in u for u in shared)
+        assert [u for u in again if u.startswith("p/")] == [
+            u for u in chunk_uris if u.startswith("p/")
+        ]
     groups = [p for name, p in aws.dispatcher.calls if p.get("action") == "hls_group"]
     assert groups, "no group was rendered through the Lambda"
     assert all(name == "render" for name, p in aws.dispatcher.calls if p.get("action"))
