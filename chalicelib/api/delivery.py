@@ -33,7 +33,8 @@ def landing_page(token: str) -> Response:
     html = render_page(
         page,
         video_url=b.blobs.url(page.video_key),
-        poster_url=b.blobs.url(page.poster_key),
+        # Made from the stream when asked for: right for the current data, rendered or not.
+        poster_url=service.page_url(page.token) + "/poster.jpg",
         secret=b.secret,
         lang=locale.split("_")[0],
     )
@@ -64,6 +65,27 @@ def captions(token: str) -> Response:
         body=captions_vtt(page),
         status_code=200,
         headers={"Content-Type": "text/vtt; charset=utf-8", **NO_STORE},
+    )
+
+
+@delivery.route("/v/{token}/poster.jpg")
+@handles_errors
+def poster(token: str) -> Response:
+    """The recipient's poster (the page's image, and its link preview's)."""
+    from chalicelib.delivery.stream import NotReady
+
+    try:
+        data = bootstrap.streams().poster(token)
+    except NotReady:
+        return Response(
+            body={"error": {"code": "not_ready", "message": "still rendering", "field": ""}},
+            status_code=503,
+            headers={"Content-Type": "application/json", "Retry-After": "1"},
+        )
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": "image/jpeg", "Cache-Control": "private, max-age=300"},
     )
 
 

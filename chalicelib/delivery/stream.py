@@ -34,8 +34,10 @@ from chalicelib.errors import NotFoundError, RenderError
 from chalicelib.pipeline import service
 from chalicelib.pipeline.service import Backends, StreamSource
 from chalicelib.ports import BlobStore
+from chalicelib.render import ffmpeg as ff
 from chalicelib.render import hls
 from chalicelib.render.cache import SegmentCache
+from chalicelib.render.graph import frame_args
 from chalicelib.render.hls import AudioGroup, Chunk, ChunkGroup, StreamPlan
 from chalicelib.settings import get_settings
 from chalicelib.template.plan import RenderPlan
@@ -369,6 +371,36 @@ class Streams:
                 entries.append((c.duration, uri))
         return hls.media_playlist(entries)
 
+    # ── the poster ──
+
+    def poster(self, token: str) -> bytes:
+        """The recipient's poster for their current data: the frame at the template's poster
+        time, taken from the stream's chunk (rendered just in time like any other), kept under
+        a key of that chunk and time. Works for someone never rendered."""
+        opened = self.open(token)
+        at = opened.plan.poster_time
+        index, chunk = _poster_chunk(opened.stream, at)
+        offset = max(0.0, at - chunk.start)
+        blob = f"posters/stream-{chunk.key[:32]}-{round(offset * 1000)}.jpg"
+        try:
+            return self.b.cache.store.get_bytes(blob)
+        except KeyError:
+            pass
+        job = self._jobs(opened, opened.stream.renditions[0].name)[index]
+        try:
+            self.scheduler.ensure(job, self.clock()).result(timeout=self.wait)
+        except FutureTimeout:
+            raise NotReady(chunk.key) from None
+        with tempfile.TemporaryDirectory(prefix="reel-poster-") as tmp:
+            ts = self.b.cache.store.fetch(chunk.blob, Path(tmp))
+            out = Path(tmp) / "poster.jpg"
+            frame = min(
+                round(offset * opened.stream.fps), round(chunk.duration * opened.stream.fps) - 1
+            )
+            ff.run(frame_args(str(ts), max(0, frame), str(out)))
+            self.b.cache.store.put_file(blob, out)
+            return out.read_bytes()
+
     # ── chunks ──
 
     def chunk(self, key: str, *, personal: bool, token: str | None = None) -> bytes:
@@ -395,6 +427,17 @@ class Streams:
         except FutureTimeout:
             raise NotReady(key) from None
         return self.b.cache.store.get_bytes(blob)
+
+
+def _poster_chunk(stream: StreamPlan, at: float) -> tuple[int, Chunk]:
+    """The first rendition's group index and chunk that show the frame at `at` seconds."""
+    name = stream.renditions[0].name
+    for index, group in enumerate(stream.groups[name]):
+        for chunk in group.chunks:
+            if chunk.start <= at < chunk.start + chunk.duration:
+                return index, chunk
+    last = stream.groups[name][-1]
+    return len(stream.groups[name]) - 1, last.chunks[-1]
 
 
 def _uri(chunk: Chunk) -> str:

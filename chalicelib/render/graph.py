@@ -408,6 +408,20 @@ def mux_args(concat_list: str, audio_file: str, total: float, out: str) -> list[
     return list(output.global_args("-y").get_args())
 
 
+def frame_args(video: str, index: int, out: str) -> list[str]:
+    """Arguments writing frame number `index` of `video` as a JPEG: decoded, not seeked, so
+    a stream chunk with shifted timestamps gives the right one; its limited-range video is
+    expanded to the full range a JPEG is read in (or its blacks would turn grey)."""
+    stream = (
+        ffmpeg.input(video, **FILE_ONLY)
+        .video.filter("select", f"eq(n,{int(index)})")
+        .filter("scale", in_range="tv", out_range="pc")
+        .filter("format", "yuvj420p")
+    )
+    opts = {"q:v": 3, "f": "image2", "update": 1}
+    return list(ffmpeg.output(stream, out, vframes=1, **opts).global_args("-y").get_args())
+
+
 def poster_args(video: str, at: float, out: str) -> list[str]:
     """Arguments writing the frame at `at` seconds of `video` as a JPEG."""
     stream = ffmpeg.input(video, ss=f"{at:g}", **FILE_ONLY).video

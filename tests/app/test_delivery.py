@@ -91,8 +91,9 @@ def test_the_page_plays_the_recipients_video(client: Client, page: dict[str, Any
     token = page["path"].rsplit("/", 1)[-1]
     assert len(token) >= 22  # ≥ 128 bits of randomness, URL-safe base64
     assert f'<source src="{urls["video"]}" type="video/mp4">' in html
-    assert f'poster="{urls["poster"]}"' in html
-    assert f'<meta property="og:image" content="{urls["poster"]}">' in html
+    poster = urls["page"] + "/poster.jpg"
+    assert f'poster="{poster}"' in html
+    assert f'<meta property="og:image" content="{poster}">' in html
     assert '<meta name="twitter:card" content="summary_large_image">' in html
     assert "<title>A video for Ada</title>" in html
     assert 'id="reel-cta" class="reel-cta" href="/health">Book a call, Ada</a>' in html
@@ -318,9 +319,20 @@ def test_put_recipient_data_keeps_their_page(client: Client, page: dict[str, Any
     assert second["data_hash"] != body(first)["data_hash"]
     stored = bootstrap.backends().jobs.get_recipient("tiny", "ada@example.com")
     assert stored is not None and stored.data["plan"] == "basic"
-    # A new recipient gets a page at once, before anything is rendered
+    # A new recipient gets a page at once, before anything is rendered, with a poster made
+    # from their stream when it is asked for
     new = body(put("cy@example.com", {"first_name": "Cy"}))
     assert new["page"].startswith("http://127.0.0.1:8000/v/")
+    path = new["page"].removeprefix("http://127.0.0.1:8000") + "/poster.jpg"
+    poster = client.http.get(path, headers={"accept": "image/jpeg"})
+    assert poster.status_code == 200, poster.body[:200]
+    assert poster.body[:2] == b"\xff\xd8"
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(poster.body)) as image:
+        assert image.size == (160, 96)
     # Bad data is refused naming the field; writes need the key
     bad = put("cy@example.com", {"first_name": "Cy", "plan": "gold"})
     assert bad.status_code == 400
@@ -329,3 +341,23 @@ def test_put_recipient_data_keeps_their_page(client: Client, page: dict[str, Any
         "/recipients/x/data", headers={"content-type": "application/json"}, body="{}"
     )
     assert anonymous.status_code == 401
+
+
+def test_the_stream_poster_matches_the_rendered_one(client: Client, page: dict[str, Any]) -> None:
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    def image(path: str) -> Any:
+        got = client.http.get(path, headers={"accept": "image/jpeg"})
+        assert got.status_code == 200, got.body[:200]
+        with Image.open(BytesIO(got.body)) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float32)
+
+    local = "http://127.0.0.1:8000"
+    from_stream = image(page["path"] + "/poster.jpg")
+    rendered = image(page["render"]["urls"]["poster"].removeprefix(local))
+    assert from_stream.shape == rendered.shape
+    # The same frame through two encodes: close, not identical
+    assert float(np.abs(from_stream - rendered).mean()) < 6.0

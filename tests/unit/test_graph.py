@@ -152,3 +152,13 @@ def test_an_input_used_twice_is_opened_twice() -> None:
     chime = AudioInput("c.m4a", 0.5, 0.3)
     audio = audio_args([chime, replace(chime, start=1.5)], 2.0, PROFILE, "a.m4a")
     assert [audio[i + 1] for i, a in enumerate(audio) if a == "-i"] == ["c.m4a", "./c.m4a"]
+
+
+def test_frame_args_select_a_frame_by_number() -> None:
+    from chalicelib.render.graph import frame_args
+
+    args = frame_args("chunk.ts", 7, "poster.jpg")
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith("[0:v]select=eq(n\\,7)[s0];")
+    assert "out_range=pc" in graph and "format=yuvj420p" in graph
+    assert args[args.index("-protocol_whitelist") + 1] == "file"
