@@ -330,6 +330,7 @@ class _Local:
             worker.start()
             names = ", ".join(relay.connectors) or "none configured"
             out.print(f"relay: delivering to {names}")
+        out.print("Ctrl-C to stop")
         sys.stdout.flush()
         try:
             self.server.server.serve_forever()
@@ -390,7 +391,6 @@ def demo(
             out.print(f"  ▶ {result.recipient_id}: {result.page}")
     if serve:
         local.announce()
-        out.print("Ctrl-C to stop")
         local.serve_forever()
     else:
         from chalicelib import bootstrap
