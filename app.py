@@ -38,14 +38,19 @@ def template_schema() -> dict[str, Any]:
 @app.lambda_function(name="incoming")
 def incoming(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib import bootstrap
+    from chalicelib.errors import ReelError
     from chalicelib.pipeline import service
 
-    started = []
+    started, refused = [], []
     for record in event.get("Records", []):
         obj = record["s3"]["object"]
-        batch = service.batch_from_upload(
-            bootstrap.backends(), unquote_plus(obj["key"]), obj.get("eTag", "")
-        )
+        key = unquote_plus(obj["key"])
+        try:
+            batch = service.batch_from_upload(bootstrap.backends(), key, obj.get("eTag", ""))
+        except ReelError as exc:  # a bad upload (unknown template, bad mapping) fails alone
+            app.log.error("incoming %s refused: %s", key, exc)
+            refused.append({"key": key, **exc.to_dict()})
+            continue
         if batch is not None:
             started.append(batch.id)
-    return {"batches": started}
+    return {"batches": started, "refused": refused}

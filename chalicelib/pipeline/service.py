@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from chalicelib.data.mapping import FieldMapping, recipient_id
 from chalicelib.data.readers import Row, read_rows
@@ -50,6 +50,7 @@ from chalicelib.template.library import (
     LoadedTemplate,
     check_template,
     load_template,
+    pydantic_problems,
 )
 from chalicelib.template.model import Strict
 from chalicelib.template.plan import RenderPlan
@@ -285,6 +286,7 @@ def campaign_mapping(b: Backends, record: TemplateRecord) -> FieldMapping | None
 
 
 def campaign_mapping_file(root: Path) -> FieldMapping | None:
+    """The mapping file of a campaign folder, checked (TemplateError), or None."""
     from chalicelib.data.mapping import load_mapping
 
     found = next((root / n for n in MAPPING_NAMES if (root / n).is_file()), None)
@@ -570,7 +572,11 @@ def batch_from_upload(b: Backends, key: str, etag: str = "") -> BatchRecord | No
         from chalicelib.template.library import parse_document
 
         doc = parse_document(b.blobs.get_bytes(mapping_key).decode("utf-8"), ".yaml", "mapping")
-        mapping = FieldMapping.model_validate(doc)
+        try:
+            mapping = FieldMapping.model_validate(doc)
+        except ValidationError as exc:
+            problems = pydantic_problems(exc)
+            raise TemplateError(f"{mapping_key}: invalid mapping", problems=problems) from exc
     req = BatchRequest(template_id=template_id, source=key, mapping=mapping)
     try:
         return create_batch(b, req, batch_id=batch_id)

@@ -382,6 +382,18 @@ def test_upload_under_incoming_starts_one_batch(client: Client, tiny: dict[str, 
     # Other keys are ignored
     other = client.events.generate_s3_event(bucket="reel-media", key="uploads/x/y.csv")
     assert client.lambda_.invoke("incoming", other).payload["batches"] == []
+    # A bad upload is refused alone, saying why
+    blobs.put_bytes("incoming/nope/x.csv", b"first_name\nAda\n")
+    blobs.put_bytes("incoming/tiny/mapping.yaml", b"fields: 3\n")
+    blobs.put_bytes("incoming/tiny/november.csv", b"first_name\nAda\n")
+    for key, code in (
+        ("incoming/nope/x.csv", "not_found"),
+        ("incoming/tiny/november.csv", "invalid_template"),
+    ):
+        bad = client.events.generate_s3_event(bucket="reel-media", key=key)
+        payload = client.lambda_.invoke("incoming", bad).payload
+        assert payload["batches"] == []
+        assert payload["refused"][0]["error"]["code"] == code
 
 
 def test_unfinished_work_resumes_after_a_restart(
