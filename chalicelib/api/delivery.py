@@ -32,7 +32,8 @@ def landing_page(token: str) -> Response:
     locale = service.materialize(b, service.get_template(b, page.campaign_id)).template.locale
     html = render_page(
         page,
-        video_url=b.blobs.url(page.video_key),
+        # The MP4 exists once rendered (a recipient known only by their data has the stream)
+        video_url=b.blobs.url(page.video_key) if b.blobs.exists(page.video_key) else None,
         # Made from the stream when asked for: right for the current data, rendered or not.
         poster_url=service.page_url(page.token) + "/poster.jpg",
         secret=b.secret,

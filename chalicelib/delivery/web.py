@@ -23,11 +23,13 @@ def environment() -> Environment:
     )
 
 
-def landing_page(page: Page, *, video_url: str, poster_url: str, secret: str, lang: str) -> str:
+def landing_page(
+    page: Page, *, video_url: str | None, poster_url: str, secret: str, lang: str
+) -> str:
     """The recipient's page. Its links are relative, so it works under any path prefix.
 
     The player streams the recipient's personal HLS (`hls_url`, rendered just in time, with
-    their current data) and falls back to the MP4 when there is no stream."""
+    their current data) and falls back to the MP4 (`video_url`, when one was rendered)."""
     config = {
         "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
         "events_url": "../events",

@@ -333,6 +333,10 @@ def test_put_recipient_data_keeps_their_page(client: Client, page: dict[str, Any
 
     with Image.open(BytesIO(poster.body)) as image:
         assert image.size == (160, 96)
+    # Their page streams; it names no MP4, as none was rendered
+    html = client.http.get(new["page"].removeprefix("http://127.0.0.1:8000")).body.decode()
+    assert "og:video" not in html and "<source" not in html
+    assert '"hls_url": "../hls/' in html
     # Bad data is refused naming the field; writes need the key
     bad = put("cy@example.com", {"first_name": "Cy", "plan": "gold"})
     assert bad.status_code == 400
