@@ -152,6 +152,10 @@ class EventStore(Protocol):
         """Every event of a campaign (any order)."""
         ...
 
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Event]:
+        """Every event of one recipient of a campaign (any order)."""
+        ...
+
 
 @runtime_checkable
 class Queue(Protocol):

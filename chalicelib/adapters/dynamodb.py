@@ -475,6 +475,22 @@ class DynamoEventStore:
         )
         return [Event.model_validate_json(item["doc"]["S"]) for item in items]
 
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Event]:
+        items = _query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :rid)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"campaign#{campaign_id}"},
+                ":rid": {"S": f"{recipient_id}/"},
+            },
+            ProjectionExpression="doc",
+            ConsistentRead=True,
+        )
+        events = [Event.model_validate_json(item["doc"]["S"]) for item in items]
+        # (a recipient id may hold "/": "ada/x"'s events also begin with "ada/")
+        return [e for e in events if e.recipient_id == recipient_id]
+
 
 # ── the relay's deliveries ─────────────────────────────────────────────────────────────────
 

@@ -293,6 +293,16 @@ class SqliteEventStore(_Sqlite):
             ).fetchall()
         return [Event.model_validate_json(r[0]) for r in rows]
 
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Event]:
+        # Keys are JSON [campaign, recipient, id]: one recipient's are a range of the key index.
+        prefix = json.dumps([campaign_id, recipient_id])[:-1] + ", "
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM events WHERE key >= ? AND key < ? ORDER BY rowid",
+                (prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [Event.model_validate_json(r[0]) for r in rows]
+
 
 class SqliteOutbox(_Sqlite):
     """The relay queue on the local backend: rows the relay worker takes in order."""

@@ -84,11 +84,7 @@ class Relay:
         rules = self.rules(event.campaign_id)
         if not rules.rules:
             return []
-        mine = [
-            e
-            for e in self.b.events.for_campaign(event.campaign_id)
-            if e.recipient_id == event.recipient_id
-        ]
+        mine = self.b.events.for_recipient(event.campaign_id, event.recipient_id)
         known = self.b.jobs.get_recipient(event.campaign_id, event.recipient_id)
         page = self.b.jobs.get_page(known.token) if known else None
         stats = recipient_stats(event.recipient_id, mine or [event], page.duration if page else 0)

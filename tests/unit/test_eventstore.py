@@ -189,3 +189,18 @@ def test_ids_with_slashes_do_not_collide(store: EventStore) -> None:
     one, two = event("evt_00000001", "b/c", "a"), event("evt_00000001", "c", "a/b")
     assert store.add([one]) == [one]
     assert store.add([two]) == [two]
+
+
+def test_for_recipient_returns_that_recipient_only(store: EventStore) -> None:
+    store.add([event("evt_00000001", "ada"), event("evt_00000002", "ada-lovelace")])
+    store.add([event("evt_00000003", "ada", "spring"), event("evt_00000004", "bob")])
+    store.add([event("evt_00000005", 'ad"a')])  # quoting in the key stays unambiguous
+    assert keys(store.for_recipient("welcome", "ada")) == ['["welcome", "ada", "evt_00000001"]']
+    assert [e.id for e in store.for_recipient("welcome", 'ad"a')] == ["evt_00000005"]
+    assert store.for_recipient("welcome", "nobody") == []
+
+
+def test_for_recipient_with_slashes(store: EventStore) -> None:
+    store.add([event("evt_00000001", "ada"), event("evt_00000002", "ada/x")])
+    assert [e.id for e in store.for_recipient("welcome", "ada")] == ["evt_00000001"]
+    assert [e.id for e in store.for_recipient("welcome", "ada/x")] == ["evt_00000002"]
