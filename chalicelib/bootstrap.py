@@ -132,7 +132,8 @@ def streams() -> Streams:
     if s.backend == "aws":
         import boto3
 
-        backend = LambdaBackend(boto3.client("lambda", region_name=s.region), s.render_function)
+        client = boto3.client("lambda", region_name=s.region)
+        backend = LambdaBackend(client, s.render_function, jobs=b.jobs, store=b.cache.store)
     else:
         backend = LocalBackend(b.cache)
     return Streams(b, backend, cdn=s.backend == "aws")

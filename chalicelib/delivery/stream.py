@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from chalicelib.errors import NotFoundError, RenderError
 from chalicelib.pipeline import service
 from chalicelib.pipeline.service import Backends, StreamSource
-from chalicelib.ports import BlobStore
+from chalicelib.ports import BlobStore, JobStore
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import hls
 from chalicelib.render.cache import SegmentCache
@@ -103,11 +103,30 @@ class LambdaBackend:
     record, plans the stream and renders the group into S3 (`render_group_event`), where
     CloudFront serves the chunks. The payload names the group by its place, never media."""
 
-    def __init__(self, client: LambdaClient, function_name: str):
+    def __init__(
+        self,
+        client: LambdaClient,
+        function_name: str,
+        *,
+        jobs: JobStore | None = None,
+        store: BlobStore | None = None,
+        lease: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.client = client
         self.function_name = function_name
+        # Single flight across API instances: the first to claim a group renders it, the
+        # others watch for its marker (the claim lapses after `lease`, if the first died).
+        self.jobs = jobs
+        self.store = store
+        self.lease = lease
+        self.clock = clock
 
     def render(self, job: RenderJob) -> None:
+        jobs, lease_key = self.jobs, f"hls:{job.key}"
+        if jobs is not None and not jobs.claim(lease_key, self.clock() + self.lease):
+            self._await(job)
+            return
         payload = {
             "action": "hls_group",
             "campaign_id": job.source.campaign_id,
@@ -125,6 +144,15 @@ class LambdaBackend:
         if resp.get("FunctionError"):
             detail = resp["Payload"].read().decode("utf-8", "replace")[:2000]
             raise RenderError(f"the render Lambda failed on group {job.key[:16]}: {detail}")
+
+    def _await(self, job: RenderJob) -> None:
+        """Another instance renders this group: wait for its last chunk to be stored."""
+        assert self.store is not None
+        deadline = time.monotonic() + self.lease
+        while not self.store.exists(job.marker):
+            if time.monotonic() > deadline:
+                raise RenderError(f"group {job.key[:16]} was not rendered by its claimant")
+            time.sleep(0.2)
 
 
 def render_group_event(

@@ -241,3 +241,45 @@ def aws_bucket() -> str:
     from tests.aws import BUCKET
 
     return BUCKET
+
+
+def test_on_aws_two_api_instances_render_a_group_once(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two API containers (two stream services over the same tables and bucket) asked for the
+    same new recipient at once: each group is rendered by one Lambda call, not two."""
+    import boto3
+
+    from chalicelib.delivery.stream import LambdaBackend, Streams
+    from chalicelib.settings import get_settings
+
+    b = bootstrap.backends()
+    record = service.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
+
+    def instance() -> Streams:
+        client = boto3.client("lambda", region_name="us-east-1")
+        backend = LambdaBackend(
+            client, get_settings().render_function, jobs=b.jobs, store=b.cache.store
+        )
+        return Streams(b, backend, cdn=True)
+
+    first, second = instance(), instance()
+    errors: list[BaseException] = []
+
+    def watch(streams: Streams) -> None:
+        try:
+            name = uris(streams.master(record.token))[0]
+            for uri in uris(streams.media(record.token, name.removesuffix(".m3u8"))):
+                key = uri.rsplit("/", 1)[-1].removesuffix(".ts")
+                streams.chunk(key, personal=uri.startswith("p/"), token=record.token)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=watch, args=(s,)) for s in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    calls = Counter(p["key"] for _, p in aws.dispatcher.calls if p.get("action") == "hls_group")
+    assert calls and set(calls.values()) == {1}
