@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     ffmpeg: str | None = Field(
         default=None, description="Path of the ffmpeg binary; default: imageio-ffmpeg's build"
     )
+    ffmpeg_version: str = Field(
+        default="",
+        description="the pinned ffmpeg's version, where no ffmpeg runs (the API's Lambda)",
+    )
     render_timeout: float = Field(default=600.0, gt=0, description="Seconds per ffmpeg run")
     work_dir: Path | None = Field(default=None, description="Scratch directory for renders")
     x264_preset: str = Field(default="veryfast", description="libx264 preset of the profile")

@@ -25,6 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib.render.ffmpeg import ffmpeg_version
 from infra import deps
 
 ROOT = deps.ROOT
@@ -455,6 +456,9 @@ class ReelStack(cdk.Stack):
             # For now a dynamic reference, resolved by CloudFormation at deploy time: the value
             # ends up in the functions' configuration (see infra/README.md).
             "REEL_TRACKING_SECRET": tracking_secret.secret_value.unsafe_unwrap(),
+            # The API plans renders and streams (cache keys name the ffmpeg) without an ffmpeg
+            # of its own: the pinned build's version, read here from the same wheel.
+            "REEL_FFMPEG_VERSION": ffmpeg_version(),
         }
         # The key group's private key (PEM), kept by the operator in Secrets Manager under the
         # name given as context `cdn_private_key_secret`: with it the API signs CloudFront URLs;

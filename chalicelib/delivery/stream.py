@@ -77,6 +77,10 @@ class RenderBackend(Protocol):
 
     def render(self, job: RenderJob) -> None: ...
 
+    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
+        """Store frame number `frame` of a stored chunk as a JPEG under `out_blob`."""
+        ...
+
 
 class LocalBackend:
     """Renders in this process through the ffmpeg runner (`reel serve`, the local backend)."""
@@ -96,6 +100,13 @@ class LocalBackend:
                 hls.render_group(job.group, self.cache, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
+        store = self.cache.store
+        with tempfile.TemporaryDirectory(prefix="reel-still-") as tmp:
+            out = Path(tmp) / "still.jpg"
+            ff.run(frame_args(str(store.fetch(chunk_blob, Path(tmp))), frame, str(out)))
+            store.put_file(out_blob, out)
 
 
 class LambdaBackend:
@@ -136,6 +147,13 @@ class LambdaBackend:
             "index": job.index,
             "key": job.key,
         }
+        self._invoke(payload, f"group {job.key[:16]}")
+
+    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
+        payload = {"action": "hls_still", "chunk": chunk_blob, "frame": frame, "out": out_blob}
+        self._invoke(payload, f"still of {chunk_blob}")
+
+    def _invoke(self, payload: dict[str, Any], what: str) -> None:
         resp = self.client.invoke(
             FunctionName=self.function_name,
             InvocationType="RequestResponse",
@@ -143,7 +161,7 @@ class LambdaBackend:
         )
         if resp.get("FunctionError"):
             detail = resp["Payload"].read().decode("utf-8", "replace")[:2000]
-            raise RenderError(f"the render Lambda failed on group {job.key[:16]}: {detail}")
+            raise RenderError(f"the render Lambda failed on the {what}: {detail}")
 
     def _await(self, job: RenderJob) -> None:
         """Another instance renders this group: wait for its last chunk to be stored."""
@@ -419,15 +437,10 @@ class Streams:
             self.scheduler.ensure(job, self.clock()).result(timeout=self.wait)
         except FutureTimeout:
             raise NotReady(chunk.key) from None
-        with tempfile.TemporaryDirectory(prefix="reel-poster-") as tmp:
-            ts = self.b.cache.store.fetch(chunk.blob, Path(tmp))
-            out = Path(tmp) / "poster.jpg"
-            frame = min(
-                round(offset * opened.stream.fps), round(chunk.duration * opened.stream.fps) - 1
-            )
-            ff.run(frame_args(str(ts), max(0, frame), str(out)))
-            self.b.cache.store.put_file(blob, out)
-            return out.read_bytes()
+        fps = opened.stream.fps
+        frame = max(0, min(round(offset * fps), round(chunk.duration * fps) - 1))
+        self.scheduler.backend.still(chunk.blob, frame, blob)  # (on AWS: in the render Lambda)
+        return self.b.cache.store.get_bytes(blob)
 
     # ── chunks ──
 

@@ -42,6 +42,15 @@ class HlsGroupEvent(Strict):
     key: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class HlsStillEvent(Strict):
+    """A frame of a stored stream chunk as a JPEG (a page's poster, made from the stream)."""
+
+    action: Literal["hls_still"]
+    chunk: str = Field(pattern=r"^hls/[ps]/[0-9a-f]{2}/[0-9a-f]{64}\.ts$")
+    frame: int = Field(ge=0, le=10_000)
+    out: str = Field(pattern=r"^posters/stream-[0-9a-f]{32}-[0-9]{1,9}\.jpg$")
+
+
 class TaskError(Strict):
     """What a Catch adds to a state's input: the error name and its cause (often JSON)."""
 

@@ -11,7 +11,13 @@ from pydantic import TypeAdapter
 
 from chalicelib import bootstrap
 from chalicelib.handlers import logger, once, tracer
-from chalicelib.handlers.models import HlsGroupEvent, RenderEvent, RenderItemEvent, RenderOutput
+from chalicelib.handlers.models import (
+    HlsGroupEvent,
+    HlsStillEvent,
+    RenderEvent,
+    RenderItemEvent,
+    RenderOutput,
+)
 from chalicelib.pipeline import service
 
 # A retried item (Lambda service error, a lost response) returns the stored result instead of
@@ -23,9 +29,8 @@ RENDER_IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="render_id", raise_on_no_idempotency_key=True
 )
 
-RenderInput = TypeAdapter[RenderItemEvent | RenderEvent | HlsGroupEvent](
-    RenderItemEvent | RenderEvent | HlsGroupEvent
-)
+Event = RenderItemEvent | RenderEvent | HlsGroupEvent | HlsStillEvent
+RenderInput = TypeAdapter[Event](Event)
 
 
 def _render_item(event: RenderItemEvent) -> dict[str, Any]:
@@ -41,13 +46,17 @@ def _render(event: RenderEvent) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @event_parser(model=RenderInput)
-def handler(
-    event: RenderItemEvent | RenderEvent | HlsGroupEvent, context: LambdaContext
-) -> dict[str, Any]:
+def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
     """A Map item `{"batch_id", "item"}` → its RecipientResult (a bad record is a failed
     result); `{"render_id"}` → the render's final state; `{"action": "hls_group", …}` → one
     stream group rendered into the chunk store (content-addressed: a retry rewrites the same
-    bytes). Unexpected errors propagate, so Step Functions' Retry and Catch see them."""
+    bytes); `{"action": "hls_still", …}` → a poster frame from a stored chunk. Unexpected
+    errors propagate, so Step Functions' Retry and Catch see them."""
+    if isinstance(event, HlsStillEvent):
+        from chalicelib.delivery.stream import LocalBackend
+
+        LocalBackend(bootstrap.backends().cache).still(event.chunk, event.frame, event.out)
+        return {"out": event.out, "state": "done"}
     if isinstance(event, HlsGroupEvent):
         from chalicelib.delivery.stream import render_group_event
 

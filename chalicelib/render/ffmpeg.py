@@ -37,8 +37,12 @@ def _version_of(path: str) -> str:
 
 
 def ffmpeg_version() -> str:
-    """The version string of the ffmpeg in use (part of every segment cache key)."""
-    return _version_of(ffmpeg_path())
+    """The version string of the ffmpeg in use (part of every segment cache key).
+
+    `REEL_FFMPEG_VERSION` states it where there is no ffmpeg to ask: the API's Lambda plans
+    (and so computes cache keys) without one; the render image has the binary itself."""
+    stated = get_settings().ffmpeg_version
+    return stated or _version_of(ffmpeg_path())
 
 
 def _tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:

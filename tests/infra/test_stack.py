@@ -296,6 +296,13 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
         assert "REEL_TRACKING_SECRET" in env
 
 
+def test_api_knows_the_pinned_ffmpeg_without_running_one(template_json: dict[str, Any]) -> None:
+    from chalicelib.render.ffmpeg import ffmpeg_version
+
+    api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
+    assert api["Properties"]["Environment"]["Variables"]["REEL_FFMPEG_VERSION"] == ffmpeg_version()
+
+
 def test_api_signs_media_urls_with_the_named_secret(template_json: dict[str, Any]) -> None:
     api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
     env = api["Properties"]["Environment"]["Variables"]

@@ -228,6 +228,12 @@ def test_on_aws_groups_render_in_the_render_lambda(
         assert [u for u in again if u.startswith("p/")] == [
             u for u in chunk_uris if u.startswith("p/")
         ]
+        # The page's poster, made from the stream by the render Lambda (the API has no ffmpeg)
+        poster = client.http.get(f"/v/{token}/poster.jpg", headers={"accept": "image/jpeg"})
+        assert poster.status_code == 200, poster.body[:200]
+        assert poster.body[:2] == b"\xff\xd8"
+        stills = [p for _, p in aws.dispatcher.calls if p.get("action") == "hls_still"]
+        assert len(stills) == 1
     groups = [p for name, p in aws.dispatcher.calls if p.get("action") == "hls_group"]
     assert groups, "no group was rendered through the Lambda"
     assert all(name == "render" for name, p in aws.dispatcher.calls if p.get("action"))

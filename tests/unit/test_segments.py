@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from chalicelib.render.cache import file_digest
 from chalicelib.render.profile import EncodingProfile
@@ -140,3 +143,17 @@ def test_the_context_is_part_of_the_key(campaign: Campaign) -> None:
     assert run_key(run, profile(plan), file_digest, CTX) != run_key(
         run, profile(plan), file_digest, newer
     )
+
+
+def test_cache_keys_without_an_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's Lambda has no ffmpeg: REEL_FFMPEG_VERSION names the pinned one for the keys."""
+    from chalicelib.render.engine import cache_context
+    from chalicelib.render.ffmpeg import ffmpeg_version
+    from chalicelib.settings import get_settings
+
+    real = ffmpeg_version()
+    monkeypatch.setenv("REEL_FFMPEG", "/nonexistent/ffmpeg")
+    monkeypatch.setenv("REEL_FFMPEG_VERSION", real)
+    get_settings.cache_clear()
+    assert ffmpeg_version() == real
+    assert real in json.dumps(cache_context())
