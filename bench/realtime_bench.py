@@ -22,8 +22,6 @@ import csv
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,56 +30,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests/server.py: the one way to start `reel serve` aside
+
+from tests.server import reel_serve  # noqa: E402
+
 DEMO = ROOT / "examples" / "demo"
-
-
-@contextmanager
-def reel_serve(templates: Path, data_dir: Path, cache_dir: Path) -> Iterator[tuple[str, str]]:
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "REEL_API_KEYS": "",
-        "REEL_CACHE_DIR": str(cache_dir),
-    }
-    args = ["serve", "--port", "0", "--data-dir", str(data_dir), "--templates", str(templates)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    url = key = None
-    lines = []
-    deadline = time.monotonic() + 120
-    try:
-        while (url is None or key is None) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
-                url = m.group(1)
-            if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
-                key = m.group(1)
-        if not (url and key):
-            raise SystemExit("reel serve did not start:\n" + "".join(lines))
-        # Keep reading its log (a request line each): a full pipe would block the server.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield url, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def get(url: str) -> bytes:
@@ -191,7 +148,11 @@ def main() -> None:
         templates = Path(tmp) / "templates"
         templates.mkdir()
         (templates / "demo").symlink_to(DEMO)
-        with reel_serve(templates, Path(tmp) / "data", Path(tmp) / "cache") as (url, key):
+        cache = {"REEL_CACHE_DIR": str(Path(tmp) / "cache")}
+        serving = reel_serve(
+            templates, Path(tmp) / "data", workers=None, env=cache, start_timeout=120
+        )
+        with serving as (url, key):
             data = records()
             # The template's first viewers, one per offer variant (as a batch's first renders
             # do): its static chunks and audio rendered and cached.

@@ -12,6 +12,8 @@ from chalicelib.render.cache import SegmentCache
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from chalicelib.connectors.base import Connector
     from chalicelib.connectors.relay import Relay
     from chalicelib.delivery.stream import Streams
@@ -139,6 +141,18 @@ def streams() -> Streams:
     return Streams(b, backend, cdn=s.backend == "aws")
 
 
+@lru_cache(maxsize=16)
+def idempotency(purpose: str) -> DynamoDBPersistenceLayer:
+    """The Lambda handlers' Powertools idempotency store (`REEL_IDEMPOTENCY_TABLE`), one per
+    purpose: a Powertools layer keeps the config it was first used with."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    s = get_settings()
+    session = boto3.session.Session(region_name=s.region)
+    return DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_session=session)
+
+
 def reset() -> None:
     """Forget the built backends (tests, and `reel serve` after changing settings); the local
     orchestrator's render processes are stopped."""
@@ -148,6 +162,7 @@ def reset() -> None:
             shutdown()
     backends.cache_clear()
     streams.cache_clear()
+    idempotency.cache_clear()
     get_settings.cache_clear()
 
 

@@ -22,6 +22,7 @@ class ReelError(Exception):
     code = "reel_error"
     exit_code = 1
     status = 400  # the HTTP API's status for it
+    retry_after: int | None = None  # seconds, for a client to wait before asking again
 
     def __init__(self, message: str, field: str = "", problems: list[Problem] | None = None):
         self.message = message
@@ -89,3 +90,11 @@ class ForbiddenError(ReelError):
 
     code = "forbidden"
     status = 403
+
+
+class NotReadyError(ReelError):
+    """What was asked for is still being made (a stream chunk, a poster): retry shortly."""
+
+    code = "not_ready"
+    status = 503
+    retry_after = 1

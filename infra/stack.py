@@ -105,6 +105,22 @@ class ChaliceApi(Chalice):
 class ReelStack(cdk.Stack):
     """Everything Reel needs on AWS; idle, it costs (almost) nothing."""
 
+    def _pk_sk_table(self, id: str) -> dynamodb.Table:
+        """A table of the DynamoDB adapters' layout (adapters/dynamodb.py): string keys pk and
+        sk, on demand, point-in-time recovery, kept when the stack goes."""
+        string = dynamodb.AttributeType.STRING
+        return dynamodb.Table(
+            self,
+            id,
+            partition_key=dynamodb.Attribute(name="pk", type=string),
+            sort_key=dynamodb.Attribute(name="sk", type=string),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
     def __init__(
         self,
         scope: Construct,
@@ -144,17 +160,7 @@ class ReelStack(cdk.Stack):
             self, "MediaByName", bucket_name=bucket_name, region=self.region
         )
 
-        jobs = dynamodb.Table(
-            self,
-            "Jobs",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
+        jobs = self._pk_sk_table("Jobs")
         idempotency = dynamodb.Table(
             self,
             "Idempotency",
@@ -165,17 +171,7 @@ class ReelStack(cdk.Stack):
         )
 
         # ── tracking: the player's events, the relay queue toward the CRM, the token key ───
-        events = dynamodb.Table(
-            self,
-            "Events",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
+        events = self._pk_sk_table("Events")
         relay_dead_letters = sqs.Queue(
             self,
             "RelayDeadLetters",

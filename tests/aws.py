@@ -24,7 +24,7 @@ from botocore.response import StreamingBody
 from moto import mock_aws
 from moto.core.config import DefaultConfig
 
-from chalicelib import bootstrap, handlers
+from chalicelib import bootstrap
 from chalicelib.handlers import batch as batch_handlers
 from chalicelib.handlers import render as render_handlers
 from chalicelib.pipeline import service, statemachine
@@ -234,7 +234,6 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         }.items():
             monkeypatch.setenv(name, value)
         bootstrap.reset()
-        handlers.reset()
         s3 = create_bucket(BUCKET)
         create_jobs_table(TABLE)
         create_idempotency_table(IDEMPOTENCY_TABLE)
@@ -270,5 +269,4 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             yield Env(dispatcher, sfn, s3, campaign, tmp_path / "scratch", sqs, relay_queue_url)
         finally:
             events.unregister("before-call.lambda.Invoke", unique_id="reel-dispatch")
-            handlers.reset()
             bootstrap.reset()

@@ -6,9 +6,13 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from chalice.test import Client
 
 from chalicelib.render import ffmpeg as ff
 
@@ -168,6 +172,27 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     bootstrap.reset()
     yield
+    bootstrap.reset()
+
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def local_app(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The HTTP app on the embedded default, accepting API_KEY, with the tiny campaign
+    registered as its folder is when the fixture is asked for."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import service
+
+    monkeypatch.setenv("REEL_API_KEYS", API_KEY)
+    bootstrap.reset()
+    service.register_folder(bootstrap.backends(), campaign.root)
+    with Client(app, stage_name="local") as client:
+        yield client
     bootstrap.reset()
 
 

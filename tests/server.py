@@ -1,4 +1,5 @@
-"""`reel serve` in a subprocess for tests: real HTTP on 127.0.0.1, on a free port."""
+"""`reel serve` in a subprocess, for tests and benchmarks: real HTTP on 127.0.0.1, on a free
+port."""
 
 from __future__ import annotations
 
@@ -14,21 +15,31 @@ from pathlib import Path
 
 
 @contextmanager
-def reel_serve(templates: Path, data_dir: Path, *, workers: int = 1) -> Iterator[tuple[str, str]]:
-    """Start `reel serve` and yield (base URL, dev API key) once it is listening."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
-    args = ["serve", "--port", "0", "--workers", str(workers), "--data-dir", str(data_dir)]
+def reel_serve(
+    templates: Path,
+    data_dir: Path,
+    *,
+    workers: int | None = 1,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 60,
+) -> Iterator[tuple[str, str]]:
+    """Start `reel serve` and yield (base URL, dev API key) once it is listening. `workers`
+    None: the server's default; `env`: more environment for it."""
+    environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
+    args = ["serve", "--port", "0", "--data-dir", str(data_dir), "--templates", str(templates)]
+    if workers is not None:
+        args += ["--workers", str(workers)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", *args, "--templates", str(templates)],
+        [sys.executable, "-m", "chalicelib.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=environ,
     )
     assert proc.stdout is not None
     url = key = None
     lines = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + start_timeout
     try:
         while (url is None or key is None) and time.monotonic() < deadline:
             line = proc.stdout.readline()

@@ -29,7 +29,8 @@ def error_response(status: int, code: str, message: str, field: str = "") -> Res
 
 
 def handles_errors(fn: Handler) -> Handler:
-    """Every ReelError (and a body that fails its model) becomes `{"error": …}` with a 4xx."""
+    """Every ReelError (and a body that fails its model) becomes `{"error": …}` with its status:
+    a 4xx, or a 503 with Retry-After for what is still being made."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -40,7 +41,10 @@ def handles_errors(fn: Handler) -> Handler:
             message = str(first) if len(exc.problems) == 1 else str(exc)
             if len(exc.problems) > 1:
                 message = exc.message + ": " + "; ".join(str(p) for p in exc.problems)
-            return error_response(exc.status, exc.code, message, exc.field or first.field)
+            response = error_response(exc.status, exc.code, message, exc.field or first.field)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
 
     return wrapper
 

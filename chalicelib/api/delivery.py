@@ -73,16 +73,7 @@ def captions(token: str) -> Response:
 @handles_errors
 def poster(token: str) -> Response:
     """The recipient's poster (the page's image, and its link preview's)."""
-    from chalicelib.delivery.stream import NotReady
-
-    try:
-        data = bootstrap.streams().poster(token)
-    except NotReady:
-        return Response(
-            body={"error": {"code": "not_ready", "message": "still rendering", "field": ""}},
-            status_code=503,
-            headers={"Content-Type": "application/json", "Retry-After": "1"},
-        )
+    data = bootstrap.streams().poster(token)  # NotReadyError: 503 with Retry-After
     return Response(
         body=data,
         status_code=200,

@@ -10,7 +10,6 @@ from chalice.app import Blueprint, Chalice, Response
 
 from chalicelib import bootstrap
 from chalicelib.api import handles_errors
-from chalicelib.delivery import stream
 from chalicelib.errors import NotFoundError
 
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -44,14 +43,7 @@ def _chunk(name: str, personal: bool, token: str | None = None) -> Response:
     match = _CHUNK.match(name)
     if match is None:
         raise NotFoundError(f"no chunk {name!r}", field="name")
-    try:
-        data = bootstrap.streams().chunk(match.group(1), personal=personal, token=token)
-    except stream.NotReady:
-        return Response(
-            body={"error": {"code": "not_ready", "message": "still rendering", "field": ""}},
-            status_code=503,
-            headers={"Content-Type": "application/json", "Retry-After": "1"},
-        )
+    data = bootstrap.streams().chunk(match.group(1), personal=personal, token=token)
     scope = "private" if personal else "public"
     return Response(
         body=data,

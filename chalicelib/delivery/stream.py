@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from chalicelib.errors import NotFoundError, RenderError
+from chalicelib.errors import NotFoundError, NotReadyError, RenderError
 from chalicelib.pipeline import service
 from chalicelib.pipeline.service import Backends, StreamSource
 from chalicelib.ports import BlobStore, JobStore
@@ -54,8 +54,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class NotReady(Exception):
+class NotReady(NotReadyError):
     """A chunk's group did not finish within the wait: the client should retry (503)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"chunk {key[:16]} is still rendering", field="key")
 
 
 @dataclass(frozen=True)

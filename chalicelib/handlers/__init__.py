@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from chalicelib.settings import get_settings
+from chalicelib import bootstrap
 
 logger = Logger()
 tracer = Tracer()
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@lru_cache(maxsize=16)
-def _persistence(purpose: str, table: str, region: str | None) -> DynamoDBPersistenceLayer:
-    # One layer per purpose: a Powertools layer keeps the config it was first used with.
-    import boto3
-
-    session = boto3.session.Session(region_name=region)
-    return DynamoDBPersistenceLayer(table_name=table, boto3_session=session)
-
-
-def persistence(purpose: str) -> DynamoDBPersistenceLayer:
-    """The idempotency store (`REEL_IDEMPOTENCY_TABLE`), built on first use, not at import."""
-    s = get_settings()
-    return _persistence(purpose, s.idempotency_table, s.region)
-
-
-def reset() -> None:
-    """Forget the idempotency stores (tests: a new moto account, new settings)."""
-    _persistence.cache_clear()
 
 
 def once(
@@ -64,7 +39,7 @@ def once(
     run.__name__ = purpose
     wrapped = idempotent_function(
         data_keyword_argument="event",
-        persistence_store=persistence(purpose),
+        persistence_store=bootstrap.idempotency(purpose),
         config=config,
         key_prefix=f"reel.{purpose}",
     )(run)

@@ -6,30 +6,22 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-from app import app
 from chalicelib import bootstrap
 from chalicelib.delivery.tokens import signed_token, split
-from chalicelib.pipeline import service
-from tests.conftest import Campaign
+from tests.conftest import API_KEY
 
-KEY = "test-key-0123456789"
+KEY = API_KEY
 
 
 @pytest.fixture
-def client(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("REEL_API_KEYS", KEY)
-    bootstrap.reset()
-    service.register_folder(bootstrap.backends(), campaign.root)
-    with Client(app, stage_name="local") as c:
-        yield c
-    bootstrap.reset()
+def client(local_app: Client) -> Client:
+    return local_app
 
 
 def body(response: Any) -> Any:

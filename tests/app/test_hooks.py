@@ -9,7 +9,7 @@ import hmac
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,14 +50,11 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def client(campaign: Campaign, secrets: None) -> Iterator[Client]:
+def client(campaign: Campaign, secrets: None, request: pytest.FixtureRequest) -> Client:
     """The embedded default with the tiny campaign registered, a mapping.yaml beside it."""
     (campaign.root / "mapping.yaml").write_text(MAPPING)
-    bootstrap.reset()
-    service.register_folder(bootstrap.backends(), campaign.root)
-    with Client(app, stage_name="local") as c:
-        yield c
-    bootstrap.reset()
+    app_client: Client = request.getfixturevalue("local_app")
+    return app_client
 
 
 def body(response: Any) -> Any:

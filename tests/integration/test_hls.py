@@ -9,7 +9,6 @@ import re
 import threading
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from chalicelib import bootstrap
 from chalicelib.pipeline import service
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
-from tests.conftest import Campaign
+from tests.conftest import API_KEY, Campaign
 from tests.server import reel_serve
 
-KEY = "test-key-0123456789"
+KEY = API_KEY
 ANY = {"accept": "*/*"}  # what players send (binary responses need a matching Accept)
 TINY_FRAMES = 26  # intro 1.0 + greeting 1.0 + outro 0.6 (cuts) → 2.6 s at 10 fps
 TINY_SECONDS = 2.6
@@ -85,13 +84,8 @@ def test_ffmpeg_decodes_the_personal_playlist(campaign: Campaign, tmp_path: Path
 
 
 @pytest.fixture
-def client(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    monkeypatch.setenv("REEL_API_KEYS", KEY)
-    bootstrap.reset()
-    service.register_folder(bootstrap.backends(), campaign.root)
-    with Client(app, stage_name="local") as c:
-        yield c
-    bootstrap.reset()
+def client(local_app: Client) -> Client:
+    return local_app
 
 
 def _put(client: Client, rid: str, data: dict[str, Any]) -> str:
