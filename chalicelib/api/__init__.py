@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import yaml
 from chalice.app import Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from chalicelib.errors import AuthError, ReelError, RequestError
 from chalicelib.settings import get_settings
+from chalicelib.template.documents import DocumentError, decode, load_json, load_yaml
 from chalicelib.template.library import pydantic_problems
+from chalicelib.template.model import Strict
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
 
 
+class ErrorDetail(Strict):
+    """What went wrong, and where."""
+
+    code: str = Field(description="invalid_request, invalid_data, not_found, unauthorized, …")
+    message: str
+    field: str = Field(description="the field path it is about (empty: the request as a whole)")
+
+
+class ErrorBody(Strict):
+    """The body of every 4xx (and 503) the API answers."""
+
+    error: ErrorDetail
+
+
 def error_response(status: int, code: str, message: str, field: str = "") -> Response:
     return Response(
-        body={"error": {"code": code, "message": message, "field": field}},
+        body=ErrorBody(error=ErrorDetail(code=code, message=message, field=field)).model_dump(),
         status_code=status,
         headers={"Content-Type": "application/json"},
     )
@@ -60,20 +74,17 @@ def require_key(request: Request) -> None:
 
 
 def parse_document(request: Request) -> Any:
-    """The body as data: JSON, or YAML when the Content-Type says so."""
+    """The body as JSON data: JSON, or YAML when the Content-Type says so. Anything JSON cannot
+    say (NaN, duplicate keys, YAML tags and alias bombs, deep nesting) is refused with its path."""
     raw = request.raw_body or b""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
-    if not text.strip():
-        raise RequestError("the request body is empty", field="body")
     try:
-        if "yaml" in kind:
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"invalid JSON at line {exc.lineno}: {exc.msg}", field="body") from exc
-    except yaml.YAMLError as exc:
-        raise RequestError(f"invalid YAML: {exc}", field="body") from exc
+        text = decode(raw) if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
+        if not text.strip():
+            raise RequestError("the request body is empty", field="body")
+        return load_yaml(text) if "yaml" in kind else load_json(text)
+    except DocumentError as exc:
+        raise RequestError(exc.message, field=exc.field or "body") from None
 
 
 def parse_model(model: type[M], data: Any) -> M:
@@ -85,5 +96,7 @@ def parse_model(model: type[M], data: Any) -> M:
     except ValidationError as exc:
         problems = pydantic_problems(exc)
         raise RequestError(
-            f"{len(problems)} problem(s) in the request", field=problems[0].field, problems=problems
+            f"{len(problems)} problem(s) in the request",
+            field=problems[0].field or "body",
+            problems=problems,
         ) from exc

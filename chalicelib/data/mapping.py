@@ -22,10 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
 
 from chalicelib.errors import DataError, Problem, TemplateError
-from chalicelib.template.expr import format_money, format_number
+from chalicelib.template.expr import check_locale, format_money, format_number
 from chalicelib.template.library import pydantic_problems, read_document
 from chalicelib.template.model import Strict
 
@@ -34,14 +41,21 @@ class DateTransform(Strict):
     date: str = Field(description="strptime format of the source, e.g. %m/%d/%Y; output ISO")
 
 
+def _locale(v: str) -> str:
+    return check_locale(v)  # an unknown locale fails the mapping, not each row
+
+
+Locale = Annotated[str, AfterValidator(_locale)]
+
+
 class CurrencyTransform(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    locale: str = "en_US"
+    locale: Locale = "en_US"
 
 
 class NumberFormatTransform(Strict):
     decimals: int = Field(2, ge=0, le=10)
-    locale: str = "en_US"
+    locale: Locale = "en_US"
 
 
 SimpleTransform = Literal["trim", "lower", "upper", "title", "number"]
@@ -57,19 +71,40 @@ def _expand(v: Any) -> Any:
         if v == "date":  # `date` alone reads ISO dates
             return {"date": "%Y-%m-%d"}
         if v not in SIMPLE:
-            raise ValueError(f"unknown transform {v!r}; known: {', '.join(SIMPLE + KEYED)}")
+            raise ValueError(f"unknown transform {v[:40]!r}; known: {', '.join(SIMPLE + KEYED)}")
         return v
     if isinstance(v, dict):
         if "number_format" in v:
-            return v["number_format"] if isinstance(v["number_format"], dict) else {}
+            options = v["number_format"]
+            if options is None:
+                return {}
+            if not isinstance(options, dict):
+                raise ValueError("number_format takes an object, e.g. {decimals: 2, locale: fr}")
+            return options
         if not any(k in v for k in KEYED):
             raise ValueError(f"a transform object has one of the keys {', '.join(KEYED)}")
         return v
     raise ValueError("a transform is a name (trim, title, …) or an object ({date: '%d/%m/%Y'})")
 
 
+def _transform_tag(v: Any) -> str:
+    # Which member to check against, so that a bad keyed transform gets its own errors rather
+    # than one per member of the union.
+    if isinstance(v, str):
+        return "name"
+    if isinstance(v, DateTransform) or (isinstance(v, dict) and "date" in v):
+        return "date"
+    if isinstance(v, CurrencyTransform) or (isinstance(v, dict) and "currency" in v):
+        return "currency"
+    return "number_format"
+
+
 Transform = Annotated[
-    SimpleTransform | DateTransform | CurrencyTransform | NumberFormatTransform,
+    Annotated[SimpleTransform, Tag("name")]
+    | Annotated[DateTransform, Tag("date")]
+    | Annotated[CurrencyTransform, Tag("currency")]
+    | Annotated[NumberFormatTransform, Tag("number_format")],
+    Discriminator(_transform_tag),
     BeforeValidator(_expand),
 ]
 
@@ -98,9 +133,14 @@ def _to_number(value: Any) -> float | int:
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(value, int | float):
-        num = float(value)
+        try:
+            num = float(value)
+        except OverflowError:  # an int beyond a float's range
+            raise ValueError("must be a finite number (this one is too large)") from None
+    elif not isinstance(value, str):
+        raise ValueError(f"expected a number, got a {type(value).__name__}")
     else:
-        text = _NUMBER_JUNK.sub("", str(value))  # currency signs, spaces, letters
+        text = _NUMBER_JUNK.sub("", value)  # currency signs, spaces, letters
         if text.count(",") and text.count("."):
             text = text.replace(",", "")  # 1,234.50
         elif text.count(",") == 1 and len(text.split(",")[1]) != 3:
@@ -110,7 +150,7 @@ def _to_number(value: Any) -> float | int:
         try:
             num = float(text)
         except ValueError:
-            raise ValueError(f"{str(value)[:40]!r} is not a number") from None
+            raise ValueError(f"{value[:40]!r} is not a number") from None
     if not math.isfinite(num):
         raise ValueError("must be a finite number")
     return int(num) if num.is_integer() and abs(num) < 2**53 else num
@@ -183,6 +223,8 @@ def recipient_id(mapping: FieldMapping | None, row: Mapping[str, Any], fallback:
 def load_mapping(path: Path | str) -> FieldMapping:
     """Read and validate a mapping file (YAML or JSON); TemplateError lists every problem."""
     data = read_document(Path(path))
+    if not isinstance(data, dict):
+        raise TemplateError("a mapping is a YAML/JSON object (fields: …) at the top level")
     try:
         return FieldMapping.model_validate(data)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -67,6 +68,8 @@ def format_number(value: Any, decimals: int | None = None, locale: str = DEFAULT
     num = _number(value)
     if decimals is None:
         return str(format_decimal(num, locale=locale))
+    if not isinstance(decimals, int) or not 0 <= decimals <= 20:
+        raise ValueError(f"decimals is a whole number from 0 to 20, not {decimals!r:.40}")
     pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
     return str(format_decimal(num, format=pattern, locale=locale))
 
@@ -80,10 +83,38 @@ def format_money(value: Any, code: str = "USD", locale: str = DEFAULT_LOCALE) ->
 _ALLOWED_STMTS = (nodes.Template, nodes.Output)
 
 
+MAX_RESULT = 100_000  # characters, items or bits an operator may make: text on a video
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*` and `**` bounded: `{{ 9**9**9 }}` or `{{ 'x' * 10**9 }}` would
+    otherwise hang or exhaust the process binding a template (the API's request thread)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _bits(left, right) > MAX_RESULT:
+            raise SecurityError(f"** would make a number of over {MAX_RESULT} bits")
+        if operator == "*" and max(_length(left, right), _length(right, left)) > MAX_RESULT:
+            raise SecurityError(f"* would make over {MAX_RESULT} characters or items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _bits(base: Any, exponent: Any) -> int:
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (base, exponent))
+    if not ints or exponent <= 0 or base in (0, 1, -1):
+        return 0
+    return int(abs(base).bit_length() * exponent)
+
+
+def _length(seq: Any, times: Any) -> int:
+    if isinstance(seq, str | list | tuple) and isinstance(times, int):
+        return len(seq) * times
+    return 0
+
+
 def _env(locale: str) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True
-    )
+    env = _Sandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 
     # The number filters default to the template's locale.
     def number(value: Any, decimals: int | None = None, loc: str | None = None) -> str:
@@ -112,16 +143,15 @@ def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> set[str]:
     env = environment(locale)
     try:
         ast = env.parse(text)
+        for node in ast.find_all(nodes.Stmt):
+            if not isinstance(node, _ALLOWED_STMTS):
+                raise ValueError("only {{ expressions }} are allowed here, not {% statements %}")
+        env.compile(ast)  # unknown filters are reported at compile time
+        return set(find_undeclared_variables(ast))
     except TemplateSyntaxError as exc:
         raise ValueError(f"bad interpolation: {exc.message}") from exc
-    for node in ast.find_all(nodes.Stmt):
-        if not isinstance(node, _ALLOWED_STMTS):
-            raise ValueError("only {{ expressions }} are allowed here, not {% statements %}")
-    try:
-        env.compile(ast)
-    except TemplateSyntaxError as exc:  # unknown filters are reported at compile time
-        raise ValueError(f"bad interpolation: {exc.message}") from exc
-    return set(find_undeclared_variables(ast))
+    except RecursionError:  # jinja's parser and compiler recurse once per nesting level
+        raise ValueError("bad interpolation: the expression is nested too deeply") from None
 
 
 def interpolate(text: str, values: Mapping[str, Any], locale: str = DEFAULT_LOCALE) -> str:
@@ -131,8 +161,8 @@ def interpolate(text: str, values: Mapping[str, Any], locale: str = DEFAULT_LOCA
     template_variables(text, locale)  # refuses statements before anything runs
     try:
         return environment(locale).from_string(text).render(dict(values))
-    except (JinjaError, ValueError, TypeError, ArithmeticError) as exc:
-        raise ValueError(f"cannot interpolate {text!r}: {exc}") from exc
+    except (JinjaError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        raise ValueError(f"cannot interpolate {text[:80]!r}: {exc}") from exc
 
 
 @lru_cache(maxsize=512)
@@ -141,7 +171,9 @@ def compile_condition(expr: str) -> jmespath.parser.ParsedResult:
     try:
         return jmespath.compile(expr)
     except jmespath.exceptions.JMESPathError as exc:
-        raise ValueError(f"bad JMESPath expression {expr!r}: {exc}") from exc
+        raise ValueError(f"bad JMESPath expression {expr[:80]!r}: {str(exc)[:300]}") from exc
+    except RecursionError:  # the parser recurses once per nesting level
+        raise ValueError(f"bad JMESPath expression {expr[:80]!r}: nested too deeply") from None
 
 
 def truthy(value: Any) -> bool:
@@ -153,5 +185,5 @@ def evaluate_condition(expr: str, record: Mapping[str, Any]) -> bool:
     """Evaluate a `when` expression on the (JSON-shaped) record."""
     try:
         return truthy(compile_condition(expr).search(dict(record)))
-    except jmespath.exceptions.JMESPathError as exc:
-        raise ValueError(f"cannot evaluate {expr!r}: {exc}") from exc
+    except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
+        raise ValueError(f"cannot evaluate {expr[:80]!r}: {exc}") from exc

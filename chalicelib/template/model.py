@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from babel.dates import format_date
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -19,18 +21,20 @@ from pydantic import (
 
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 IDENT = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+MAX_IDENT = 100  # ids become file and blob names
 
 
 class Strict(BaseModel):
     """Base of every template model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def normalize_color(value: str) -> str:
     """'#abc' | '#aabbcc' | '#aabbccdd' -> lower-case '#rrggbb[aa]'; raises ValueError otherwise."""
     if not isinstance(value, str) or not HEX_COLOR.match(value.strip()):
-        raise ValueError(f"not a colour: {value!r} (use #rgb, #rrggbb or #rrggbbaa)")
+        shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
+        raise ValueError(f"not a colour: {shown} (use #rgb, #rrggbb or #rrggbbaa)")
     hexpart = value.strip()[1:].lower()
     if len(hexpart) == 3:
         hexpart = "".join(c * 2 for c in hexpart)
@@ -38,6 +42,15 @@ def normalize_color(value: str) -> str:
 
 
 Color = Annotated[str, Field(description="#rgb, #rrggbb or #rrggbbaa, or {{ a colour variable }}")]
+
+
+def _check_date_format(fmt: str) -> None:
+    # Some CLDR fields need a time or a time zone (zzzz, A, B): a date cannot fill them, and
+    # babel fails with AttributeError when it tries; refuse them here, not at the first render.
+    try:
+        format_date(dt.date(2026, 1, 31), format=fmt, locale="en_US")
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"format {fmt[:40]!r} is not a CLDR date format: {exc}") from None
 
 
 # ── canvas and variables ────────────────────────────────────────────────────────────────────
@@ -93,6 +106,8 @@ class Variable(Strict):
             raise ValueError("values applies to enum variables only")
         if (self.format or self.input_format) and t is not VarType.date:
             raise ValueError("format/input_format apply to date variables only")
+        if self.format is not None:
+            _check_date_format(self.format)
         if self.required and self.default is not None:
             raise ValueError("a required variable cannot have a default")
         return self
@@ -285,7 +300,7 @@ class Background(Strict):
 class Scene(Strict):
     """A scene: a background and timed layers. Lives inline or in the scene library."""
 
-    id: str = Field(pattern=IDENT)
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
     duration: float = Field(gt=0, le=600)
     when: str | None = Field(None, description="JMESPath on the record; the scene plays if truthy")
     background: Background = Background(color="#000000")
@@ -298,7 +313,7 @@ class Scene(Strict):
 class SceneRef(Strict):
     """A scene taken from the scene library by id, with optional overrides."""
 
-    use: str = Field(pattern=IDENT)
+    use: str = Field(pattern=IDENT, max_length=MAX_IDENT)
     when: str | None = None
     duration: float | None = Field(None, gt=0, le=600)
     transition: Transition | None = None
@@ -348,12 +363,16 @@ class PageSpec(Strict):
 class Template(Strict):
     """A video template: canvas, variables, styles, audio and an ordered list of scenes."""
 
-    id: str = Field(pattern=IDENT)
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
     version: str = "1"
     name: str | None = None
     locale: str = Field("en_US", description="CLDR locale for dates, numbers and currencies")
     canvas: Canvas = Canvas()
-    library: str = Field("scenes", description="scene-library directory, relative to the template")
+    library: str = Field(
+        "scenes",
+        max_length=200,
+        description="scene-library directory, relative to the template",
+    )
     variables: dict[str, Variable] = Field(default_factory=dict)
     styles: dict[str, TextStyle] = Field(default_factory=dict)
     audio: Music = Music()
