@@ -37,6 +37,7 @@ from chalicelib.ports import BlobStore, JobStore
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import hls
 from chalicelib.render.cache import SegmentCache
+from chalicelib.render.fetch import localize
 from chalicelib.render.graph import frame_args
 from chalicelib.render.hls import AudioGroup, Chunk, ChunkGroup, StreamPlan
 from chalicelib.settings import get_settings
@@ -191,7 +192,7 @@ def render_group_event(
     from chalicelib.template.bind import bind
 
     lt = service.materialize(b, service.get_template(b, campaign_id, version))
-    plan = bind(lt, data)
+    plan = localize(bind(lt, data))
     stream_plan = hls.plan_stream(plan)
     group: ChunkGroup | AudioGroup = (
         stream_plan.audio if rendition is None else stream_plan.groups[rendition][index]
@@ -353,7 +354,9 @@ class Streams:
         memo = (source.campaign_id, source.version, source.data_hash)
         found = self._plans.get(memo)
         if found is None:
-            plan = service.stream_plan(self.b, source)
+            # URLs from data fetched once per (version, data): the plan keeps the local copies
+            # its groups and audio are rendered from.
+            plan = localize(service.stream_plan(self.b, source))
             found = (plan, hls.plan_stream(plan))
             self._plans.put(memo, found)
         opened = _Open(source, *found)

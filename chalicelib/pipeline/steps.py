@@ -18,6 +18,7 @@ from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
 from chalicelib.ports import BlobStore
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.engine import cache_context, render
+from chalicelib.render.fetch import localize
 from chalicelib.render.segments import plan_key
 from chalicelib.template.bind import bind
 from chalicelib.template.library import LoadedTemplate
@@ -71,12 +72,15 @@ def make_job(
     preview: bool = False,
     named: bool = True,
 ) -> RecipientJob:
-    """Bind a record (template variables) into a job; DataError names every bad field.
+    """Bind a record (template variables) into a job; DataError names every bad field,
+    AssetError an asset refused (a URL that cannot be fetched, a file not of its kind).
 
     Outputs are named by a hash of the plan; `named` prefixes the recipient id for people
     browsing a folder (`reel batch`). Media behind URLs are not named: no personal data in URLs.
     """
-    plan = bind(lt, record)
+    # URLs from data are fetched (and every media file checked) here, before the key: the
+    # key digests the fetched bytes, and a refused asset fails this recipient alone.
+    plan = localize(bind(lt, record))
     key = plan_key(plan, file_digest, cache_context(), preview)[:32]
     name = f"{slug(rid)}-{key[:16]}" if named else key
     return RecipientJob(

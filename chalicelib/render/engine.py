@@ -23,9 +23,11 @@ import PIL
 from PIL import features
 
 from chalicelib import ENGINE_VERSION
+from chalicelib.errors import AssetError, RenderError
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import raster
 from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.fetch import localize
 from chalicelib.render.ffmpeg import ffmpeg_version
 from chalicelib.render.graph import (
     AudioInput,
@@ -54,21 +56,40 @@ def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
     return round(cx * profile.width - w / 2), round(cy * profile.height - h / 2), w, h
 
 
-def _video(spec: VideoLayer | Background) -> VideoSource:
+def _video(spec: VideoLayer | Background, field: str) -> VideoSource:
     path = spec.src if isinstance(spec, VideoLayer) else spec.video
     assert path is not None
-    return VideoSource(path, spec.fit, spec.loop, spec.trim, media_duration(path))
+    try:
+        info = media_info(path)
+    except RenderError as exc:
+        raise RenderError(
+            f"{Path(path).name} cannot be read as a video", exc.stderr_tail, field=field
+        ) from exc
+    if not info.has_video:
+        raise AssetError(f"{Path(path).name} has no video stream", field=field)
+    if info.width and info.height and info.width * info.height > raster.MAX_IMAGE_PIXELS:
+        raise AssetError(
+            f"{Path(path).name} is {info.width}×{info.height}: "
+            f"over {raster.MAX_IMAGE_PIXELS:,} pixels",
+            field=field,
+        )
+    return VideoSource(path, spec.fit, spec.loop, spec.trim, info.duration)
 
 
 def media_duration(path: str) -> float | None:
     """Duration of a media file (memoized while the file is unchanged)."""
+    return media_info(path).duration
+
+
+def media_info(path: str) -> ff.MediaInfo:
+    """What ffmpeg says about a media file (memoized while the file is unchanged)."""
     st = Path(path).stat()
-    return _duration(path, st.st_size, st.st_mtime_ns)
+    return _info(path, st.st_size, st.st_mtime_ns)
 
 
 @lru_cache(maxsize=256)
-def _duration(path: str, size: int, mtime_ns: int) -> float | None:
-    return ff.probe(Path(path)).duration
+def _info(path: str, size: int, mtime_ns: int) -> ff.MediaInfo:
+    return ff.probe(Path(path))
 
 
 def _half(trans_duration: float, kind: TransitionKind) -> float:
@@ -89,10 +110,10 @@ def prepare_scene(
         layer = pl.layer
         frames = layer_frames(pl.start, pl.end, profile.fps, scene_frames)
         placed = Overlay(x, y, w, h, pl.start, pl.end, frames, enter=layer.enter, exit=layer.exit)
-        if isinstance(layer, VideoLayer):
-            overlays.append(replace(placed, video=_video(layer), opacity=layer.opacity))
-            continue
         field = f"{scene.id}.layers[{i}]"
+        if isinstance(layer, VideoLayer):
+            overlays.append(replace(placed, video=_video(layer, field), opacity=layer.opacity))
+            continue
         key = json.dumps(
             [
                 layer.model_dump(mode="json"),
@@ -120,7 +141,7 @@ def prepare_scene(
         frames=scene_frames,
         background_color=bg.color,
         background_image=bg_image,
-        background_video=_video(bg) if bg.video else None,
+        background_video=_video(bg, f"{scene.id}.background.video") if bg.video else None,
         overlays=tuple(overlays),
         fade_in=_half(t_in.duration, t_in.type),
         fade_out=_half(t_out.duration, t_out.type),
@@ -237,6 +258,7 @@ def warm(plan: RenderPlan, cache: SegmentCache, *, preview: bool = False) -> tup
     Returns (static runs, of which already cached). Run before fanning a batch out, so that
     parallel workers find the shared segments instead of each rendering them.
     """
+    plan = localize(plan)
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
     static = [r for r in plan_runs(plan, profile, split=True) if not r.personal]
     context = cache_context()
@@ -268,6 +290,7 @@ def render(
     ones are rendered; without it, the whole video is rendered in a single pass.
     Outputs appear atomically: on any failure nothing is left under `out` or `poster`.
     """
+    plan = localize(plan)  # URLs from data fetched, media checked (a no-op when done before)
     out = out.resolve()
     poster = poster.resolve() if poster else None
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)

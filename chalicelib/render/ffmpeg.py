@@ -14,6 +14,15 @@ from chalicelib.errors import RenderError
 from chalicelib.settings import get_settings
 
 STDERR_TAIL_LINES = 20
+# Every input ffmpeg opens: local files only (a crafted playlist or concat list cannot reach
+# the network or another protocol), and bounded probing of what a file contains.
+PROBE_SIZE = 5_000_000  # bytes read to find an input's streams
+ANALYZE_DURATION = 5_000_000  # microseconds of media analysed for them
+INPUT_GUARDS = {
+    "-protocol_whitelist": "file",
+    "-probesize": str(PROBE_SIZE),
+    "-analyzeduration": str(ANALYZE_DURATION),
+}
 
 
 def ffmpeg_path() -> str:
@@ -49,15 +58,36 @@ def _tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(stderr.strip().splitlines()[-lines:])
 
 
+def guard_inputs(args: Sequence[str]) -> list[str]:
+    """`args` with INPUT_GUARDS before every `-i` whose own options do not set them already
+    (the graph builders set them; this is the boundary's guarantee for any other caller)."""
+    out: list[str] = []
+    given: set[str] = set()  # options seen since the previous input
+    i = 0
+    while i < len(args):
+        if args[i] == "-i" and i + 1 < len(args):
+            for option, value in INPUT_GUARDS.items():
+                if option not in given:
+                    out += [option, value]
+            out += ["-i", args[i + 1]]
+            given = set()
+            i += 2
+            continue
+        out.append(args[i])
+        given.add(args[i])
+        i += 1
+    return out
+
+
 def run(args: Sequence[str], *, timeout: float | None = None, cwd: Path | None = None) -> str:
     """Run ffmpeg with `args` (without the binary); return stderr, or raise RenderError.
 
-    Inputs are read with the `file` protocol only, so a crafted playlist or concat list
-    cannot make ffmpeg reach the network or other protocols.
+    Inputs are read with the `file` protocol only and bounded probing (`guard_inputs`), so a
+    crafted playlist or concat list cannot make ffmpeg reach the network or other protocols.
     """
     settings = get_settings()
     limit = timeout if timeout is not None else settings.render_timeout
-    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", *guard_inputs(args)]
     try:
         proc = subprocess.run(
             cmd,
@@ -96,15 +126,7 @@ _VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?, (\d{2,5})x(\d{2,5})")
 
 def probe(path: Path, *, timeout: float = 30.0) -> MediaInfo:
     """Read duration and streams of `path` by asking ffmpeg to open it (no decode)."""
-    cmd = [
-        ffmpeg_path(),
-        "-hide_banner",
-        "-nostdin",
-        "-protocol_whitelist",
-        "file",
-        "-i",
-        str(path),
-    ]
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", *guard_inputs(["-i", str(path)])]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False

@@ -13,10 +13,22 @@ from itertools import pairwise
 
 import ffmpeg
 
+from chalicelib.render.ffmpeg import ANALYZE_DURATION, PROBE_SIZE
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.template.model import Animation, AnimationKind, Fit
 
-FILE_ONLY = {"protocol_whitelist": "file"}
+# Every input: local files only, bounded probing (as `ffmpeg.INPUT_GUARDS`; tests check that
+# each `-i` these builders write is preceded by them).
+FILE_ONLY: dict[str, object] = {
+    "protocol_whitelist": "file",
+    "probesize": PROBE_SIZE,
+    "analyzeduration": ANALYZE_DURATION,
+}
+
+
+# The runs that decode the campaign's and the data's media: the first decoding error ends the
+# run (a garbled clip under -stream_loop -1 would otherwise be retried until the timeout).
+DECODING = ("-y", "-xerror")
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ class Inputs:
         elif again:
             head, sep, tail = name.rpartition("/")
             name = head + sep + "./" * again + tail
-        source = ffmpeg.input(name, **opts)
+        source = ffmpeg.input(name, **{**FILE_ONLY, **opts})  # lavfi sources too
         return source.video if kind == "video" else source.audio
 
 
@@ -271,7 +283,7 @@ def segment_args(
             "setpts", "PTS-STARTPTS"
         )
     out_opts = {**profile.video_args(), "frames:v": end - start}
-    return list(ffmpeg.output(stream, out, **out_opts).global_args("-y").get_args())
+    return list(ffmpeg.output(stream, out, **out_opts).global_args(*DECODING).get_args())
 
 
 def _chain(
@@ -352,7 +364,7 @@ def audio_args(
             "f": "mp4",
         },
     )
-    return list(output.global_args("-y").get_args())
+    return list(output.global_args(*DECODING).get_args())
 
 
 def _mix(

@@ -24,6 +24,7 @@ from chalicelib.errors import RenderError
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.fetch import localize
 from chalicelib.render.profile import EncodingProfile, StreamProfile
 from chalicelib.render.segments import Run, content_key, plan_runs, run_key, timeline, total_frames
 from chalicelib.template.model import Canvas
@@ -173,6 +174,7 @@ def plan_audio(plan: RenderPlan, total: float, profile: EncodingProfile) -> Audi
 
 def plan_stream(plan: RenderPlan, context: dict[str, str] | None = None) -> StreamPlan:
     """A recipient's stream: per rendition, the runs as chunk groups; and the audio."""
+    plan = localize(plan)  # a no-op on a plan localized already (as callers keep it)
     context = context if context is not None else engine.cache_context()
     variants = renditions(plan.canvas)
     groups = {}
@@ -231,7 +233,8 @@ def master_playlist(variants: Sequence[Rendition], audio_uri: str) -> str:
 def split_video_args(source: str, pattern: str, cuts: Sequence[int], offset: float) -> list[str]:
     """Slice a video-only MP4 by stream copy at the keyframes of frames `cuts` into MPEG-TS
     files, shifting its timestamps by `offset` seconds (its place on the timeline)."""
-    args = ["-y", "-protocol_whitelist", "file", "-i", source, "-map", "0:v:0", "-c", "copy"]
+    guards = [x for item in ff.INPUT_GUARDS.items() for x in item]
+    args = ["-y", *guards, "-i", source, "-map", "0:v:0", "-c", "copy"]
     args += ["-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "0"]
     if cuts:
         args += ["-segment_frames", ",".join(str(c) for c in cuts)]
@@ -242,7 +245,8 @@ def split_video_args(source: str, pattern: str, cuts: Sequence[int], offset: flo
 
 def split_audio_args(source: str, pattern: str, cuts: Sequence[float], offset: float) -> list[str]:
     """Slice an AAC track by stream copy at the first packet of each time in `cuts`."""
-    args = ["-y", "-protocol_whitelist", "file", "-i", source, "-map", "0:a:0", "-c", "copy"]
+    guards = [x for item in ff.INPUT_GUARDS.items() for x in item]
+    args = ["-y", *guards, "-i", source, "-map", "0:a:0", "-c", "copy"]
     args += ["-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "0"]
     if cuts:
         args += ["-segment_times", ",".join(f"{c:g}" for c in cuts)]

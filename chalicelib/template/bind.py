@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.errors import DataError, Problem, TemplateError
 from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
-from chalicelib.template.library import LoadedTemplate, resolve_asset
+from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
     AudioLayer,
     Background,
@@ -18,12 +18,14 @@ from chalicelib.template.model import (
     TextStyle,
     Transition,
     TransitionKind,
+    VarType,
     VideoLayer,
 )
 from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
-from chalicelib.template.values import coerce, is_blank, to_json
+from chalicelib.template.values import check_url, coerce, is_blank, to_json, url_scheme
 
 CUT = Transition(type=TransitionKind.cut, duration=0)
+MEDIA_TYPES = frozenset({VarType.image, VarType.video, VarType.audio})
 
 
 def bind_values(
@@ -54,11 +56,18 @@ def bind_values(
 
 
 class _Binder:
-    def __init__(self, lt: LoadedTemplate, values: dict[str, Any], record: dict[str, Any]):
+    def __init__(
+        self,
+        lt: LoadedTemplate,
+        values: dict[str, Any],
+        record: dict[str, Any],
+        from_data: frozenset[str] = frozenset(),
+    ):
         self.lt = lt
         self.tpl = lt.template
         self.values = values
         self.record = record
+        self.from_data = from_data  # the variables whose value the record gave (not a default)
 
     # Errors caused by the record are DataErrors naming the variable; the rest are the template's.
     def _fail(self, path: str, expr: str, reason: str) -> DataError | TemplateError:
@@ -77,11 +86,46 @@ class _Binder:
             raise self._fail(path, text, str(exc)) from exc
 
     def asset(self, path: str, ref: str) -> str:
+        """A local asset made absolute (confined to the campaign folder), or a URL from data,
+        kept as it is: the render fetches it (`render.fetch.localize`) before anything else."""
         resolved = self.text(path, ref)
+        if url_scheme(resolved) is not None and has_expr(ref):
+            return self._remote(path, ref, resolved)
         try:
             return str(resolve_asset(self.lt.root, resolved))
         except ValueError as exc:
             raise self._fail(path, ref, str(exc)) from exc
+
+    def _remote(self, path: str, ref: str, url: str) -> str:
+        # Only the whole value of a media variable given by the record may be a URL: a URL the
+        # template spells (a literal, a default, a prefix around a value) is never fetched.
+        try:
+            names = sorted(template_variables(ref, self.tpl.locale))
+        except ValueError:
+            names = []
+        source = next(
+            (
+                n
+                for n in names
+                if n in self.from_data
+                and self.tpl.variables[n].type in MEDIA_TYPES
+                and self.values.get(n) == url
+            ),
+            None,
+        )
+        if source is None:
+            given = [n for n in names if n in self.from_data]
+            if given:
+                raise DataError(
+                    f"a URL may only be the whole value of an image, video or audio variable "
+                    f"(at {path})",
+                    field=given[0],
+                )
+            raise TemplateError(NOT_FETCHED, field=path)
+        try:
+            return check_url(url)
+        except ValueError as exc:
+            raise DataError(f"{exc} (at {path})", field=source) from exc
 
     def when(self, path: str, expr: str | None) -> bool:
         if expr is None:
@@ -142,7 +186,8 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
     tpl = lt.template
     values, json_record = bind_values(lt, record)
-    b = _Binder(lt, values, json_record)
+    given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
+    b = _Binder(lt, values, json_record, given)
 
     chosen: list[tuple[int, Scene]] = []
     for index, entry in enumerate(tpl.scenes):

@@ -4,16 +4,21 @@ reported as `path: reason` (e.g. `scenes[2].layers[0].src: file not found: asset
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from chalicelib.errors import Problem, TemplateError
+from chalicelib.template.documents import (
+    DocumentError,
+    as_json_data,
+    decode,
+    load_json,
+    load_yaml,
+)
 from chalicelib.template.expr import check_locale, compile_condition, template_variables
 from chalicelib.template.model import (
     LAYER_TAGS,
@@ -25,12 +30,17 @@ from chalicelib.template.model import (
     Template,
     TextLayer,
     TransitionKind,
+    VarType,
     VideoLayer,
 )
-from chalicelib.template.values import coerce
+from chalicelib.template.values import coerce, url_scheme
 
 YAML_SUFFIXES = {".yaml", ".yml"}
 SUFFIXES = YAML_SUFFIXES | {".json"}
+NOT_FETCHED = (
+    "URLs written in the template are not fetched: put the file under the campaign folder "
+    "(a URL may come from data, as the value of an image, video or audio variable)"
+)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -63,25 +73,27 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
 
 
 def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file; raise TemplateError naming the file and the line."""
+    """Parse a YAML or JSON file; raise TemplateError naming the file and the line or field."""
     if not path.is_file():
         raise TemplateError(f"file not found: {path}", field=str(path))
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = decode(path.read_bytes())
+    except DocumentError as exc:
+        raise TemplateError(f"{path.name}: {exc.message}") from None
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise TemplateError(f"{path.name}: cannot read it: {exc.strerror}", str(path)) from None
     return parse_document(text, path.suffix.lower(), str(path.name))
 
 
 def parse_document(text: str, suffix: str = ".yaml", name: str = "template") -> Any:
-    """Parse YAML (a superset of JSON) or strict JSON text into Python data."""
+    """Parse YAML (a superset of JSON) or strict JSON text into JSON data (see documents.py:
+    no duplicate keys, NaN, alias bombs or deep nesting)."""
     try:
         if suffix == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise TemplateError(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TemplateError(f"{name}: invalid YAML{where}: {exc}") from exc
+            return load_json(text)
+        return load_yaml(text)
+    except DocumentError as exc:
+        raise TemplateError(f"{name}: {exc.message}", field=exc.field) from None
 
 
 @dataclass(frozen=True)
@@ -114,22 +126,38 @@ class LoadedTemplate:
         return h.hexdigest()
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def _load_library(
     template: Template, root: Path, problems: list[Problem]
 ) -> tuple[dict[str, Scene], dict[str, Path]]:
-    lib_dir = root / template.library
     scenes: dict[str, Scene] = {}
     files: dict[str, Path] = {}
+    try:
+        lib_dir = (root / template.library).resolve()
+    except (OSError, ValueError):  # a NUL byte, a loop of symlinks
+        lib_dir = None
+    if lib_dir is None or not lib_dir.is_relative_to(root):
+        problems.append(Problem("library", "must be a folder inside the campaign folder"))
+        return scenes, files
     for index, entry in enumerate(template.scenes):
         if not isinstance(entry, SceneRef) or entry.use in scenes:
             continue
         where = f"scenes[{index}].use"
         candidates = [lib_dir / f"{entry.use}{s}" for s in (".yaml", ".yml", ".json")]
-        found = next((c for c in candidates if c.is_file()), None)
+        found = next((c for c in candidates if _is_file(c)), None)
         if found is None:
             problems.append(
                 Problem(where, f"scene {entry.use!r} not found in the library {template.library}/")
             )
+            continue
+        if not found.resolve().is_relative_to(root):
+            problems.append(Problem(where, f"scene {entry.use!r} links outside the campaign"))
             continue
         rel = found.relative_to(root).as_posix()
         try:
@@ -160,6 +188,10 @@ def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedT
     if not isinstance(data, dict):
         raise TemplateError("a template is a mapping (YAML/JSON object) at the top level")
     try:
+        data = as_json_data(data)  # what a file gives already; a caller's data may be anything
+    except DocumentError as exc:
+        raise TemplateError(exc.message, field=exc.field) from None
+    try:
         template = Template.model_validate(data)
     except ValidationError as exc:
         found = pydantic_problems(exc)
@@ -185,24 +217,30 @@ def load_template(path: Path | str, *, strict: bool = True) -> LoadedTemplate:
 def resolve_asset(root: Path, ref: str) -> Path:
     """A campaign-relative asset path made absolute, confined to the campaign root.
 
-    Raises ValueError: URLs, absolute paths, `..` escapes and symlinks out are refused.
+    Raises ValueError: URLs, absolute paths, `..` escapes and symlinks out are refused. (A URL
+    from data never comes here: the binder keeps it for the guarded fetcher.)
     """
     if not ref:
         raise ValueError("empty path")
-    if "://" in ref or ref.startswith("data:"):
+    if "://" in ref or url_scheme(ref) is not None:
         raise ValueError(
-            f"remote assets are not supported: {ref[:60]!r} "
+            f"remote assets are not supported here: {ref[:60]!r} "
             "(put the file under the campaign folder)"
         )
+    if "\x00" in ref:
+        raise ValueError("the path contains a NUL character")
     pure = PurePosixPath(ref.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts:
         raise ValueError(f"path must stay inside the campaign folder: {ref!r}")
     base = root.resolve()
-    full = (base / pure).resolve()
-    if not full.is_relative_to(base):
-        raise ValueError(f"path leaves the campaign folder: {ref!r}")
-    if not full.is_file():
-        raise ValueError(f"file not found: {ref}")
+    try:
+        full = (base / pure).resolve()
+        if not full.is_relative_to(base):
+            raise ValueError(f"path leaves the campaign folder: {ref[:200]!r}")
+        if not full.is_file():
+            raise ValueError(f"file not found: {ref[:200]}")
+    except OSError as exc:  # a name too long for the file system, a symlink loop…
+        raise ValueError(f"cannot open {ref[:200]!r}: {exc.strerror}") from None
     return full
 
 
@@ -232,12 +270,16 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
         if not ref:
             return
         if "{{" in ref:
+            if url_scheme(ref) is not None:  # a URL the template spells is never fetched
+                yield problem(path, NOT_FETCHED)
             yield from check_text(path, ref)
             return
         try:
             resolve_asset(lt.root, ref)
         except ValueError as exc:
             yield problem(path, str(exc))
+        except OSError as exc:  # a name too long for the file system
+            yield problem(path, f"unusable path: {exc.strerror}")
 
     def check_when(path: str, expr: str | None) -> Iterator[Problem]:
         if expr is None:
@@ -296,11 +338,17 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
                 coerce(var, var.default)
             except ValueError as exc:
                 problems.append(Problem(f"variables.{name}.default", str(exc)))
+            else:
+                media = var.type in (VarType.image, VarType.video, VarType.audio)
+                if media and isinstance(var.default, str) and url_scheme(var.default):
+                    problems.append(Problem(f"variables.{name}.default", NOT_FETCHED))
     if tpl.audio.music:
         try:
             resolve_asset(lt.root, tpl.audio.music)
         except ValueError as exc:
             problems.append(Problem("audio.music", str(exc)))
+        except OSError as exc:  # a name too long for the file system
+            problems.append(Problem("audio.music", f"unusable path: {exc.strerror}"))
     scenes = [
         lt.scene_for(e)
         for e in tpl.scenes

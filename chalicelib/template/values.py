@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.template.expr import DateValue
 from chalicelib.template.model import Variable, VarType, normalize_color
 
 DEFAULT_MAX_TEXT = 500
+# A media value from data may be a URL of one of these schemes; the fetcher (render/fetch.py)
+# decides at render time whether http is allowed (REEL_FETCH_ALLOW_HTTP).
+REMOTE_SCHEMES = ("https", "http")
+MAX_URL_LENGTH = 2048
+MAX_PATH, MAX_NAME = 1024, 255  # a local path, and one name in it (what file systems take)
+# `scheme:` as RFC 3986 spells it; two letters at least, so `C:\x` is not taken for a URL.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 
@@ -24,17 +33,35 @@ def is_blank(raw: Any) -> bool:
     return isinstance(raw, float) and math.isnan(raw)
 
 
+def show(raw: Any) -> str:
+    """A short, safe rendering of a raw value for an error message: never the repr of a
+    container (it may be huge or nested past the recursion limit), never a huge int's digits."""
+    if isinstance(raw, str):
+        return repr(raw[:40])
+    if isinstance(raw, bool) or raw is None:
+        return repr(raw)
+    if isinstance(raw, int):
+        return repr(raw) if abs(raw) < 10**40 else "a number of over 40 digits"
+    if isinstance(raw, float):
+        return repr(raw)
+    return f"a {type(raw).__name__}"
+
+
 def _text(var: Variable, raw: Any) -> str:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise ValueError(f"expected text, got {type(raw).__name__}")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ValueError(f"expected text, got {raw}")
+    if isinstance(raw, int) and raw.bit_length() > 13_000:  # str() refuses over 4,300 digits
+        raise ValueError("is a number too long to be text")
+    limit = var.max_length or DEFAULT_MAX_TEXT
     value = str(raw).strip()
     value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if len(value) > limit:  # before the per-character check: a 1 MB value is refused at once
+        raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
     for ch in value:
         if ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cs"):
             raise ValueError(f"contains a control character U+{ord(ch):04X}")
-    limit = var.max_length or DEFAULT_MAX_TEXT
-    if len(value) > limit:
-        raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
     return value
 
 
@@ -42,12 +69,15 @@ def _number(var: Variable, raw: Any) -> int | float:
     if isinstance(raw, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(raw, int | float):
-        num: float = float(raw)
+        try:
+            num: float = float(raw)
+        except OverflowError:  # an int beyond a float's range (10**400)
+            raise ValueError("must be a finite number (this one is too large)") from None
     elif isinstance(raw, str):
         try:
             num = float(raw.strip().replace("_", ""))
         except ValueError:
-            raise ValueError(f"expected a number, got {raw[:40]!r}") from None
+            raise ValueError(f"expected a number, got {show(raw)}") from None
     else:
         raise ValueError(f"expected a number, got {type(raw).__name__}")
     if not math.isfinite(num):
@@ -73,16 +103,62 @@ def _date(var: Variable, raw: Any) -> DateValue:
                 day = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
         except ValueError:
             expected = var.input_format or "ISO 8601 (YYYY-MM-DD)"
-            raise ValueError(f"{text[:40]!r} is not a date in {expected}") from None
+            raise ValueError(f"{show(text)} is not a date in {expected}") from None
     else:
         raise ValueError(f"expected a date, got {type(raw).__name__}")
     return DateValue.of(day, var.format, var.locale)
 
 
+def url_scheme(ref: str) -> str | None:
+    """The lower-case scheme of a URL (`https`, `file`, `data`…), or None for a plain path."""
+    match = _SCHEME.match(ref.strip())
+    return match.group(1).lower() if match else None
+
+
+def check_url(url: str) -> str:
+    """An https (or http) URL with a host and nothing else in it; ValueError says why not.
+
+    Other schemes (file:, data:, ftp:, gopher:…) are refused: a media value from data is a
+    path in the campaign folder or a web address, never a way to reach anything else.
+    """
+    scheme = url_scheme(url)
+    if scheme not in REMOTE_SCHEMES:
+        raise ValueError(
+            f"{scheme}: URLs are not allowed; give an https:// URL "
+            "or a path inside the campaign folder"
+        )
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"the URL is {len(url)} characters long; the limit is {MAX_URL_LENGTH}")
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        raise ValueError("the URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("the URL carries credentials (user@host): not allowed")
+    if port == 0:
+        raise ValueError("the URL's port is 0")
+    return url
+
+
 def _media(var: Variable, raw: Any) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"expected a file path, got {type(raw).__name__}")
-    return raw.strip()
+    value = raw.strip()
+    if url_scheme(value) is not None:
+        check_url(value)
+    elif len(value) > MAX_PATH or any(len(p) > MAX_NAME for p in value.split("/")):
+        # the file system would fail on it (ENAMETOOLONG)
+        raise ValueError(
+            f"is too long for a file path ({MAX_PATH} characters, {MAX_NAME} per name)"
+        )
+    elif any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("the file path contains a control character")
+    return value
 
 
 def _color(var: Variable, raw: Any) -> str:
@@ -102,19 +178,23 @@ def _boolean(var: Variable, raw: Any) -> bool:
             return True
         if low in _FALSE:
             return False
-    raise ValueError(f"expected a boolean (true/false, yes/no, 1/0), got {str(raw)[:40]!r}")
+    raise ValueError(f"expected a boolean (true/false, yes/no, 1/0), got {show(raw)}")
 
 
 def _enum(var: Variable, raw: Any) -> str:
     allowed = var.values or []
-    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+    text = None
+    if isinstance(raw, str):
+        text = raw.strip()
+    elif isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 10**40:
+        text = str(raw)
     if text is not None:
         if text in allowed:
             return text
         for value in allowed:  # a CRM may send 'Pro' for 'pro'
             if value.lower() == text.lower():
                 return value
-    raise ValueError(f"{str(raw)[:40]!r} is not one of {allowed}")
+    raise ValueError(f"{show(raw)} is not one of {allowed}")
 
 
 _COERCE = {

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.errors import DataError, TemplateError
 from chalicelib.template.bind import bind
 from chalicelib.template.expr import interpolate
-from chalicelib.template.library import load_template
+from chalicelib.template.library import load_template, validate_template_file
 from chalicelib.template.model import Variable
 from chalicelib.template.values import coerce
 from tests.conftest import Campaign
@@ -132,8 +132,14 @@ def test_audio_layers_become_cues_on_the_timeline(campaign: Campaign) -> None:
     [
         ("../../etc/passwd", "inside the campaign folder"),
         ("/etc/passwd", "inside the campaign folder"),
-        ("https://example.com/a.png", "remote assets are not supported"),
         ("assets/nope.png", "file not found"),
+        ("assets/../../x.png", "inside the campaign folder"),
+        ("file:///etc/passwd", "file: URLs are not allowed"),
+        ("data:image/png;base64,iVBORw0KGgo=", "data: URLs are not allowed"),
+        ("ftp://example.com/a.png", "ftp: URLs are not allowed"),
+        ("gopher://example.com:70/_x", "gopher: URLs are not allowed"),
+        ("https://user:pw@example.com/a.png", "credentials"),
+        ("https:///a.png", "no host"),
     ],
 )
 def test_bad_asset_paths_in_data_are_data_errors(
@@ -144,12 +150,64 @@ def test_bad_asset_paths_in_data_are_data_errors(
     assert info.value.field == "avatar"
 
 
+def test_a_url_from_data_is_kept_for_the_fetcher(campaign: Campaign) -> None:
+    url = "https://cdn.example.com/people/ann.png?v=2"
+    plan = bind(load_template(campaign.template), {"first_name": "A", "avatar": url})
+    assert plan.scenes[1].layers[1].layer.src == url  # type: ignore[union-attr]
+    assert plan.record["avatar"] == url
+
+
+def test_a_url_the_template_writes_is_never_fetched(campaign: Campaign) -> None:
+    # GIVEN a template whose default (not the record) is a URL
+    text = campaign.template.read_text().replace(
+        "avatar: {type: image}", "avatar: {type: image, default: 'https://cdn.example.com/a.png'}"
+    )
+    campaign.write_template(text)
+    with pytest.raises(TemplateError, match="not fetched") as info:
+        bind(load_template(campaign.template), {"first_name": "A"})
+    assert info.value.field == "scenes[1].layers[1].src"
+    # AND checking the template says so first, as it does for a URL around a value
+    spelled = text.replace('src: "{{ avatar }}"', 'src: "https://cdn.example.com/{{ avatar }}"')
+    campaign.write_template(spelled)
+    found = {p.field: p.message for p in validate_template_file(campaign.template)}
+    assert set(found) == {"variables.avatar.default", "scenes[1].layers[1].src"}
+    assert all("not fetched" in m for m in found.values())
+    campaign.write_template(text)
+    # AND a URL made of a text value is refused, naming that value's variable
+    campaign.write_template(text.replace('src: "{{ avatar }}"', 'src: "{{ first_name }}"'))
+    with pytest.raises(DataError, match="whole value of an image") as data_info:
+        bind(load_template(campaign.template), {"first_name": "https://x.example/a.png"})
+    assert data_info.value.field == "first_name"
+
+
 def test_symlinks_out_of_the_campaign_are_refused(campaign: Campaign, tmp_path: Any) -> None:
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"x")
     (campaign.root / "assets" / "link.png").symlink_to(secret)
     with pytest.raises(DataError, match="leaves the campaign folder"):
         bind(load_template(campaign.template), {"first_name": "A", "avatar": "assets/link.png"})
+    # AND a linked folder is no way out either
+    (campaign.root / "assets" / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(DataError, match="leaves the campaign folder") as info:
+        record = {"first_name": "A", "avatar": "assets/elsewhere/secret.png"}
+        bind(load_template(campaign.template), record)
+    assert info.value.field == "avatar"
+    # AND a link that stays inside the campaign is followed
+    (campaign.root / "assets" / "me.png").symlink_to(campaign.root / "assets" / "avatar.png")
+    plan = bind(load_template(campaign.template), {"first_name": "A", "avatar": "assets/me.png"})
+    assert plan.scenes[1].layers[1].layer.src == str(campaign.root / "assets" / "avatar.png")  # type: ignore[union-attr]
+
+
+def test_a_template_path_the_file_system_cannot_open_is_a_template_error(
+    campaign: Campaign,
+) -> None:
+    # GIVEN a background image path longer than a file name may be, written in the template
+    scene = campaign.root / "scenes" / "pro_offer.yaml"
+    scene.write_text(scene.read_text().replace("assets/red.png", "assets/" + "r" * 300 + ".png"))
+    # THEN binding (without checking the template first) names the path, not an OSError
+    with pytest.raises(TemplateError, match="File name too long") as info:
+        bind(load_template(campaign.template), {"first_name": "A", "plan": "pro"})
+    assert info.value.field.endswith("background.image")
 
 
 @pytest.mark.parametrize(

@@ -67,12 +67,19 @@ def test_render_bad_json_exits_1(campaign: Campaign, out: Path) -> None:
 
 
 def test_render_failure_exits_2(campaign: Campaign, out: Path) -> None:
-    (campaign.root / "assets" / "loop.mp4").write_bytes(b"\x00" * 2000)
+    # A clip whose boxes are intact and frames garbage: only ffmpeg finds out (a file that is
+    # not a video at all is bad input, refused before rendering: exit 1).
+    loop = campaign.root / "assets" / "loop.mp4"
+    data = bytearray(loop.read_bytes())
+    at = data.index(b"mdat")
+    end = at - 4 + int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 : end] = b"\xab" * (end - at - 4)
+    loop.write_bytes(bytes(data))
     record = out / "r.json"
     record.write_text(json.dumps({"first_name": "A"}))
     result = runner.invoke(
         app, ["render", str(campaign.template), "-d", str(record), "-o", str(out / "v.mp4")]
     )
     assert result.exit_code == 2
-    assert "render failed: cannot read media loop.mp4" in result.stderr
+    assert "render failed: ffmpeg failed" in result.stderr
     assert not (out / "v.mp4").exists()

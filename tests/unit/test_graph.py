@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from chalicelib.render.graph import (
     AudioInput,
@@ -23,6 +24,8 @@ ENCODE = [
     "-an", "-c:v", "libx264", "-crf", "20", "-fflags", "+bitexact", "-flags:v", "+bitexact",
     "-fps_mode", "cfr",
 ]  # fmt: skip
+# What every input is opened with: local files only, bounded probing.
+GUARDS = ["-analyzeduration", "5000000", "-probesize", "5000000", "-protocol_whitelist", "file"]
 ENCODE_TAIL = [
     "-g", "20", "-keyint_min", "20", "-map_metadata", "-1", "-pix_fmt", "yuv420p",
     "-preset", "veryfast", "-profile:v", "high", "-r", "10", "-sc_threshold", "0",
@@ -40,8 +43,9 @@ def test_scene_with_a_sliding_still() -> None:
         ),
     )  # fmt: skip
     assert segment_args([scene], PROFILE, "seg.mp4") == [
-        "-f", "lavfi", "-i", "color=c=0x102040:s=160x96:r=10:d=1",
-        "-framerate", "10", "-protocol_whitelist", "file", "-i", "t.png",
+        "-f", "lavfi", *GUARDS, "-i", "color=c=0x102040:s=160x96:r=10:d=1",
+        "-analyzeduration", "5000000", "-framerate", "10", "-probesize", "5000000",
+        "-protocol_whitelist", "file", "-i", "t.png",
         "-filter_complex",
         "[0:v]settb=1/10[s0];[s0]setpts=N+0[s1];[s1]setsar=1[s2];[s2]format=yuv420p[s3];"
         # the still is decoded and converted once, then repeated on its frames 2…7
@@ -51,7 +55,7 @@ def test_scene_with_a_sliding_still() -> None:
         "[s3][s8]overlay=enable=between(t\\,0.150000\\,0.750000):eof_action=pass:x=10"
         ":y=20+96*pow(1-clip((t-0.2)/0.3\\,0\\,1)\\,3)[s9];"
         "[s9]setpts=PTS-STARTPTS[s10];[s10]format=yuv420p[s11]",
-        "-map", "[s11]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y",
+        "-map", "[s11]", *ENCODE, "-frames:v", "10", *ENCODE_TAIL, "seg.mp4", "-y", "-xerror",
     ]  # fmt: skip
 
 
@@ -87,18 +91,18 @@ def test_a_crossfade_fades_the_next_scene_in_over_the_last_frames() -> None:
 
 def test_silence_when_there_is_no_sound() -> None:
     assert audio_args([], 1.0, PROFILE, "a.m4a") == [
-        "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
+        "-f", "lavfi", *GUARDS, "-i", "anullsrc=r=48000:cl=stereo",
         "-filter_complex", "[0:a]apad[s0];[s0]atrim=duration=1[s1]",
         "-map", "[s1]", "-f", "mp4", "-aac_coder", "twoloop", "-ac", "2", "-ar", "48000",
         "-b:a", "128k", "-c:a", "aac",
-        "-fflags", "+bitexact", "-map_metadata", "-1", "a.m4a", "-y",
+        "-fflags", "+bitexact", "-map_metadata", "-1", "a.m4a", "-y", "-xerror",
     ]  # fmt: skip
 
 
 def test_mux_is_a_stream_copy_of_segments_and_audio() -> None:
     assert mux_args("segments.txt", "a.m4a", 1.0, "out.mp4") == [
-        "-f", "concat", "-protocol_whitelist", "file", "-safe", "1", "-i", "segments.txt",
-        "-protocol_whitelist", "file", "-i", "a.m4a", "-map", "0:v", "-map", "1:a",
+        "-f", "concat", *GUARDS, "-safe", "1", "-i", "segments.txt",
+        *GUARDS, "-i", "a.m4a", "-map", "0:v", "-map", "1:a",
         "-f", "mp4", "-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1",
         "-movflags", "+faststart", "-t", "1", "out.mp4", "-y",
     ]  # fmt: skip
@@ -116,7 +120,7 @@ def test_mux_mixes_a_looped_bed_and_a_delayed_cue() -> None:
 
 def test_poster_args() -> None:
     assert poster_args("v.mp4", 1.5, "p.jpg") == [
-        "-protocol_whitelist", "file", "-ss", "1.5", "-i", "v.mp4",
+        *GUARDS, "-ss", "1.5", "-i", "v.mp4",
         "-map", "0:v", "-f", "image2", "-q:v", "3", "-update", "1", "-vframes", "1", "p.jpg", "-y",
     ]  # fmt: skip
 
@@ -162,3 +166,70 @@ def test_frame_args_select_a_frame_by_number() -> None:
     assert graph.startswith("[0:v]select=eq(n\\,7)[s0];")
     assert "out_range=pc" in graph and "format=yuvj420p" in graph
     assert args[args.index("-protocol_whitelist") + 1] == "file"
+
+
+def _is_value(token: str) -> bool:
+    return not token.startswith("-") or token.lstrip("-").replace(".", "").isdigit()
+
+
+def _input_options(args: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Each `-i` of an argument list with the options given since the previous one."""
+    found, opts, i = [], {}, 0
+    while i < len(args):
+        if args[i] == "-i":
+            found.append((args[i + 1], opts))
+            opts, i = {}, i + 2
+        elif args[i].startswith("-") and i + 1 < len(args) and _is_value(args[i + 1]):
+            opts[args[i]] = args[i + 1]
+            i += 2
+        else:  # a flag (-y) or an output file
+            opts[args[i]] = ""
+            i += 1
+    return found
+
+
+def test_every_input_is_opened_file_only_with_bounded_probing() -> None:
+    # GIVEN every argument list the builders make, with every kind of input they open
+    from chalicelib.delivery.snippet import gif_args
+    from chalicelib.render.ffmpeg import INPUT_GUARDS, guard_inputs
+    from chalicelib.render.graph import frame_args
+    from chalicelib.render.hls import split_audio_args, split_video_args
+
+    clip = VideoSource("/m/clip.mp4", trim=(0.2, 0.6), duration=1.0)
+    scenes = [
+        SceneInput(frames=10, background_video=VideoSource("/m/bg.mp4"), crossfade_frames=3,
+                   overlays=(Overlay(0, 0, 8, 8, 0, 1, (0, 10), video=clip),)),
+        SceneInput(frames=10, background_image="/w/bg.png", keep=(2, 10),
+                   overlays=(Overlay(0, 0, 8, 8, 0, 1, (0, 10), still="/w/t.png"),)),
+        SceneInput(frames=10, background_color="#000000"),
+    ]  # fmt: skip
+    sounds = [AudioInput("/m/bed.m4a", 0, 2.0, loop=True), AudioInput("/m/c.m4a", 1.0, 0.5)]
+    lists = [
+        segment_args(scenes, PROFILE, "seg.mp4"),
+        audio_args(sounds, 2.0, PROFILE, "a.m4a"),
+        audio_args([], 2.0, PROFILE, "a.m4a"),
+        mux_args("segments.txt", "a.m4a", 2.0, "out.mp4"),
+        poster_args("v.mp4", 1.0, "p.jpg"),
+        frame_args("c.ts", 3, "f.jpg"),
+        split_video_args("run.mp4", "v_%04d.ts", [20], 10.0),
+        split_audio_args("a.m4a", "a_%04d.ts", [2.0], 10.0),
+    ]
+    for args in lists:
+        inputs = _input_options(args)
+        assert inputs
+        for name, opts in inputs:
+            # THEN each one is preceded by the file-only whitelist and the probe limits
+            for option, value in INPUT_GUARDS.items():
+                assert opts.get(option) == value, (name, option, args)
+    # AND the runs decoding source media stop at the first decoding error (no endless loop)
+    assert all("-xerror" in args for args in lists[:3])
+    # AND the concat list is read in safe mode
+    mux = _input_options(lists[3])[0][1]
+    assert (mux["-f"], mux["-safe"]) == ("concat", "1")
+    # AND the one runner adds the guards to any list that lacks them (a builder elsewhere)
+    gif = gif_args(Path("v.mp4"), Path("t.gif"), start=0, seconds=1, width=80, fps=5, colors=64)
+    for _, opts in _input_options(guard_inputs(gif)):
+        assert {k: opts.get(k) for k in INPUT_GUARDS} == INPUT_GUARDS
+    # …and leaves an explicit choice alone (a test reading HLS over HTTP)
+    explicit = guard_inputs(["-protocol_whitelist", "http,tcp,file", "-i", "http://x/i.m3u8"])
+    assert _input_options(explicit)[0][1]["-protocol_whitelist"] == "http,tcp,file"
