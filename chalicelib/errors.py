@@ -98,3 +98,13 @@ class NotReadyError(ReelError):
     code = "not_ready"
     status = 503
     retry_after = 1
+
+
+class StorageError(ReelError):
+    """Storing an object failed (a full disk, an S3 error) even after its retries. Nothing
+    partial is left under the key; what failed is named in the message."""
+
+    code = "storage_failed"
+    exit_code = 2
+    status = 503
+    retry_after = 30

@@ -81,6 +81,7 @@ class Relay:
         return cached
 
     def _for_event(self, event: Event) -> list[Outgoing]:
+        self.b.events.add([event])  # ingest queues before it stores: make sure it is kept
         rules = self.rules(event.campaign_id)
         if not rules.rules:
             return []

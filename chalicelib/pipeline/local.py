@@ -2,21 +2,24 @@
 
 results.jsonl is appended (and flushed) as each recipient finishes, so a crash — even SIGKILL —
 loses at most the recipients in flight; their outputs never appear half-written (the BlobStore
-writes atomically), and a rerun skips every recipient whose output exists. When a run
-completes, results.jsonl is rewritten with exactly one line per recipient, in input order.
+writes atomically, and a rerun first removes what killed writers left), and a rerun skips every
+recipient whose output exists. A render process that dies mid-run costs only its recipient a
+second try (see adapters/local_runner.WorkerSlots). When a run completes, results.jsonl is
+rewritten with exactly one line per recipient, in input order.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib import bootstrap
+from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.adapters.local_runner import WorkerSlots
 from chalicelib.data.mapping import FieldMapping
 from chalicelib.data.readers import read_rows
 from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
@@ -58,12 +61,6 @@ def _collect(future: Future[str], job: RecipientJob) -> RecipientResult:
         )
 
 
-def _clean_partials(out_dir: Path) -> None:
-    # Leftovers of writes interrupted by a crash; never under a final key.
-    for part in out_dir.rglob(".*.part*"):
-        part.unlink(missing_ok=True)
-
-
 def run_batch(
     lt: LoadedTemplate,
     data: Path,
@@ -78,10 +75,13 @@ def run_batch(
     """Render one video per row of `data` into `out_dir`, resuming what a previous run did."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clean_partials(out_dir)
     cache_root = (cache_dir or get_settings().cache_dir).resolve()
     outputs = bootstrap.output_store(out_dir)
     cache = bootstrap.segment_cache(cache_root)
+    # Leftovers of writes a crash interrupted (never under a final key); live writers' stay.
+    outputs.clean_partials()
+    if isinstance(cache.store, LocalBlobStore):
+        cache.store.clean_partials()
 
     planned = [plan_recipient(lt, mapping, row, preview=preview) for row in read_rows(data)]
     total = len(planned)
@@ -108,24 +108,29 @@ def run_batch(
             index, job = pending.pop(0)
             record(index, render_recipient(job, outputs, cache))
         if pending and workers > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                pending_jobs = dict(pending)
-                futures: dict[Future[str], int] = {
-                    pool.submit(_worker, job.model_dump_json(), out_dir, cache_root): index
-                    for index, job in pending
-                }
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = futures.pop(future)
-                        record(index, _collect(future, pending_jobs[index]))
+            slots = WorkerSlots(workers)
+            try:
+                with ThreadPoolExecutor(workers, thread_name_prefix="reel-job") as threads:
+                    pending_jobs = dict(pending)
+                    futures: dict[Future[str], int] = {
+                        threads.submit(
+                            slots.run, _worker, job.model_dump_json(), out_dir, cache_root
+                        ): index
+                        for index, job in pending
+                    }
+                    while futures:
+                        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            index = futures.pop(future)
+                            record(index, _collect(future, pending_jobs[index]))
+            finally:
+                slots.close()
         else:
             for index, job in pending:
                 record(index, render_recipient(job, outputs, cache))
 
     ordered = [results[i] for i in sorted(results)]
-    tmp = log_path.with_name(f".{RESULTS}.{os.getpid()}.part")
+    tmp = log_path.with_name(f".{RESULTS}.{os.getpid()}.final.part")  # LocalBlobStore's form
     tmp.write_text("".join(r.model_dump_json() + "\n" for r in ordered), encoding="utf-8")
     tmp.replace(log_path)
     return BatchSummary(finalize(ordered), ordered, log_path, out_dir)

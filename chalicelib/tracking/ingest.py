@@ -1,5 +1,5 @@
-"""Ingest (POST /events): verify the page's signed token, store each event once, and put the
-new ones on the relay queue toward the CRM connectors."""
+"""Ingest (POST /events): verify the page's signed token, put the events on the relay queue
+toward the CRM connectors, and store each event once."""
 
 from __future__ import annotations
 
@@ -36,9 +36,12 @@ def ingest(b: Backends, batch: EventBatch, *, now: float | None = None) -> Inges
         )
         for e in batch.events
     ]
+    # The queue first, then the store: whatever stops us between the two writes (a crash, a
+    # failed write), no stored event misses the relay. The relay stores what it is handed if
+    # it is not stored yet, and delivers each event × rule action once, so events sent again
+    # (retried beacons) cost a queue message, never a second delivery.
+    b.queue.put([{"type": "event", "event": e.model_dump(mode="json")} for e in events])
     stored = b.events.add(events)
-    if stored:
-        b.queue.put([{"type": "event", "event": e.model_dump(mode="json")} for e in stored])
     return IngestResult(
         received=len(events), stored=len(stored), duplicates=len(events) - len(stored)
     )
