@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from chalice.app import Chalice
+from chalice.app import Chalice, Response
 
 from chalicelib import __version__
 from chalicelib.api.delivery import delivery
 from chalicelib.api.hls import hls
 from chalicelib.api.hooks import hooks
+from chalicelib.api.openapi import Health, openapi_document
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
@@ -24,12 +25,22 @@ app.register_blueprint(hls)
 
 @app.route("/health")
 def health() -> dict[str, Any]:
-    return {"status": "ok", "version": __version__}
+    return Health(status="ok", version=__version__).model_dump()
 
 
 @app.route("/schema/template")
 def template_schema() -> dict[str, Any]:
     return template_json_schema()
+
+
+@app.route("/openapi.json")
+def openapi() -> Response:
+    """This API's OpenAPI 3.1 description, built from the pydantic models (no key needed)."""
+    return Response(
+        body=openapi_document(),
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": "public, max-age=300"},
+    )
 
 
 # The S3 trigger: an upload of incoming/{template_id}/{name}.csv|.jsonl starts a batch. It is a

@@ -4,11 +4,13 @@ tracking endpoint, and the campaign analytics (JSON and dashboard)."""
 from __future__ import annotations
 
 from chalice.app import Blueprint, Response
+from pydantic import Field
 
 from chalicelib import bootstrap
 from chalicelib.api import handles_errors, parse_document, parse_model, require_key
 from chalicelib.errors import NotFoundError
 from chalicelib.pipeline import service
+from chalicelib.template.model import Strict
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest
 
@@ -16,6 +18,15 @@ delivery = Blueprint(__name__)
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+class RecipientDataView(Strict):
+    """PUT /recipients/{recipient_id}/data: the record now current, and the recipient's page."""
+
+    recipient_id: str
+    campaign_id: str
+    data_hash: str = Field(description="a content hash of the record now current")
+    page: str = Field(description="the recipient's landing page (the same link as before)")
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -78,6 +89,18 @@ def poster(token: str) -> Response:
         body=data,
         status_code=200,
         headers={"Content-Type": "image/jpeg", "Cache-Control": "private, max-age=300"},
+    )
+
+
+@delivery.route("/v/{token}/email.gif")
+@handles_errors
+def email_gif(token: str) -> Response:
+    """The animated GIF of the page's email snippet, under a link that does not expire."""
+    data = service.email_gif(bootstrap.backends(), token)
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": "image/gif", "Cache-Control": "public, max-age=86400"},
     )
 
 
@@ -147,13 +170,14 @@ def recipient_data(recipient_id: str) -> Response:
     record = service.set_recipient_data(
         bootstrap.backends(), body.campaign_id, recipient_id, body.data
     )
+    view = RecipientDataView(
+        recipient_id=record.recipient_id,
+        campaign_id=record.campaign_id,
+        data_hash=record.data_hash,
+        page=service.page_url(record.token),
+    )
     return Response(
-        body={
-            "recipient_id": record.recipient_id,
-            "campaign_id": record.campaign_id,
-            "data_hash": record.data_hash,
-            "page": service.page_url(record.token),
-        },
+        body=view.model_dump(),
         status_code=200,
         headers={"Content-Type": "application/json", **NO_STORE},
     )

@@ -14,8 +14,9 @@ from chalicelib.errors import NotFoundError
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 TS = "video/mp2t"
-_CHUNK = re.compile(r"^([0-9a-f]{64})\.ts$")
-_MEDIA = re.compile(r"^([0-9]{1,5}p)\.m3u8$")
+CHUNK = re.compile(r"^([0-9a-f]{64})\.ts$")  # a chunk's name: its key
+RENDITION = re.compile(r"^([0-9]{1,5}p)\.m3u8$")  # a rendition's playlist: 720p.m3u8
+MASTER, AUDIO = "index.m3u8", "audio.m3u8"
 
 
 class _Blueprint(Blueprint):
@@ -40,7 +41,7 @@ def _playlist(text: str) -> Response:
 
 
 def _chunk(name: str, personal: bool, token: str | None = None) -> Response:
-    match = _CHUNK.match(name)
+    match = CHUNK.match(name)
     if match is None:
         raise NotFoundError(f"no chunk {name!r}", field="name")
     data = bootstrap.streams().chunk(match.group(1), personal=personal, token=token)
@@ -72,10 +73,10 @@ def playlist(token: str, name: str) -> Response:
     """`index.m3u8` (master: the renditions and the audio), `{height}p.m3u8` (a rendition)
     and `audio.m3u8`: planned from the recipient's current record, rendered or not."""
     streams = bootstrap.streams()
-    if name == "index.m3u8":
+    if name == MASTER:
         return _playlist(streams.master(token))
-    if name == "audio.m3u8":
+    if name == AUDIO:
         return _playlist(streams.audio(token))
-    if match := _MEDIA.match(name):
+    if match := RENDITION.match(name):
         return _playlist(streams.media(token, match.group(1)))
     raise NotFoundError(f"no playlist {name!r}", field="name")

@@ -20,23 +20,25 @@ The recipient id is the mapping's `id` column (default `recipient_id`), else `hs
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from chalice.app import Blueprint, Request, Response
+from pydantic import Field, RootModel, ValidationError
 
 from chalicelib import bootstrap
-from chalicelib.api import handles_errors
+from chalicelib.api import ErrorDetail, handles_errors
 from chalicelib.connectors import inbound
 from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.errors import DataError, NotFoundError, ReelError, RequestError
 from chalicelib.pipeline import service
 from chalicelib.settings import get_settings
+from chalicelib.template.documents import DocumentError, load_json
+from chalicelib.template.model import Strict
 
 hooks = Blueprint(__name__)
 
@@ -47,9 +49,41 @@ _CAMPAIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 
 Reader = Callable[[dict[str, Any]], dict[str, Any]]
 
+Records = Annotated[list[Any], Field(min_length=1, max_length=MAX_RECORDS)]
 
-def _json(body: Any, status: int) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+class HookBody(RootModel[dict[str, Any] | Records]):
+    """What a CRM posts: one record (a JSON object), or a list of records."""
+
+    def records(self) -> list[Any]:
+        return self.root if isinstance(self.root, list) else [self.root]
+
+
+class HookRender(Strict):
+    render_id: str
+    recipient_id: str
+
+
+class HookRejection(Strict):
+    index: int = Field(description="the record's position in the body")
+    error: ErrorDetail
+
+
+class HookResult(Strict):
+    """The answer of a hook: the renders queued and the records refused (all refused: 400,
+    with the first one's `error`)."""
+
+    renders: list[HookRender]
+    rejected: list[HookRejection]
+    error: ErrorDetail | None = None
+
+
+def _json(body: HookResult, status: int) -> Response:
+    return Response(
+        body=body.model_dump(exclude_none=True),
+        status_code=status,
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def _raw_body() -> bytes:
@@ -64,10 +98,10 @@ def _enabled(secret: str, name: str, variable: str) -> None:
         )
 
 
-def _error(exc: ReelError) -> dict[str, str]:
+def _error(exc: ReelError) -> ErrorDetail:
     first = exc.problems[0]
     message = str(first) if len(exc.problems) == 1 else str(exc)
-    return {"code": exc.code, "message": message, "field": exc.field or first.field}
+    return ErrorDetail(code=exc.code, message=message, field=exc.field or first.field)
 
 
 # ── the three hooks ───────────────────────────────────────────────────────────────────────
@@ -180,16 +214,18 @@ def _records(body: bytes, hook: Hook) -> list[Any]:
     if not text.strip():
         raise RequestError("the request body is empty", field="body")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"invalid JSON at line {exc.lineno}: {exc.msg}", field="body") from exc
-    if not isinstance(doc, list | dict):
-        raise RequestError("the body is a record (a JSON object) or a list of records", "body")
-    items = doc if isinstance(doc, list) else [doc]
-    if not items:
-        raise RequestError("the body holds no record", field="body")
-    if len(items) > MAX_RECORDS:
-        raise RequestError(f"{len(items)} records; at most {MAX_RECORDS} a request", "body")
+        doc = load_json(text)  # refuses what JSON data cannot be: deep nesting, huge numbers…
+    except DocumentError as exc:
+        raise RequestError(exc.message, field=exc.field or "body") from None
+    try:
+        items = HookBody.model_validate(doc).records()
+    except ValidationError:
+        if isinstance(doc, list):
+            many = f"{len(doc)} records; at most {MAX_RECORDS} a request"
+            raise RequestError(many if doc else "the body holds no record", "body") from None
+        raise RequestError(
+            "the body is a record (a JSON object) or a list of records", "body"
+        ) from None
     if hook.name == "hubspot" and all(inbound.is_hubspot_event(i) for i in items):
         raise RequestError(
             "HubSpot subscription events carry no contact record: send the contact from a "
@@ -223,13 +259,13 @@ def _start(hook: Hook, campaign_id: str, replay_key: str, body: bytes) -> Respon
     if template is None:
         raise NotFoundError(f"no campaign {campaign_id!r}", field="campaign_id")
     mapping = service.campaign_mapping(b, template)
-    rejected: list[dict[str, Any]] = []
+    rejected: list[HookRejection] = []
     ready: list[Prepared] = []
     for index, item in enumerate(_records(body, hook)):
         try:
             ready.append(_prepare(index, item, hook, mapping))
         except ReelError as exc:
-            rejected.append({"index": index, "error": _error(exc)})
+            rejected.append(HookRejection(index=index, error=_error(exc)))
     if ready:
         # Claimed only now: a request refused as a whole can be sent again once fixed.
         digest = hashlib.sha256(replay_key.encode("utf-8")).hexdigest()
@@ -238,18 +274,19 @@ def _start(hook: Hook, campaign_id: str, replay_key: str, body: bytes) -> Respon
                 "this signed message was already received: nothing is started again",
                 field=inbound.REPLAY_FIELDS[hook.name],
             )
-    renders: list[dict[str, str]] = []
+    renders: list[HookRender] = []
     for p in ready:
         req = service.RenderRequest(template_id=template.id, version=template.version, data=p.data)
         try:
             record = service.create_render(b, req)
         except ReelError as exc:
-            rejected.append({"index": p.index, "error": _error(exc)})
+            rejected.append(HookRejection(index=p.index, error=_error(exc)))
             continue
-        renders.append({"render_id": record.id, "recipient_id": p.recipient_id})
-    rejected.sort(key=lambda r: int(r["index"]))
+        renders.append(HookRender(render_id=record.id, recipient_id=p.recipient_id))
+    rejected.sort(key=lambda r: r.index)
     if not renders:
-        first = rejected[0]["error"]
-        error = {**first, "message": f"no record could be started: {first['message']}"}
-        return _json({"error": error, "renders": [], "rejected": rejected}, 400)
-    return _json({"renders": renders, "rejected": rejected}, 202)
+        first = rejected[0].error
+        message = f"no record could be started: {first.message}"
+        error = first.model_copy(update={"message": message})
+        return _json(HookResult(renders=[], rejected=rejected, error=error), 400)
+    return _json(HookResult(renders=renders, rejected=rejected), 202)

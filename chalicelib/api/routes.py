@@ -4,61 +4,156 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from typing import Any
+from typing import TypeVar
 
 from chalice.app import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib import bootstrap
-from chalicelib.api import handles_errors, parse_document, parse_model, require_key
+from chalicelib.api import ErrorDetail, handles_errors, parse_document, parse_model, require_key
+from chalicelib.connectors.base import Delivery, DeliveryStatus
 from chalicelib.errors import NotFoundError, RequestError
 from chalicelib.pipeline import service
-from chalicelib.pipeline.jobs import BatchRecord, RecipientResult, RenderRecord, TemplateRecord
+from chalicelib.pipeline.jobs import (
+    BatchRecord,
+    JobState,
+    RecipientResult,
+    RenderRecord,
+    Urls,
+)
 from chalicelib.settings import get_settings
+from chalicelib.template.model import Strict
 
 api = Blueprint(__name__)
+Q = TypeVar("Q", bound=BaseModel)
 
 MEDIA_FOLDERS = {"videos", "posters", "thumbnails"}
-_UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(csv|jsonl|ndjson)$")
+UPLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(csv|jsonl|ndjson)$")
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+# ── the bodies these routes answer, and their query strings (GET /openapi.json shows them) ──
 
 
-def _template(record: TemplateRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json")
+class RenderView(Strict):
+    """A render as the API shows it (POST /renders, GET /renders/{render_id})."""
+
+    render_id: str
+    status: JobState
+    template_id: str
+    version: str
+    urls: Urls = Field(description="the video, poster and landing page, once rendered")
+    error: ErrorDetail | None = Field(None, description="why the render failed")
 
 
-def _render(record: RenderRecord) -> dict[str, Any]:
+class BatchView(Strict):
+    """A batch as the API shows it (POST /batches)."""
+
+    batch_id: str
+    status: JobState
+    template_id: str
+    version: str
+    source: str = Field(description="the blob key of the CSV/JSONL the batch reads")
+    total: int | None = Field(None, description="the number of records, known once planned")
+    error: str | None = Field(None, description="why the batch could not run at all")
+
+
+class ResultView(RecipientResult):
+    """One recipient's result in a batch page, its media URLs signed when shown."""
+
+    index: int = Field(description="its position in the batch: the `after` of the next page")
+    # Where the media are kept stays inside: `output` and `poster` are their URLs.
+    output_key: SkipJsonSchema[str | None] = Field(None, exclude=True)
+    poster_key: SkipJsonSchema[str | None] = Field(None, exclude=True)
+
+
+class BatchPage(BatchView):
+    """GET /batches/{batch_id}: the batch, its counts by status and a page of results."""
+
+    counts: dict[str, int] = Field(description="results by status: rendered, cached, failed")
+    results: list[ResultView]
+    next: int | None = Field(None, description="the `after` of the next page; null: the last")
+
+
+class UploadResult(Strict):
+    key: str = Field(description="the blob key: a batch's `source`")
+
+
+class DeliveryList(Strict):
+    """GET /deliveries."""
+
+    deliveries: list[Delivery] = Field(description="newest first")
+    disabled: dict[str, str] = Field(description="connectors disabled (410 Gone), and why")
+
+
+class Query(BaseModel):
+    """A query string: unknown parameters are ignored (a cache buster, say)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TemplateQuery(Query):
+    version: str | None = Field(None, description="a registered version; default: the latest")
+
+
+class BatchQuery(Query):
+    after: int = Field(-1, ge=-1, le=2**62, description="the `next` of the previous page")
+    limit: int = Field(100, ge=1, le=1000, description="results per page")
+
+
+class DeliveriesQuery(Query):
+    status: DeliveryStatus | None = Field(None, description="only the deliveries in this state")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class MediaQuery(Query):
+    """The signature of a media URL, as the store made it (LocalBlobStore.url)."""
+
+    expires: str = Field("", description="Unix seconds: the URL works until then")
+    sig: str = Field("", description="the URL's signature (unsigned, expired: 403)")
+
+
+def _json(body: BaseModel, status: int = 200) -> Response:
+    return Response(
+        body=body.model_dump(mode="json"),
+        status_code=status,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _render(record: RenderRecord) -> RenderView:
     b = bootstrap.backends()
-    body: dict[str, Any] = {
-        "render_id": record.id,
-        "status": record.state.value,
-        "template_id": record.template_id,
-        "version": record.version,
-        "urls": service.render_urls(b, record).model_dump(),
-    }
     result = record.result
+    error = None
     if result is not None and result.reason:
-        body["error"] = {"code": result.code, "message": result.reason, "field": result.field}
-    return body
+        code, field = result.code or "render_failed", result.field or ""
+        error = ErrorDetail(code=code, message=result.reason, field=field)
+    return RenderView(
+        render_id=record.id,
+        status=record.state,
+        template_id=record.template_id,
+        version=record.version,
+        urls=service.render_urls(b, record),
+        error=error,
+    )
 
 
-def _batch(record: BatchRecord) -> dict[str, Any]:
-    return {
-        "batch_id": record.id,
-        "status": record.state.value,
-        "template_id": record.template_id,
-        "version": record.version,
-        "source": record.source_key,
-        "total": record.total,
-        "error": record.error,
-    }
+def _batch(record: BatchRecord) -> BatchView:
+    return BatchView(
+        batch_id=record.id,
+        status=record.state,
+        template_id=record.template_id,
+        version=record.version,
+        source=record.source_key,
+        total=record.total,
+        error=record.error,
+    )
 
 
-def _query(name: str) -> str | None:
+def _params(model: type[Q]) -> Q:
+    """The query string, checked against its model (the error names the parameter)."""
     params = api.current_request.query_params
-    return None if params is None else params.get(name)
+    return parse_model(model, {k: params[k] for k in params} if params else {})
 
 
 def _raw_body() -> bytes:
@@ -66,25 +161,13 @@ def _raw_body() -> bytes:
     return raw.encode("utf-8") if isinstance(raw, str) else raw
 
 
-def _fresh(b: service.Backends, result: RecipientResult) -> dict[str, Any]:
+def _fresh(b: service.Backends, index: int, result: RecipientResult) -> ResultView:
     """A stored result with its media URLs signed now (they expire on AWS)."""
-    out = result.model_dump(mode="json", exclude={"output_key", "poster_key"})
+    urls = {}
     if result.output_key and result.poster_key:
-        out |= {"output": b.blobs.url(result.output_key), "poster": b.blobs.url(result.poster_key)}
-    return out
-
-
-def _int_param(name: str, default: int, low: int, high: int) -> int:
-    raw = _query(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RequestError(f"{name} must be an integer", field=name) from None
-    if not low <= value <= high:
-        raise RequestError(f"{name} must be between {low} and {high}", field=name)
-    return value
+        urls = {"output": b.blobs.url(result.output_key), "poster": b.blobs.url(result.poster_key)}
+    fields = result.model_dump(exclude={"output_key", "poster_key"})
+    return ResultView(index=index, **(fields | urls))
 
 
 # ── templates ─────────────────────────────────────────────────────────────────────────────
@@ -105,14 +188,14 @@ def register_template() -> Response:
     else:
         upload = parse_model(service.TemplateUpload, parse_document(request))
         record = service.register_template(b, upload)
-    return _json(_template(record), 201)
+    return _json(record, 201)
 
 
 @api.route("/templates/{template_id}")
 @handles_errors
 def get_template(template_id: str) -> Response:
-    version = _query("version")
-    return _json(_template(service.get_template(bootstrap.backends(), template_id, version)))
+    version = _params(TemplateQuery).version
+    return _json(service.get_template(bootstrap.backends(), template_id, version))
 
 
 # ── renders ───────────────────────────────────────────────────────────────────────────────
@@ -148,14 +231,17 @@ def create_batch() -> Response:
 def get_batch(batch_id: str) -> Response:
     """The batch's counts by status and a page of per-recipient results (`?after=&limit=`)."""
     b = bootstrap.backends()
-    body = _batch(service.get_batch(b, batch_id))
-    after = _int_param("after", -1, -1, 2**62)
-    limit = _int_param("limit", 100, 1, 1000)
-    page = b.jobs.list_results(batch_id, after=after, limit=limit)
-    body["counts"] = b.jobs.count_results(batch_id)
-    body["results"] = [{"index": i, **_fresh(b, r)} for i, r in page]
-    body["next"] = page[-1][0] if len(page) == limit else None
-    return _json(body)
+    batch = service.get_batch(b, batch_id)
+    query = _params(BatchQuery)
+    page = b.jobs.list_results(batch_id, after=query.after, limit=query.limit)
+    return _json(
+        BatchPage(
+            **dict(_batch(batch)),
+            counts=b.jobs.count_results(batch_id),
+            results=[_fresh(b, i, r) for i, r in page],
+            next=page[-1][0] if len(page) == query.limit else None,
+        )
+    )
 
 
 # ── uploads and (embedded default) media files ────────────────────────────────────────────
@@ -170,32 +256,47 @@ def get_batch(batch_id: str) -> Response:
 def upload(name: str) -> Response:
     """Store a CSV/JSONL file; its key is the `source` of a batch."""
     require_key(api.current_request)
-    if not _UPLOAD_NAME.match(name):
+    if not UPLOAD_NAME.match(name):
         raise RequestError("an upload is named like recipients.csv or records.jsonl", "name")
     body = _raw_body()
     if not body:
         raise RequestError("the upload is empty", field="body")
     key = f"uploads/{service.new_id('u')}/{name}"
     bootstrap.backends().blobs.put_bytes(key, body)
-    return _json({"key": key}, 201)
+    return _json(UploadResult(key=key), 201)
 
 
 @api.route("/files/{folder}/{name}")
 @handles_errors
 def media_file(folder: str, name: str) -> Response:
-    """Videos and posters of the local backend (on AWS they are served by CloudFront)."""
+    """Videos, posters and thumbnails of the local backend, by the signed URL the store made
+    (`?expires=…&sig=…`, see LocalBlobStore.url); on AWS, CloudFront serves signed URLs."""
+    import time
+
+    from chalicelib.delivery.tokens import verify_media
+    from chalicelib.errors import ForbiddenError
+
     b = bootstrap.backends()
     if get_settings().backend != "local" or folder not in MEDIA_FOLDERS:
         raise NotFoundError(f"no file {folder}/{name}", field="path")
+    query = _params(MediaQuery)
+    key, expires = f"{folder}/{name}", query.expires
+    # The signature first: without one, nobody learns which files exist.
+    if not verify_media(b.secret, key, expires, query.sig):
+        raise ForbiddenError("this media URL is not signed by this server", field="sig")
+    left = int(expires) - int(time.time())
+    if left <= 0:
+        raise ForbiddenError("this media URL has expired: fetch the render again", "expires")
     try:
-        data = b.blobs.get_bytes(f"{folder}/{name}")
+        data = b.blobs.get_bytes(key)
     except (KeyError, ValueError):
         raise NotFoundError(f"no file {folder}/{name}", field="path") from None
     kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return Response(
         body=data,
         status_code=200,
-        headers={"Content-Type": kind, "Cache-Control": "public, max-age=31536000, immutable"},
+        # Immutable, but no cache may keep it past the URL's expiry.
+        headers={"Content-Type": kind, "Cache-Control": f"private, max-age={left}, immutable"},
     )
 
 
@@ -206,23 +307,11 @@ def media_file(folder: str, name: str) -> Response:
 @handles_errors
 def list_deliveries() -> Response:
     """The relay's deliveries, newest first (`?status=failed` for the dead letters)."""
-    from chalicelib.connectors.base import DeliveryStatus
-
     require_key(api.current_request)
-    raw = _query("status")
-    try:
-        status = DeliveryStatus(raw) if raw else None
-    except ValueError:
-        choices = ", ".join(s.value for s in DeliveryStatus)
-        raise RequestError(f"status is one of {choices}", field="status") from None
+    query = _params(DeliveriesQuery)
     b = bootstrap.backends()
-    found = b.deliveries.by_status(status, _int_param("limit", 100, 1, 1000))
-    return _json(
-        {
-            "deliveries": [d.model_dump(mode="json") for d in found],
-            "disabled": b.deliveries.disabled(),
-        }
-    )
+    found = b.deliveries.by_status(query.status, query.limit)
+    return _json(DeliveryList(deliveries=found, disabled=b.deliveries.disabled()))
 
 
 @api.route("/deliveries/{key}/redeliver", methods=["POST"])
@@ -230,4 +319,4 @@ def list_deliveries() -> Response:
 def redeliver(key: str) -> Response:
     """Put a dead-lettered or disabled delivery back in line (its connector enabled again)."""
     require_key(api.current_request)
-    return _json(bootstrap.relay().redeliver(key).model_dump(mode="json"), 202)
+    return _json(bootstrap.relay().redeliver(key), 202)

@@ -463,6 +463,19 @@ def set_recipient_data(
     return _remember(b, campaign_id, rid, dict(job.plan.record), token)
 
 
+def _gif_key(page: Page) -> str:
+    return f"thumbnails/{PurePosixPath(page.video_key).stem}.gif"
+
+
+def email_gif(b: Backends, token: str) -> bytes:
+    """The stored GIF of a page's email snippet (`reel email-snippet` makes it)."""
+    page = get_page(b, token)
+    try:
+        return b.blobs.get_bytes(_gif_key(page))
+    except KeyError:
+        raise NotFoundError("no email GIF yet: reel email-snippet makes it") from None
+
+
 def email_snippet(b: Backends, page: Page) -> str:
     """The email HTML of a page: its animated GIF (made once, stored beside the video) linking
     to it. The GIF starts a second before the poster frame: the personal moment."""
@@ -470,8 +483,7 @@ def email_snippet(b: Backends, page: Page) -> str:
 
     from chalicelib.delivery.snippet import gif_thumbnail, snippet_html
 
-    name = PurePosixPath(page.video_key).stem
-    key = f"thumbnails/{name}.gif"
+    key = _gif_key(page)
     if not b.blobs.exists(key):
         with tempfile.TemporaryDirectory(prefix="reel-gif-", dir=_scratch(b)) as tmp:
             video = b.blobs.fetch(page.video_key, Path(tmp))
@@ -481,7 +493,8 @@ def email_snippet(b: Backends, page: Page) -> str:
         width, height = image.size
     return snippet_html(
         page_url=page_url(page.token),
-        gif_url=b.blobs.url(key),
+        # A stable link (emails outlive signed media URLs): the route serves the stored GIF.
+        gif_url=page_url(page.token) + "/email.gif",
         title=page.title,
         alt=f"{page.title}: play the video",
         width=width,
@@ -569,9 +582,14 @@ def batch_from_upload(b: Backends, key: str, etag: str = "") -> BatchRecord | No
     mapping = None
     mapping_key = f"incoming/{template_id}/mapping.yaml"
     if b.blobs.exists(mapping_key):
+        from chalicelib.template.documents import DocumentError, decode
         from chalicelib.template.library import parse_document
 
-        doc = parse_document(b.blobs.get_bytes(mapping_key).decode("utf-8"), ".yaml", "mapping")
+        try:
+            text = decode(b.blobs.get_bytes(mapping_key))
+        except DocumentError as exc:
+            raise TemplateError(f"{mapping_key}: {exc.message}", field="mapping") from None
+        doc = parse_document(text, ".yaml", "mapping")
         try:
             mapping = FieldMapping.model_validate(doc)
         except ValidationError as exc:
