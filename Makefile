@@ -4,18 +4,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HLSJS  := chalicelib/delivery/static/vendor/hls.min.js
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Every machine installs the same versions: the lock files pin each package with its hashes.
+# requirements.lock: the runtime dependencies; requirements-dev.lock: runtime + dev + infra.
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# Resolved for the project's machines whatever machine runs `make lock`: CPython 3.11 on glibc
+# x86_64. Pins already in a lock are kept; `make lock UV_ARGS=--upgrade` takes the newest.
+LOCK_ARGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock" --quiet $(UV_ARGS)
 
-.PHONY: demo test lint bench bench-realtime player layer synth deploy clean
+.PHONY: demo test lint lock bench bench-realtime player layer synth deploy clean
 
-$(VENV)/.base: pyproject.toml
+# The locked packages (setuptools among them, chalice needs it), then the project itself without
+# dependencies or build isolation: nothing unlocked enters the venv.
+$(VENV)/.base: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.base $(HLSJS)
-	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
+$(VENV)/.dev: $(VENV)/.base $(DEV_LOCK) $(HLSJS)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
 	touch $@
+
+## lock: regenerate both lock files from pyproject.toml (after changing a dependency)
+lock: $(VENV)/.dev
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra infra $(LOCK_ARGS) -o $(DEV_LOCK)
+	$(BIN)/uv pip compile pyproject.toml -c $(DEV_LOCK) $(LOCK_ARGS) -o $(LOCK)
 
 # The landing page's HLS player: hls.js pinned in package-lock.json, installed from npm and
 # served by the app from its static folder (git-ignored; no third-party CDN).

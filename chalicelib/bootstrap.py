@@ -51,15 +51,22 @@ def backends() -> Backends:
 
     data = s.data_dir.resolve()
     db = data / "reel.db"
+    secret = s.tracking_secret or _local_secret(data / "tracking.key")
     return Backends(
-        blobs=LocalBlobStore(data / "blobs", base_url=s.public_url.rstrip("/") + "/files"),
+        # Media URLs signed with the tracking secret, expiring like CloudFront's (GET /files).
+        blobs=LocalBlobStore(
+            data / "blobs",
+            base_url=s.public_url.rstrip("/") + "/files",
+            secret=secret,
+            url_expiry=s.url_expiry,
+        ),
         jobs=SqliteJobStore(db),
         cache=segment_cache(),
         orchestrator=LocalOrchestrator(s.workers),
         scratch=(s.work_dir or data / "scratch").resolve(),
         events=SqliteEventStore(db),
         queue=SqliteOutbox(db),
-        secret=s.tracking_secret or _local_secret(data / "tracking.key"),
+        secret=secret,
         deliveries=SqliteDeliveryStore(db),
     )
 

@@ -2,12 +2,78 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The settings that hold secrets. Each may be given as a reference, resolved once per process
+#: when the settings are read: `ssm:<parameter name or ARN>` (SSM Parameter Store, SecureString
+#: decrypted) or `secretsmanager:<secret name or ARN>` (what the CDK stack passes, infra/).
+SECRET_FIELDS = (
+    "api_keys",
+    "cdn_private_key",
+    "tracking_secret",
+    "webhook_secrets",
+    "hubspot_token",
+    "salesforce_token",
+    "hubspot_client_secret",
+    "salesforce_hook_secret",
+    "inbound_webhook_secrets",
+)
+SSM_PREFIX = "ssm:"
+SECRETS_MANAGER_PREFIX = "secretsmanager:"
+
+
+class SecretReferenceError(RuntimeError):
+    """A secret setting names a parameter or secret that cannot be read: a deployment error,
+    raised as is (not as a ValidationError, whose text would echo every setting's input)."""
+
+
+def _region_of(reference: str, default: str | None) -> str | None:
+    """An ARN's region (the parameter or secret lives there), else the settings' region."""
+    parts = reference.split(":")
+    return parts[3] if reference.startswith("arn:") and len(parts) > 4 and parts[3] else default
+
+
+@lru_cache(maxsize=64)
+def _fetch(service: str, reference: str, region: str | None) -> str:
+    """The value behind a reference, read once per process (errors are not cached)."""
+    import boto3
+
+    region = _region_of(reference, region)
+    found: Any
+    if service == "ssm":
+        ssm = boto3.client("ssm", region_name=region)
+        found = ssm.get_parameter(Name=reference, WithDecryption=True)
+        return str(found["Parameter"]["Value"])
+    secretsmanager = boto3.client("secretsmanager", region_name=region)
+    found = secretsmanager.get_secret_value(SecretId=reference)
+    if "SecretString" not in found:
+        raise SecretReferenceError("the secret holds binary data, not a string")
+    return str(found["SecretString"])
+
+
+def resolve_secret(value: str, setting: str, region: str | None = None) -> str:
+    """`value` itself, or what it references (`ssm:…`, `secretsmanager:…`); the error names
+    the setting and the reference."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for prefix, service in ((SSM_PREFIX, "ssm"), (SECRETS_MANAGER_PREFIX, "secretsmanager")):
+        if value.startswith(prefix):
+            reference = value.removeprefix(prefix).strip()
+            if not reference:
+                raise SecretReferenceError(f"{setting}: {prefix} names no parameter")
+            try:
+                return _fetch(service, reference, region)
+            except (BotoCoreError, ClientError, SecretReferenceError) as exc:
+                raise SecretReferenceError(
+                    f"{setting}: cannot read {prefix}{reference}: {exc}"
+                ) from None
+    return value
 
 
 class Settings(BaseSettings):
@@ -30,6 +96,35 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "reel",
         description="Local segment cache (the BlobStore of rendered segments)",
+    )
+    # Asset URLs in data (an avatar, a logo): fetched by render/fetch.py, the one guarded door.
+    fetch_allow_http: bool = Field(
+        default=False, description="also fetch plain http:// asset URLs (default: https only)"
+    )
+    fetch_allow_networks: str = Field(
+        default="",
+        description="comma-separated CIDRs an asset URL may reach although not public "
+        "(an internal asset server; tests' 127.0.0.1). Cloud metadata addresses never",
+    )
+    fetch_max_bytes: int = Field(
+        default=25_000_000, ge=1, description="largest asset a URL may deliver, in bytes"
+    )
+    fetch_connect_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to resolve and connect to an asset's host"
+    )
+    fetch_read_timeout: float = Field(
+        default=10.0, gt=0, description="seconds an asset's server may stay silent"
+    )
+    fetch_deadline: float = Field(
+        default=20.0,
+        gt=0,
+        description="seconds one asset's whole download may take (an API request bringing "
+        "a URL waits for it: kept below API Gateway's 29 s)",
+    )
+    fetch_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM bundle of the CAs trusted for asset URLs (a private CA); "
+        "default: certifi's public roots",
     )
 
     # ── where things live: the embedded default, or AWS ──────────────────────────────────
@@ -100,6 +195,26 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated whsec_ secrets of the Standard Webhooks hook (rotation)",
     )
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Settings:
+        """Every secret setting given as a reference gets the value it references."""
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            resolved = resolve_secret(value, f"REEL_{name.upper()}", self.region)
+            if resolved is not value:
+                setattr(self, name, resolved)
+        return self
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{part!r} is not a network (CIDR): {exc}") from None
+        return value
 
     @property
     def api_key_list(self) -> list[str]:

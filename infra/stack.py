@@ -66,13 +66,36 @@ RELAY_CONTEXT = {
     "hubspot_base_url": "REEL_HUBSPOT_BASE_URL",
     "salesforce_instance_url": "REEL_SALESFORCE_INSTANCE_URL",
 }
-#: Secrets: the context names a Secrets Manager secret (like `cdn_private_key_secret`), passed as
-#: a dynamic reference that CloudFormation resolves at deploy time.
+#: Secrets: the context names a Secrets Manager secret. The function gets a reference to it
+#: (`secretsmanager:<name>`), which its settings resolve at cold start (chalicelib/settings.py),
+#: and its role may read that secret only: no secret value in the template or in the functions'
+#: configuration.
 RELAY_SECRET_CONTEXT = {
     "webhook_secrets_secret": "REEL_WEBHOOK_SECRETS",
     "hubspot_token_secret": "REEL_HUBSPOT_TOKEN",
     "salesforce_token_secret": "REEL_SALESFORCE_TOKEN",
 }
+#: The API's secrets named the same way: the CloudFront key group's private key (signs media
+#: URLs) and the API keys of the write routes.
+API_SECRET_CONTEXT = {
+    "cdn_private_key_secret": "REEL_CDN_PRIVATE_KEY",
+    "api_keys_secret": "REEL_API_KEYS",
+}
+SECRET_REFERENCE = "secretsmanager:"  # chalicelib.settings.SECRETS_MANAGER_PREFIX
+#: The IAM actions of what the adapters call, nothing more (a DynamoDB transaction is
+#: authorized per item action; SendMessageBatch as SendMessage).
+S3_READ = ["s3:GetObject"]  # get_object, download_file, head_object
+S3_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]  # put_object, upload_file (multipart)
+#: On the bucket itself: without it, head_object on a missing key answers 403, not the 404 that
+#: S3BlobStore.exists (the segment cache, thumbnails) relies on.
+S3_LIST = ["s3:ListBucket"]
+JOB_STORE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+#: DynamoDeliveryStore (in the jobs table): a delivery's index entries move, `enable` deletes.
+DELIVERY_STORE = [*JOB_STORE, "dynamodb:DeleteItem"]
+#: DynamoEventStore's writer: conditional puts and the campaign's Query.
+EVENT_STORE = ["dynamodb:PutItem", "dynamodb:Query"]
+#: Powertools' DynamoDBPersistenceLayer (the render handler's idempotency records).
+IDEMPOTENCY = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 
 
 class ChaliceApi(Chalice):
@@ -119,6 +142,16 @@ class ReelStack(cdk.Stack):
                 point_in_time_recovery_enabled=True
             ),
             removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def _secret_arn(self, name: str) -> str:
+        """The ARN pattern of the secret named `name` in this account and region: Secrets
+        Manager appends `-` and six random characters to a secret's name in its ARN."""
+        return self.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{name}-??????",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
 
     def __init__(
@@ -261,12 +294,19 @@ class ReelStack(cdk.Stack):
             "REEL_IDEMPOTENCY_TABLE": idempotency.table_name,
             "POWERTOOLS_SERVICE_NAME": "reel",
         }
-        worker_role = iam.Role(
-            self,
-            "WorkerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Reel render and batch step functions",
-        )
+
+        def allow(role: iam.IRole, sid: str, actions: list[str], resources: list[str]) -> None:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(sid=sid, actions=actions, resources=resources)
+            )
+
+        def lambda_role(name: str, description: str) -> iam.Role:
+            return iam.Role(
+                self,
+                name,
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=description,
+            )
 
         def image_function(
             name: str,
@@ -274,8 +314,8 @@ class ReelStack(cdk.Stack):
             *,
             memory: int,
             timeout: int,
+            role: iam.IRole,
             storage: int = 512,
-            role: iam.IRole = worker_role,
             environment: dict[str, str] | None = None,
         ) -> lambda_.DockerImageFunction:
             log_group = logs.LogGroup(
@@ -306,17 +346,58 @@ class ReelStack(cdk.Stack):
                 tracing=lambda_.Tracing.ACTIVE,
             )
 
+        # One role per function, each allowed what its handler does (CDK's grant_* helpers
+        # give more: deletes, scans, batch writes, tags, every Get*/List* of the bucket).
+        objects, bucket_arn = media.arn_for_objects("*"), media.bucket_arn
+        # Render and Finalize queue a completion notice for the relay (pipeline/service.py).
+        notifying_env = {**common_env, "REEL_RELAY_QUEUE_URL": relay.queue_url}
+
+        render_role = lambda_role("RenderRole", "Reel render: one recipient, a chunk of a stream")
         render = image_function(
-            "Render", RENDER_HANDLER, memory=3008, timeout=LONG_TIMEOUT, storage=4096
+            "Render",
+            RENDER_HANDLER,
+            memory=3008,
+            timeout=LONG_TIMEOUT,
+            storage=4096,
+            role=render_role,
+            environment=notifying_env,
         )
-        plan = image_function("Plan", PLAN_HANDLER, memory=3008, timeout=LONG_TIMEOUT, storage=4096)
-        finalize = image_function("Finalize", FINALIZE_HANDLER, memory=512, timeout=SHORT_TIMEOUT)
+        allow(render_role, "Media", [*S3_READ, *S3_WRITE], [objects])
+        allow(render_role, "MediaList", S3_LIST, [bucket_arn])
+        allow(render_role, "Jobs", JOB_STORE, [jobs.table_arn])
+        allow(render_role, "Idempotency", IDEMPOTENCY, [idempotency.table_arn])
+        allow(render_role, "Completions", ["sqs:SendMessage"], [relay.queue_arn])
+
+        plan_role = lambda_role("PlanRole", "Reel batch plan: items and shared segments")
+        plan = image_function(
+            "Plan",
+            PLAN_HANDLER,
+            memory=3008,
+            timeout=LONG_TIMEOUT,
+            storage=4096,
+            role=plan_role,
+        )
+        allow(plan_role, "Media", [*S3_READ, *S3_WRITE], [objects])
+        allow(plan_role, "MediaList", S3_LIST, [bucket_arn])
+        allow(plan_role, "Jobs", JOB_STORE, [jobs.table_arn])
+
+        finalize_role = lambda_role("FinalizeRole", "Reel batch finalize: counts, completion")
+        finalize = image_function(
+            "Finalize",
+            FINALIZE_HANDLER,
+            memory=512,
+            timeout=SHORT_TIMEOUT,
+            role=finalize_role,
+            environment=notifying_env,
+        )
+        allow(finalize_role, "Jobs", JOB_STORE, [jobs.table_arn])
+        allow(finalize_role, "Completions", ["sqs:SendMessage"], [relay.queue_arn])
+
+        failure_role = lambda_role("RecordFailureRole", "Reel batch: a failed recipient or batch")
         failure = image_function(
-            "RecordFailure", FAILURE_HANDLER, memory=512, timeout=SHORT_TIMEOUT
+            "RecordFailure", FAILURE_HANDLER, memory=512, timeout=SHORT_TIMEOUT, role=failure_role
         )
-        media.grant_read_write(worker_role)
-        jobs.grant_read_write_data(worker_role)
-        idempotency.grant_read_write_data(worker_role)
+        allow(failure_role, "Jobs", JOB_STORE, [jobs.table_arn])
 
         # ── the batch state machine (its ASL is built by chalicelib, not here) ────────────
         from chalicelib.pipeline.statemachine import RESULTS_PREFIX, definition
@@ -414,16 +495,16 @@ class ReelStack(cdk.Stack):
             self, "ApiLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
         api_logs.grant_write(api_role)
-        media.grant_read(api_role)
-        media.grant_put(api_role)
-        jobs.grant_read_write_data(api_role)
-        idempotency.grant_read_write_data(api_role)
+        # Uploads, bundles, thumbnails; reads of media, sources and segments. No deletes.
+        allow(api_role, "Media", [*S3_READ, *S3_WRITE], [objects])
+        allow(api_role, "MediaList", S3_LIST, [bucket_arn])
+        allow(api_role, "Jobs", DELIVERY_STORE, [jobs.table_arn])  # and the deliveries' routes
         machine.grant_start_execution(api_role)
         render.grant_invoke(api_role)
         api_role.add_to_policy(
             iam.PolicyStatement(
                 sid="EventStore",  # DynamoEventStore: conditional puts, the campaign's Query
-                actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"],
+                actions=EVENT_STORE,
                 resources=[events.table_arn],
             )
         )
@@ -449,20 +530,24 @@ class ReelStack(cdk.Stack):
             "REEL_CDN_KEY_ID": public_key.public_key_id,
             "REEL_EVENTS_TABLE": events.table_name,
             "REEL_RELAY_QUEUE_URL": relay.queue_url,
-            # For now a dynamic reference, resolved by CloudFormation at deploy time: the value
-            # ends up in the functions' configuration (see infra/README.md).
-            "REEL_TRACKING_SECRET": tracking_secret.secret_value.unsafe_unwrap(),
+            # A reference, resolved by the settings at cold start: the value never sits in the
+            # template or the functions' configuration (see infra/README.md).
+            "REEL_TRACKING_SECRET": SECRET_REFERENCE + tracking_secret.secret_arn,
             # The API plans renders and streams (cache keys name the ffmpeg) without an ffmpeg
             # of its own: the pinned build's version, read here from the same wheel.
             "REEL_FFMPEG_VERSION": ffmpeg_version(),
         }
+        secrets_read = [tracking_secret.secret_arn]
         # The key group's private key (PEM), kept by the operator in Secrets Manager under the
         # name given as context `cdn_private_key_secret`: with it the API signs CloudFront URLs;
-        # without it, media URLs are presigned S3 URLs (see infra/README.md).
-        cdn_secret = self.node.try_get_context("cdn_private_key_secret")
-        if cdn_secret:
-            pem = cdk.SecretValue.secrets_manager(str(cdn_secret))
-            api_env["REEL_CDN_PRIVATE_KEY"] = pem.unsafe_unwrap()
+        # without it, media URLs are presigned S3 URLs (see infra/README.md). The API keys
+        # likewise (`api_keys_secret`): without them every write route answers 401.
+        for context_name, variable in API_SECRET_CONTEXT.items():
+            secret_name = self.node.try_get_context(context_name)
+            if secret_name:
+                api_env[variable] = SECRET_REFERENCE + str(secret_name)
+                secrets_read.append(self._secret_arn(str(secret_name)))
+        allow(api_role, "Secrets", ["secretsmanager:GetSecretValue"], secrets_read)
         # The API's dependencies ride in a layer built offline from the wheelhouse (infra/deps.py),
         # so `chalice package` zips only app.py and chalicelib: no pip, no index, a second.
         layer = lambda_.LayerVersion(
@@ -551,11 +636,12 @@ class ReelStack(cdk.Stack):
             value = self.node.try_get_context(context_name)
             if value:
                 relay_env[variable] = str(value)
+        relay_secrets = []
         for context_name, variable in RELAY_SECRET_CONTEXT.items():
             secret_name = self.node.try_get_context(context_name)
             if secret_name:
-                secret = cdk.SecretValue.secrets_manager(str(secret_name))
-                relay_env[variable] = secret.unsafe_unwrap()
+                relay_env[variable] = SECRET_REFERENCE + str(secret_name)
+                relay_secrets.append(self._secret_arn(str(secret_name)))
         relay_fn = image_function(
             "RelayWorker",
             RELAY_HANDLER,
@@ -575,14 +661,7 @@ class ReelStack(cdk.Stack):
         relay_role.add_to_policy(
             iam.PolicyStatement(
                 sid="Deliveries",  # DynamoDeliveryStore (transactions are authorized per item)
-                actions=[
-                    "dynamodb:GetItem",
-                    "dynamodb:Query",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:ConditionCheckItem",
-                ],
+                actions=DELIVERY_STORE,
                 resources=[jobs.table_arn],
             )
         )
@@ -600,6 +679,8 @@ class ReelStack(cdk.Stack):
                 resources=[media.arn_for_objects("templates/*")],
             )
         )
+        if relay_secrets:  # the connectors' secrets given as context, nothing else
+            allow(relay_role, "Secrets", ["secretsmanager:GetSecretValue"], relay_secrets)
 
         cdk.CfnOutput(self, "MediaBucket", value=bucket_name)
         cdk.CfnOutput(self, "CdnDomain", value=distribution.distribution_domain_name)

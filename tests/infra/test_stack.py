@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra import deps
-from infra.app import build
+from tests.infra import synth
+from tests.infra.synth import STACK
 
-STACK = "reel-dev"
 RELAY_HANDLER = "chalicelib.handlers.relay.handler"
 #: Actions AWS grants on "*" only (no resource-level permissions).
 STAR_ACTIONS = {
@@ -35,34 +33,14 @@ STAR_ACTIONS = {
 }
 
 
-def _public_key_pem() -> str:
-    """A throwaway key pair's PUBLIC half; the private one never leaves this function."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 @pytest.fixture(scope="module")
-def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    context = {
-        "stage": "dev",
-        "public_key": _public_key_pem(),
-        "cdn_private_key_secret": "reel/dev/cloudfront-private-key",
-        # The relay's connectors: the webhook configured, HubSpot and Salesforce left off.
-        "webhook_url": "https://crm.example.com/hooks/reel",
-        "webhook_secrets_secret": "reel/dev/webhook-secrets",
-    }
-    build(outdir, context=context).synth()
-    return outdir
+def cdk_out() -> Path:
+    return synth.cdk_out()  # once per test process (see tests/infra/synth.py for the context)
 
 
 @pytest.fixture(scope="module")
 def template_json(cdk_out: Path) -> dict[str, Any]:
-    return json.loads((cdk_out / f"{STACK}.template.json").read_text())
+    return synth.template_json()
 
 
 @pytest.fixture(scope="module")
@@ -240,11 +218,17 @@ def test_tracking_secret_is_generated_by_the_stack(template_json: dict[str, Any]
     assert "GenerateSecretString" in secret["Properties"]
     assert "SecretString" not in secret["Properties"]  # no value in the template
     assert secret["DeletionPolicy"] == "Retain"
+    # The API gets a reference (resolved by its settings at cold start), not the value: nothing
+    # secret sits in the function's configuration.
     api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
     value = api["Properties"]["Environment"]["Variables"]["REEL_TRACKING_SECRET"]
-    assert value == {
-        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
+    assert value == {"Fn::Join": ["", ["secretsmanager:", {"Ref": secret_id}]]}
+    assert "{{resolve:" not in json.dumps(template_json)
+    # AND only the API's role may read it
+    readers = {
+        rid for rid, s in _statements(template_json) if {"Ref": secret_id} in _listed(s["Resource"])
     }
+    assert len(readers) == 1 and next(iter(readers)).startswith("ApiRole")
 
 
 def test_api_role_reaches_events_and_relay_queue_only_as_needed(
@@ -268,18 +252,22 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
     def by_role(found: dict[str, set[str]]) -> dict[str, set[str]]:
         roles: dict[str, set[str]] = {}
         for rid, actions in found.items():
-            role = next(r for r in ("ApiRole", "RelayRole") if rid.startswith(r))
+            role = rid.split("Role")[0] + "Role"
             roles.setdefault(role, set()).update(actions)
         return roles
 
     # Only the API role (which writes them) and the relay's role (which reads them) touch
     # them, with exactly these actions.
     assert by_role(grants(events_id)) == {
-        "ApiRole": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"},
+        "ApiRole": {"dynamodb:PutItem", "dynamodb:Query"},
         "RelayRole": {"dynamodb:Query"},
     }
+    # The API, Render and Finalize queue messages (events, completion notices); the relay
+    # function consumes them.
     assert by_role(grants(relay_id)) == {
         "ApiRole": {"sqs:SendMessage"},
+        "RenderRole": {"sqs:SendMessage"},
+        "FinalizeRole": {"sqs:SendMessage"},
         "RelayRole": {
             "sqs:ReceiveMessage",
             "sqs:ChangeMessageVisibility",
@@ -306,9 +294,8 @@ def test_api_knows_the_pinned_ffmpeg_without_running_one(template_json: dict[str
 def test_api_signs_media_urls_with_the_named_secret(template_json: dict[str, Any]) -> None:
     api = _resources(template_json, "AWS::Serverless::Function")["APIHandler"]
     env = api["Properties"]["Environment"]["Variables"]
-    assert env["REEL_CDN_PRIVATE_KEY"] == (
-        "{{resolve:secretsmanager:reel/dev/cloudfront-private-key:SecretString:::}}"
-    )
+    assert env["REEL_CDN_PRIVATE_KEY"] == f"secretsmanager:{synth.CDN_KEY_SECRET}"
+    assert env["REEL_API_KEYS"] == f"secretsmanager:{synth.API_KEYS_SECRET}"
     assert "REEL_CDN_DOMAIN" in env and "REEL_CDN_KEY_ID" in env
 
 
@@ -435,9 +422,7 @@ def test_relay_function_environment_comes_from_context(template_json: dict[str, 
     assert env["REEL_EVENTS_TABLE"] == {"Ref": events_id}
     assert env["REEL_RELAY_MAX_ATTEMPTS"] == "5"  # the queue's maxReceiveCount
     assert env["REEL_WEBHOOK_URL"] == "https://crm.example.com/hooks/reel"
-    assert env["REEL_WEBHOOK_SECRETS"] == (
-        "{{resolve:secretsmanager:reel/dev/webhook-secrets:SecretString:::}}"
-    )
+    assert env["REEL_WEBHOOK_SECRETS"] == f"secretsmanager:{synth.WEBHOOK_SECRETS_SECRET}"
     # Connectors without context stay off: their variables keep the settings' defaults.
     for name in (
         "REEL_HUBSPOT_TOKEN",
@@ -462,20 +447,28 @@ def test_relay_role_is_least_privilege(template_json: dict[str, Any]) -> None:
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem",
     }
+    # The webhook's secrets (given as context), and no other secret
+    assert by_sid["Secrets"]["Action"] == "secretsmanager:GetSecretValue"
+    assert _flatten(by_sid["Secrets"]["Resource"]).endswith(
+        f":secret:{synth.WEBHOOK_SECRETS_SECRET}-??????"
+    )
     assert by_sid["Deliveries"]["Resource"] == {"Fn::GetAtt": [jobs_id, "Arn"]}
     assert by_sid["Events"]["Resource"] == {"Fn::GetAtt": [events_id, "Arn"]}
     assert by_sid["TemplateBundles"]["Action"] == "s3:GetObject"
     assert _flatten(by_sid["TemplateBundles"]["Resource"]).endswith("/templates/*")
-    # Nothing on "*" but X-Ray, no writes to the bucket, no idempotency table, no secrets.
+    # Nothing on "*" but X-Ray, no writes to the bucket, no idempotency table.
     for s in statements:
         actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
         resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         if "*" in resources:
             assert set(actions) <= STAR_ACTIONS, actions
-        assert not any(a.startswith(("s3:Put", "s3:Delete", "secretsmanager:")) for a in actions)
+        assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in actions)
         assert "Idempotency" not in json.dumps(resources)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _statements(template_json: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
