@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from chalicelib.errors import DataError, Problem, ReelError, RenderError, TemplateError
+from chalicelib.errors import (
+    DataError,
+    Problem,
+    ReelError,
+    RenderError,
+    StorageError,
+    TemplateError,
+)
 from chalicelib.pipeline.jobs import JobState, RecipientResult, Status, TemplateRecord
 from chalicelib.template.bind import bind
+from chalicelib.template.documents import DocumentError, decode, load_json
 from chalicelib.template.library import (
     LoadedTemplate,
     check_template,
@@ -78,11 +87,11 @@ def _read_record(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}", field="--data")
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}", field="--data"
-        ) from exc
+        data = load_json(decode(path.read_bytes()))
+    except DocumentError as exc:
+        raise DataError(f"{path.name}: {exc.message}", field=exc.field or "--data") from None
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise DataError(f"{path.name}: cannot read it: {exc.strerror}", "--data") from None
     if not isinstance(data, dict):
         raise DataError(f"{path.name}: a data record is a JSON object", field="--data")
     return data
@@ -247,7 +256,7 @@ def batch(
 
 def _exit_for(summary: BatchSummary) -> None:
     failures = [r for r in summary.results if r.status is Status.failed]
-    if any(r.code == RenderError.code or r.code == "internal_error" for r in failures):
+    if any(r.code in (RenderError.code, StorageError.code, "internal_error") for r in failures):
         raise typer.Exit(2)
     if failures:
         raise typer.Exit(1)
@@ -265,6 +274,48 @@ WorkersOption = Annotated[int, typer.Option(min=1, help="Render processes")]
 DEFAULT_WORKERS = max(1, os.cpu_count() or 1)
 
 
+def _request_handler() -> Any:
+    """Chalice's local request handler, passing every method to the app: http.server answers
+    a method it has no `do_*` for (TRACE, CONNECT…) with a 501; the app answers 405 (403 for
+    an unknown path), as API Gateway does."""
+    from chalice.local import ChaliceRequestHandler
+
+    class Handler(ChaliceRequestHandler):
+        # The headers and the body go out in two writes: with Nagle's algorithm, each answer
+        # on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):
+                return self._generic_handle
+            raise AttributeError(name)
+
+    return Handler
+
+
+class _PerThread:
+    """An attribute with one value per thread. Chalice keeps the request being handled on the
+    app object (`app.current_request`), made for Lambda's one request per process; `reel serve`
+    answers each connection on its own thread, so each thread must see its own request."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        return getattr(self._local, "value", None)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        self._local.value = value
+
+
+def _per_thread_requests(chalice_app: Any) -> None:
+    """Give the app a per-thread `current_request` and `lambda_context` (see `_PerThread`)."""
+    base = type(chalice_app)
+    if not isinstance(base.__dict__.get("current_request"), _PerThread):
+        attrs = {"current_request": _PerThread(), "lambda_context": _PerThread()}
+        chalice_app.__class__ = type(f"Threaded{base.__name__}", (base,), attrs)
+
+
 @dataclass
 class _Local:
     """The API on this machine: the Chalice app on a socket, over the local backends."""
@@ -279,7 +330,7 @@ class _Local:
         import secrets
 
         from chalice.config import Config
-        from chalice.local import create_local_server
+        from chalice.local import LocalDevServer
 
         from chalicelib import bootstrap
 
@@ -292,8 +343,12 @@ class _Local:
             dev_key = os.environ["REEL_API_KEYS"] = "dev-" + secrets.token_urlsafe(24)
         from app import app as chalice_app
 
+        _per_thread_requests(chalice_app)
         config = Config.create(chalice_stage="local", app_name="reel")
-        server = create_local_server(chalice_app, config, host, port)
+        server = LocalDevServer(chalice_app, config, host, port, handler_cls=_request_handler())
+        # http.server listens with a backlog of 5: a burst of connections (many viewers' beacons
+        # at once) would be reset. Listening again on the bound socket raises the backlog.
+        server.server.socket.listen(128)
         url = f"http://{host}:{server.server.server_address[1]}"
         os.environ["REEL_PUBLIC_URL"] = url
         bootstrap.reset()
