@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 LOCK_ARGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command "make lock" --quiet $(UV_ARGS)
 
-.PHONY: demo test lint lock bench bench-realtime player layer synth deploy clean
+.PHONY: demo test lint lock bench bench-realtime bench-ingest player layer synth deploy clean
 
 # The locked packages (setuptools among them, chalice needs it), then the project itself without
 # dependencies or build isolation: nothing unlocked enters the venv.
@@ -68,6 +68,10 @@ bench: $(VENV)/.base
 ## bench-realtime: just-in-time HLS benchmark against `reel serve` (prints JSON)
 bench-realtime: $(VENV)/.base $(HLSJS)
 	$(BIN)/python bench/realtime_bench.py
+
+## bench-ingest: tracking ingest under load, POST /events on `reel serve` for 30 s (prints JSON)
+bench-ingest: $(VENV)/.base $(HLSJS)
+	$(BIN)/python bench/ingest_bench.py
 
 ## layer: the pinned ffmpeg as a Lambda layer zip (layers/ffmpeg/build/ffmpeg-layer.zip)
 layer: $(VENV)/.base
