@@ -246,7 +246,9 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             render_function=FUNCTIONS["render"],
             finalize_function=FUNCTIONS["finalize"],
             failure_function=FUNCTIONS["failure"],
-            max_concurrency=2,
+            # One item at a time: moto's backends are not thread-safe (two iterations putting
+            # the same S3 key at once can break its in-memory object), and real S3 is not here.
+            max_concurrency=1,
             tolerated_failure_percentage=0,
             results_bucket=BUCKET,
             render_timeout=120,

@@ -59,3 +59,13 @@ def ssim_per_frame(a: Path, b: Path, scratch: Path) -> list[float]:
         fields = dict(part.split(":", 1) for part in line.split() if ":" in part)
         values.append(float(fields["All"]))
     return values
+
+
+def garble_frames(video: Path) -> None:
+    """Overwrite the coded frames (the `mdat` box) with garbage, keeping every box intact: a
+    file that passes the structural checks and that only decoding finds broken."""
+    data = bytearray(video.read_bytes())
+    at = data.index(b"mdat")
+    end = at - 4 + int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 : end] = b"\xab" * (end - at - 4)
+    video.write_bytes(bytes(data))

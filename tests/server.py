@@ -3,15 +3,19 @@ port."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -60,3 +64,21 @@ def reel_serve(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def call(url: str, method: str = "GET", data: Any = None, key: str = "") -> tuple[int, Any]:
+    """One request to the server: (status, the JSON answer — or the bytes of another kind)."""
+    req = urllib.request.Request(url, method=method)
+    body = None
+    if data is not None:
+        body = json.dumps(data).encode()
+        req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("x-api-key", key)
+    try:
+        with urllib.request.urlopen(req, body, timeout=30) as resp:
+            raw = resp.read()
+            kind = resp.headers.get("content-type", "")
+            return resp.status, json.loads(raw) if "json" in kind else raw
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

@@ -13,7 +13,7 @@ from chalicelib.render.engine import render
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template
 from tests.conftest import Campaign
-from tests.media import frame_at, probe
+from tests.media import frame_at, garble_frames, probe
 
 FPS = 10
 
@@ -116,14 +116,9 @@ def test_an_image_that_is_not_an_image(campaign: Campaign, out: Path) -> None:
 
 
 def test_a_broken_video_is_a_render_error_and_leaves_no_file(campaign: Campaign, out: Path) -> None:
-    loop = campaign.root / "assets" / "loop.mp4"
     # Its frames garbled, its boxes intact (a truncated file is refused before ffmpeg runs:
     # tests/reliability/test_hostile_media.py).
-    data = bytearray(loop.read_bytes())
-    at = data.index(b"mdat")
-    end = at - 4 + int.from_bytes(data[at - 4 : at], "big")
-    data[at + 4 : end] = b"\xab" * (end - at - 4)
-    loop.write_bytes(bytes(data))
+    garble_frames(campaign.root / "assets" / "loop.mp4")
     with pytest.raises(RenderError) as info:
         render_record(campaign, {"first_name": "A"}, out / "x.mp4", poster=out / "x.jpg")
     assert info.value.stderr_tail  # ffmpeg's own words come along

@@ -3,41 +3,22 @@ POST /renders and GET /renders/{id} until the video is served."""
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Campaign
-from tests.server import reel_serve
+from tests.server import call, reel_serve
 
 
 @pytest.fixture
 def server(campaign: Campaign, tmp_path: Path) -> Iterator[tuple[str, str]]:
     with reel_serve(campaign.root.parent, tmp_path / "data") as (url, key):
         yield url, key
-
-
-def call(url: str, method: str = "GET", data: Any = None, key: str = "") -> tuple[int, Any]:
-    req = urllib.request.Request(url, method=method)
-    body = None
-    if data is not None:
-        body = json.dumps(data).encode()
-        req.add_header("content-type", "application/json")
-    if key:
-        req.add_header("x-api-key", key)
-    try:
-        with urllib.request.urlopen(req, body, timeout=30) as resp:
-            raw = resp.read()
-            kind = resp.headers.get("content-type", "")
-            return resp.status, json.loads(raw) if "json" in kind else raw
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_render_over_http(server: tuple[str, str]) -> None:

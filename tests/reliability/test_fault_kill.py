@@ -9,8 +9,6 @@ import os
 import signal
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,25 +19,10 @@ import av
 from chalicelib.pipeline.local import RESULTS, run_batch
 from chalicelib.template.library import load_template
 from tests.conftest import Campaign
-from tests.server import reel_serve
+from tests.server import call, reel_serve
 
 RECIPIENTS = 6
 DEADLINE = 120.0  # seconds any one wait may take before the test fails
-
-
-def call(url: str, method: str = "GET", data: Any = None, key: str = "") -> tuple[int, Any]:
-    req = urllib.request.Request(url, method=method)
-    body = None
-    if data is not None:
-        body = json.dumps(data).encode()
-        req.add_header("content-type", "application/json")
-    if key:
-        req.add_header("x-api-key", key)
-    try:
-        with urllib.request.urlopen(req, body, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = DEADLINE) -> Any:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from chalicelib.cli import app
 from tests.conftest import Campaign
+from tests.media import garble_frames
 
 runner = CliRunner()
 
@@ -69,12 +70,7 @@ def test_render_bad_json_exits_1(campaign: Campaign, out: Path) -> None:
 def test_render_failure_exits_2(campaign: Campaign, out: Path) -> None:
     # A clip whose boxes are intact and frames garbage: only ffmpeg finds out (a file that is
     # not a video at all is bad input, refused before rendering: exit 1).
-    loop = campaign.root / "assets" / "loop.mp4"
-    data = bytearray(loop.read_bytes())
-    at = data.index(b"mdat")
-    end = at - 4 + int.from_bytes(data[at - 4 : at], "big")
-    data[at + 4 : end] = b"\xab" * (end - at - 4)
-    loop.write_bytes(bytes(data))
+    garble_frames(campaign.root / "assets" / "loop.mp4")
     record = out / "r.json"
     record.write_text(json.dumps({"first_name": "A"}))
     result = runner.invoke(
