@@ -416,11 +416,18 @@ def _page(lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> Page:
 
 def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> str:
     """Give a rendered recipient a landing page (a new token); the campaign is the template.
-    Their record becomes their current one (what their stream shows)."""
-    page = _page(lt, job, campaign_id)
-    b.jobs.put_page(page)
-    _remember(b, campaign_id, job.recipient_id, dict(job.plan.record), page.token)
-    return page.token
+    Their record becomes their current one (what their stream shows). The same render published
+    again (a step rerun after a crash between publishing and recording) keeps its page."""
+    known = b.jobs.get_recipient(campaign_id, job.recipient_id)
+    current = b.jobs.get_page(known.token) if known else None
+    if current is not None and current.video_key == job.output_key:
+        token = current.token
+    else:
+        page = _page(lt, job, campaign_id)
+        b.jobs.put_page(page)
+        token = page.token
+    _remember(b, campaign_id, job.recipient_id, dict(job.plan.record), token)
+    return token
 
 
 def data_hash(data: dict[str, Any]) -> str:
