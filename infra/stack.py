@@ -667,8 +667,10 @@ class ReelStack(cdk.Stack):
         )
         relay_role.add_to_policy(
             iam.PolicyStatement(
-                sid="Events",  # a recipient's events, for the rules' `recipient` aggregate
-                actions=["dynamodb:Query"],
+                # A recipient's events, for the rules' `recipient` aggregate; and the event it
+                # is handed, stored if ingest queued it but did not get to store it.
+                sid="Events",
+                actions=EVENT_STORE,
                 resources=[events.table_arn],
             )
         )

@@ -241,11 +241,11 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
             roles.setdefault(role, set()).update(actions)
         return roles
 
-    # Only the API role (which writes them) and the relay's role (which reads them) touch
-    # them, with exactly these actions.
+    # Only the API role (which writes them) and the relay's role (which reads them, and stores
+    # the one it is handed if ingest did not get to) touch them, with exactly these actions.
     assert by_role(grants(events_id)) == {
         "ApiRole": {"dynamodb:PutItem", "dynamodb:Query"},
-        "RelayRole": {"dynamodb:Query"},
+        "RelayRole": {"dynamodb:PutItem", "dynamodb:Query"},
     }
     # The API, Render and Finalize queue messages (events, completion notices); the relay
     # function consumes them.

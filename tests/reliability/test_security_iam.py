@@ -86,8 +86,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         _logs("RecordFailureLogs"), XRAY, _on("Jobs", JOBS)
     ),
     # The relay: consumes its queue, keeps deliveries (and reads templates, pages) in the jobs
-    # table, reads a recipient's events and the bundles' rules.yaml, and the connector secrets
-    # given as context. Never writes S3.
+    # table, reads a recipient's events (and stores the one it is handed, if missing), the
+    # bundles' rules.yaml, and the connector secrets given as context. Never writes S3.
     "chalicelib.handlers.relay.handler": _merge(
         _logs("RelayWorkerLogs"),
         XRAY,
@@ -102,7 +102,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             },
         ),
         _on("Jobs", {*JOBS, "dynamodb:DeleteItem"}),
-        _on("Events", {"dynamodb:Query"}),
+        _on("Events", {"dynamodb:PutItem", "dynamodb:Query"}),  # stores what ingest queued
         _on("media/templates/*", {"s3:GetObject"}),
         _on(f"secret:{synth.WEBHOOK_SECRETS_SECRET}", {"secretsmanager:GetSecretValue"}),
     ),
