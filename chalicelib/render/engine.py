@@ -256,9 +256,9 @@ def warm(plan: RenderPlan, cache: SegmentCache, *, preview: bool = False) -> tup
     """Render the plan's static runs into the cache (the segments every recipient shares).
 
     Returns (static runs, of which already cached). Run before fanning a batch out, so that
-    parallel workers find the shared segments instead of each rendering them.
+    parallel workers find the shared segments instead of each rendering them. `plan` is a
+    job's (localized by `steps.make_job`).
     """
-    plan = localize(plan)
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
     static = [r for r in plan_runs(plan, profile, split=True) if not r.personal]
     context = cache_context()

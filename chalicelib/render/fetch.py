@@ -637,8 +637,9 @@ def _field_of(ref: str, record: dict[str, Any], where: str) -> str:
 
 def localize(plan: RenderPlan, *, policy: FetchPolicy | None = None) -> RenderPlan:
     """The plan with every URL from data replaced by its fetched copy and every media file
-    checked for its kind. The one step between binding and anything that renders or keys a
-    plan (`steps.make_job`, the engine, the HLS planner): idempotent, and cheap once done."""
+    checked for its kind. The step between binding and anything that renders or keys a plan:
+    where a plan is bound (`steps.make_job`, the stream's binding in delivery/stream.py), and
+    in `engine.render` for plans bound elsewhere (`reel render`); idempotent, cheap once done."""
     memo: dict[tuple[str, str], str] = {}
 
     def local(ref: str, kind: Kind, where: str) -> str:

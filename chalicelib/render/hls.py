@@ -24,7 +24,6 @@ from chalicelib.errors import RenderError
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
-from chalicelib.render.fetch import localize
 from chalicelib.render.profile import EncodingProfile, StreamProfile
 from chalicelib.render.segments import Run, content_key, plan_runs, run_key, timeline, total_frames
 from chalicelib.template.model import Canvas
@@ -173,8 +172,8 @@ def plan_audio(plan: RenderPlan, total: float, profile: EncodingProfile) -> Audi
 
 
 def plan_stream(plan: RenderPlan, context: dict[str, str] | None = None) -> StreamPlan:
-    """A recipient's stream: per rendition, the runs as chunk groups; and the audio."""
-    plan = localize(plan)  # a no-op on a plan localized already (as callers keep it)
+    """A recipient's stream: per rendition, the runs as chunk groups; and the audio. `plan` is
+    localized (render/fetch.py): its URLs from data fetched, its media checked."""
     context = context if context is not None else engine.cache_context()
     variants = renditions(plan.canvas)
     groups = {}

@@ -10,11 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from tests.fakes.tls import TLSFiles, tls_files
+from tests.fakes.server import LoopbackServer, QuietHandler
 
 MAX_STREAM_BYTES = 64 * 1024 * 1024  # the most an endless body sends
 MAX_WAIT = 10.0  # seconds: the longest a stall or a drip lasts
@@ -38,42 +36,9 @@ class _Route:
     drip: float = 0.0  # seconds between the bytes of the body
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, host: AssetHost, tls: TLSFiles | None) -> None:
-        self.host = host
-        self.ssl_context = tls.server_context() if tls else None
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        sock.settimeout(5)
-        if self.ssl_context is not None:
-            sock = self.ssl_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        return sock, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that refused the rest of a body (the point of most tests)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = 5
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
-        host = self.server.host
+        host: AssetHost = self.server.owner
         path = self.path.split("?", 1)[0]
         with host.lock:
             host.hits.append(Hit(path, {k.lower(): v for k, v in self.headers.items()}))
@@ -92,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body(route)
 
     def _body(self, route: _Route) -> None:
-        host = self.server.host
+        host: AssetHost = self.server.owner
         try:
             if route.drip:
                 until = time.monotonic() + MAX_WAIT
@@ -120,56 +85,22 @@ class _Handler(BaseHTTPRequestHandler):
             return  # the client stopped reading: what a guarded fetcher does
 
 
-class AssetHost:
+class AssetHost(LoopbackServer):
     """`with AssetHost(tls=True) as host:`; program routes, then fetch `host.url + path`."""
 
+    handler = _Handler
+
     def __init__(self, *, tls: bool = False) -> None:
+        super().__init__()
         self.tls = tls
         self.lock = threading.Lock()
         self.routes: dict[str, _Route] = {}
         self.hits: list[Hit] = []
         self.stopping = threading.Event()
-        self.tls_files: TLSFiles | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        self.tls_files = tls_files() if self.tls else None
-        self._server = _Server(self, self.tls_files)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self.stopping.set()  # releases stalls and endless bodies
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "the host is not started"
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        super().stop()
 
     def paths(self) -> list[str]:
         with self.lock:

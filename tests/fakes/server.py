@@ -68,10 +68,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeServer, tls: TLSFiles | None) -> None:
-        self.fake = fake
+    def __init__(
+        self, owner: Any, tls: TLSFiles | None, handler: type[BaseHTTPRequestHandler]
+    ) -> None:
+        self.owner = owner  # the LoopbackServer the handlers answer for
         self.ssl_context = tls.server_context() if tls else None
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
@@ -87,7 +89,9 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that went away mid-request (a timeout test) is not the fake's error
 
 
-class _Handler(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler that finishes the TLS handshake in its own thread and logs nothing."""
+
     server: _Server
     timeout = 5
 
@@ -99,59 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY or length < 0:
-            self._send(Reply(413, {"message": "request too large"}))
-            return
-        body = self.rfile.read(length) if length else b""
-        req = Request(
-            method=self.command,
-            path=unquote(parts.path),
-            query=parse_qs(parts.query),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-        )
-        self._send(self.server.fake._answer(req))
 
-    def _send(self, reply: Reply) -> None:
-        data = reply.encoded()
-        self.send_response(reply.status)
-        if data and "Content-Type" not in reply.headers:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-
-class FakeServer:
-    """Start with `with Fake(...) as fake:`; `fake.url` is its base URL. Subclasses implement
-    `handle` (called under the fake's lock, so their state needs no more locking) and
-    `error_body` (how the real API words an error)."""
+class LoopbackServer:
+    """A real HTTP(S) server on 127.0.0.1 in a thread: `with Server() as s:`, `s.url`.
+    Subclasses set `handler` (its `self.server.owner` is the LoopbackServer) and `tls`."""
 
     tls = False
+    handler: type[BaseHTTPRequestHandler]
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.requests: list[Request] = []
-        self._failures: deque[_Failure] = deque()
-        self._stalls: list[tuple[float, str | None]] = []
-        self._gone = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.tls_files: TLSFiles | None = None
 
-    # ── lifecycle ───────────────────────────────────────────────────────────────────────
-
     def start(self) -> Self:
         self.tls_files = tls_files() if self.tls else None
-        self._server = _Server(self, self.tls_files)
+        self._server = _Server(self, self.tls_files, self.handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -179,12 +146,60 @@ class FakeServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "the fake is not started"
+        assert self._server is not None, "the server is not started"
         return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+
+class _Handler(QuietHandler):
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY or length < 0:
+            self._send(Reply(413, {"message": "request too large"}))
+            return
+        body = self.rfile.read(length) if length else b""
+        req = Request(
+            method=self.command,
+            path=unquote(parts.path),
+            query=parse_qs(parts.query),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        self._send(self.server.owner._answer(req))
+
+    def _send(self, reply: Reply) -> None:
+        data = reply.encoded()
+        self.send_response(reply.status)
+        if data and "Content-Type" not in reply.headers:
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+class FakeServer(LoopbackServer):
+    """Start with `with Fake(...) as fake:`; `fake.url` is its base URL. Subclasses implement
+    `handle` (called under the fake's lock, so their state needs no more locking) and
+    `error_body` (how the real API words an error)."""
+
+    handler = _Handler
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.RLock()
+        self.requests: list[Request] = []
+        self._failures: deque[_Failure] = deque()
+        self._stalls: list[tuple[float, str | None]] = []
+        self._gone = False
 
     # ── programming ─────────────────────────────────────────────────────────────────────
 
