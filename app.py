@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from chalice.app import Chalice, Response
+from chalice.app import Response
 
 from chalicelib import __version__
+from chalicelib.api import ReelApp
 from chalicelib.api.delivery import delivery
 from chalicelib.api.hls import hls
 from chalicelib.api.hooks import hooks
@@ -15,7 +16,7 @@ from chalicelib.api.openapi import Health, openapi_document
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
-app = Chalice(app_name="reel")
+app = ReelApp(app_name="reel")
 app.api.binary_types.extend(["video/mp4", "application/zip"])
 app.register_blueprint(api)
 app.register_blueprint(delivery)
@@ -50,14 +51,14 @@ def openapi() -> Response:
 def incoming(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib import bootstrap
     from chalicelib.errors import ReelError
-    from chalicelib.pipeline import service
+    from chalicelib.services import batches
 
     started, refused = [], []
     for record in event.get("Records", []):
         obj = record["s3"]["object"]
         key = unquote_plus(obj["key"])
         try:
-            batch = service.batch_from_upload(bootstrap.backends(), key, obj.get("eTag", ""))
+            batch = batches.batch_from_upload(bootstrap.backends(), key, obj.get("eTag", ""))
         except ReelError as exc:  # a bad upload (unknown template, bad mapping) fails alone
             app.log.error("incoming %s refused: %s", key, exc)
             refused.append({"key": key, **exc.to_dict()})

@@ -1,27 +1,78 @@
-"""The one wiring point: builds the adapters from settings, once per process."""
+"""The one wiring point: builds the adapters from settings, once per process.
+
+A `Wiring` is what one set of settings builds: the backends, the stream service, the relay.
+The process has one current wiring, made from the environment on first use (Lambda, tests) or
+installed by the CLI from settings it was given (`use`), which win over the environment. The
+core never reads settings: it receives what is built here (a render configuration, a fetcher,
+the public URL) through `Backends`.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters.local_fs import LocalBlobStore
-from chalicelib.pipeline.service import Backends
+from chalicelib.backends import Backends
 from chalicelib.render.cache import SegmentCache
-from chalicelib.settings import get_settings
+from chalicelib.render.config import RenderConfig
+from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from chalicelib.adapters.fetcher import HttpFetcher
     from chalicelib.connectors.base import Connector
-    from chalicelib.connectors.relay import Relay
+    from chalicelib.connectors.relay import Relay, RelayWorker
     from chalicelib.delivery.stream import Streams
 
 
-def segment_cache(root: Path | None = None) -> SegmentCache:
-    """The segment cache: a local directory (`root`, else `REEL_CACHE_DIR`)."""
-    return _segment_cache((root or get_settings().cache_dir).resolve())
+def render_config(s: Settings) -> RenderConfig:
+    """The render configuration the settings describe."""
+    return RenderConfig(
+        ffmpeg=s.ffmpeg or "",
+        ffmpeg_version=s.ffmpeg_version,
+        timeout=s.render_timeout,
+        threads=s.ffmpeg_threads,
+        x264_preset=s.x264_preset,
+        x264_crf=s.x264_crf,
+        work_dir=s.work_dir.resolve() if s.work_dir else None,
+    )
+
+
+def fetcher(s: Settings) -> HttpFetcher:
+    """The guarded fetcher of asset URLs in data, with the settings' policy. Fetched copies
+    are kept in work_dir/fetched, else (AWS: no home to write in) the temporary folder, else
+    cache_dir/fetched."""
+    from chalicelib.adapters.addresses import parse_networks
+    from chalicelib.adapters.fetcher import FetchPolicy, HttpFetcher
+
+    if s.work_dir is not None:
+        store = s.work_dir / "fetched"
+    elif s.backend == "aws":
+        store = Path(tempfile.gettempdir()) / "reel" / "fetched"
+    else:
+        store = s.cache_dir / "fetched"
+    return HttpFetcher(
+        FetchPolicy(
+            store=store.resolve(),
+            allow_http=s.fetch_allow_http,
+            allow_networks=parse_networks(s.fetch_allow_networks),
+            max_bytes=s.fetch_max_bytes,
+            connect_timeout=s.fetch_connect_timeout,
+            read_timeout=s.fetch_read_timeout,
+            deadline=s.fetch_deadline,
+            ca_bundle=str(s.fetch_ca_bundle) if s.fetch_ca_bundle else None,
+        )
+    )
 
 
 @lru_cache(maxsize=8)
@@ -29,53 +80,299 @@ def _segment_cache(root: Path) -> SegmentCache:
     return SegmentCache(LocalBlobStore(root))
 
 
-@lru_cache(maxsize=8)
-def output_store(root: Path) -> LocalBlobStore:
-    """Where a batch's videos and posters go."""
-    return LocalBlobStore(root)
+def segment_cache(root: Path | None = None) -> SegmentCache:
+    """The local segment cache: `root`, else the current settings' `cache_dir`."""
+    return _segment_cache((root or settings().cache_dir).resolve())
 
 
-@lru_cache(maxsize=1)
-def backends() -> Backends:
-    """The process's backends, chosen by `REEL_BACKEND` (local, or aws)."""
-    s = get_settings()
-    if s.backend == "aws":
-        return _aws_backends()
-    from chalicelib.adapters.local_runner import LocalOrchestrator
-    from chalicelib.adapters.sqlite import (
-        SqliteDeliveryStore,
-        SqliteEventStore,
-        SqliteJobStore,
-        SqliteOutbox,
-    )
+@dataclass(frozen=True)
+class Spec:
+    """What a wiring is built from: the settings, and for `reel batch` the output folder (its
+    videos, posters and records live there instead of the data directory)."""
 
-    data = s.data_dir.resolve()
-    db = data / "reel.db"
-    secret = s.tracking_secret or _local_secret(data / "tracking.key")
-    return Backends(
-        # Media URLs signed with the tracking secret, expiring like CloudFront's (GET /files).
-        blobs=LocalBlobStore(
-            data / "blobs",
-            base_url=s.public_url.rstrip("/") + "/files",
+    settings: Settings
+    folder: Path | None = None
+
+
+class Wiring:
+    """The adapters, services and connectors one set of settings builds (each on first use)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.settings = spec.settings
+        self._lock = threading.RLock()
+        self._backends: Backends | None = None
+        self._streams: Streams | None = None
+
+    @property
+    def backends(self) -> Backends:
+        with self._lock:  # built once, whichever request thread comes first
+            if self._backends is None:
+                aws = self.settings.backend == "aws" and self.spec.folder is None
+                self._backends = self._aws() if aws else self._local()
+            return self._backends
+
+    def _local(self) -> Backends:
+        from chalicelib.adapters.local_runner import LocalOrchestrator
+        from chalicelib.adapters.sqlite import (
+            SqliteDeliveryStore,
+            SqliteEventStore,
+            SqliteJobStore,
+            SqliteOutbox,
+        )
+
+        s = self.settings
+        if self.spec.folder is not None:  # `reel batch`: outputs in the folder, no pages
+            folder = self.spec.folder.resolve()
+            data = folder / ".reel"
+            blobs = LocalBlobStore(folder)
+            secret = ""
+        else:
+            data = s.data_dir.resolve()
+            secret = s.tracking_secret or _local_secret(data / "tracking.key")
+            # Media URLs signed with the tracking secret, expiring like CloudFront's (GET /files).
+            blobs = LocalBlobStore(
+                data / "blobs",
+                base_url=s.public_url.rstrip("/") + "/files",
+                secret=secret,
+                url_expiry=s.url_expiry,
+            )
+        db = data / "reel.db"
+        jobs = SqliteJobStore(db)
+        return Backends(
+            blobs=blobs,
+            templates=jobs,
+            jobs=jobs,
+            results=jobs,
+            recipients=jobs,
+            claims=jobs,
+            cache=segment_cache(s.cache_dir),
+            orchestrator=LocalOrchestrator(
+                s.workers,
+                jobs=jobs,
+                backends=lambda: self.backends,
+                worker=(worker_backends, self.spec),
+            ),
+            scratch=(s.work_dir or data / "scratch").resolve(),
+            events=SqliteEventStore(db),
+            queue=SqliteOutbox(db),
             secret=secret,
-            url_expiry=s.url_expiry,
-        ),
-        jobs=SqliteJobStore(db),
-        cache=segment_cache(),
-        orchestrator=LocalOrchestrator(s.workers),
-        scratch=(s.work_dir or data / "scratch").resolve(),
-        events=SqliteEventStore(db),
-        queue=SqliteOutbox(db),
-        secret=secret,
-        deliveries=SqliteDeliveryStore(db),
-    )
+            deliveries=SqliteDeliveryStore(db),
+            render=render_config(s),
+            fetcher=fetcher(s),
+            public_url=s.public_url,
+        )
+
+    def _aws(self) -> Backends:
+        import boto3
+        from botocore.config import Config
+
+        from chalicelib.adapters.dynamodb import (
+            DynamoDeliveryStore,
+            DynamoEventStore,
+            DynamoJobStore,
+        )
+        from chalicelib.adapters.s3 import S3BlobStore
+        from chalicelib.adapters.sqs import SqsQueue
+        from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
+
+        s = self.settings
+        # Clients of boto3's default session (region from settings, else boto3's own lookup).
+        # SigV4 puts the expiry in presigned URLs, and is what every region accepts.
+        s3 = boto3.client("s3", region_name=s.region, config=Config(signature_version="s3v4"))
+        signer = None
+        if s.cdn_domain and s.cdn_key_id and s.cdn_private_key:
+            from chalicelib.adapters.cloudfront import CloudFrontUrls
+
+            signer = CloudFrontUrls(
+                s.cdn_domain, s.cdn_key_id, s.cdn_private_key, expiry=s.url_expiry
+            )
+        blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry, signer=signer)
+        jobs = DynamoJobStore(boto3.client("dynamodb", region_name=s.region), s.table)
+        return Backends(
+            blobs=blobs,
+            templates=jobs,
+            jobs=jobs,
+            results=jobs,
+            recipients=jobs,
+            claims=jobs,
+            cache=SegmentCache(blobs),
+            orchestrator=StepFunctionsOrchestrator(
+                boto3.client("stepfunctions", region_name=s.region),
+                boto3.client("lambda", region_name=s.region),
+                state_machine_arn=s.state_machine_arn,
+                render_function=s.render_function,
+            ),
+            scratch=(s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve(),
+            events=DynamoEventStore(boto3.client("dynamodb", region_name=s.region), s.events_table),
+            queue=SqsQueue(boto3.client("sqs", region_name=s.region), s.relay_queue_url),
+            secret=s.tracking_secret,  # from the environment (SSM / Secrets Manager on deploy)
+            deliveries=DynamoDeliveryStore(boto3.client("dynamodb", region_name=s.region), s.table),
+            render=render_config(s),
+            fetcher=fetcher(s),
+            public_url=s.public_url,
+        )
+
+    @property
+    def streams(self) -> Streams:
+        """The HLS stream service: renders chunks here, or (AWS) through the render Lambda."""
+        with self._lock:
+            if self._streams is None:
+                self._streams = self._make_streams()
+            return self._streams
+
+    def _make_streams(self) -> Streams:
+        from chalicelib.delivery.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
+
+        s, b = self.settings, self.backends
+        backend: RenderBackend
+        if s.backend == "aws":
+            import boto3
+
+            client = boto3.client("lambda", region_name=s.region)
+            backend = LambdaBackend(client, s.render_function, claims=b.claims, store=b.cache.store)
+        else:
+            backend = LocalBackend(b.cache, b.render)
+        return Streams(b, backend, cdn=s.backend == "aws")
+
+    @cached_property
+    def connectors(self) -> dict[str, Connector]:
+        """The connectors configured in settings, by name (webhook, hubspot, salesforce)."""
+        s = self.settings
+        found: dict[str, Connector] = {}
+        if s.webhook_url:
+            from chalicelib.connectors.webhook import WebhookConnector
+
+            keys = [x.strip() for x in s.webhook_secrets.split(",") if x.strip()]
+            found["webhook"] = WebhookConnector(s.webhook_url, keys)
+        if s.hubspot_token:
+            from chalicelib.connectors.hubspot import HubSpotConnector
+
+            found["hubspot"] = HubSpotConnector(s.hubspot_token, base_url=s.hubspot_base_url)
+        if s.salesforce_instance_url and s.salesforce_token:
+            from chalicelib.connectors.salesforce import SalesforceConnector
+
+            found["salesforce"] = SalesforceConnector(s.salesforce_instance_url, s.salesforce_token)
+        return found
+
+    @property
+    def relay(self) -> Relay:
+        """The relay over these backends and the configured connectors."""
+        from chalicelib.connectors.relay import Relay
+
+        return Relay(self.backends, self.connectors, max_attempts=self.settings.relay_max_attempts)
+
+    def relay_worker(self) -> RelayWorker | None:
+        """The thread that drains the local outbox to the connectors (`reel serve`); None on
+        AWS, where the relay Lambda is fed by SQS."""
+        if self.settings.backend == "aws":
+            return None
+        from chalicelib.adapters.sqlite import SqliteOutbox
+        from chalicelib.connectors.relay import RelayWorker
+
+        outbox = self.backends.queue
+        assert isinstance(outbox, SqliteOutbox)  # the local backend's queue
+        return RelayWorker(self.relay, outbox)
+
+    def close(self) -> None:
+        """Stop what this wiring started (the local render processes)."""
+        with self._lock:
+            built = self._backends
+        if built is not None:
+            built.orchestrator.close()
+
+
+_current: Wiring | None = None
+_guard = threading.Lock()
+
+
+def use(s: Settings | None = None, *, folder: Path | None = None) -> Wiring:
+    """Make the process's wiring from `s` (default: the environment's settings), closing the
+    previous one. The CLI calls it with the settings its options give."""
+    global _current
+    wiring = Wiring(Spec(s if s is not None else get_settings(), folder))
+    with _guard:
+        previous, _current = _current, wiring
+    if previous is not None:
+        previous.close()
+    return wiring
+
+
+def current() -> Wiring:
+    """The process's wiring (made from the environment on first use)."""
+    with _guard:
+        found = _current
+    return found if found is not None else use()
+
+
+def settings() -> Settings:
+    return current().settings
+
+
+def backends() -> Backends:
+    return current().backends
+
+
+def streams() -> Streams:
+    return current().streams
+
+
+def connectors() -> dict[str, Connector]:
+    return current().connectors
+
+
+def relay() -> Relay:
+    return current().relay
+
+
+def worker_backends(spec: Spec) -> Backends:
+    """In a local render process: the backends of the wiring that started it (its settings
+    travel with the job, not through the environment)."""
+    return use(spec.settings, folder=spec.folder).backends
+
+
+@contextmanager
+def folder(out_dir: Path, *, workers: int, cache_dir: Path | None = None) -> Iterator[Backends]:
+    """The backends of a `reel batch` run into `out_dir` (its render processes stopped at the
+    end); the settings are the environment's, `workers` and `cache_dir` given."""
+    overrides: dict[str, object] = {"workers": workers, "backend": "local"}
+    if cache_dir is not None:
+        overrides["cache_dir"] = cache_dir
+    s = get_settings().model_copy(update=overrides)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wiring = Wiring(Spec(s, out_dir.resolve()))
+    try:
+        yield wiring.backends
+    finally:
+        wiring.close()
+
+
+@lru_cache(maxsize=16)
+def idempotency(purpose: str) -> DynamoDBPersistenceLayer:
+    """The Lambda handlers' Powertools idempotency store (`REEL_IDEMPOTENCY_TABLE`), one per
+    purpose: a Powertools layer keeps the config it was first used with."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    s = settings()
+    session = boto3.session.Session(region_name=s.region)
+    return DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_session=session)
+
+
+def reset() -> None:
+    """Forget the wiring (tests, after changing the environment): the local orchestrator's
+    render processes are stopped, and the settings are read again on next use."""
+    global _current
+    with _guard:
+        previous, _current = _current, None
+    if previous is not None:
+        previous.close()
+    idempotency.cache_clear()
+    get_settings.cache_clear()
 
 
 def _local_secret(path: Path) -> str:
     """The local backend's tracking key: made once, kept beside the data (mode 600)."""
-    import os
-    import secrets
-
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -86,115 +383,3 @@ def _local_secret(path: Path) -> str:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
-
-
-def _aws_backends() -> Backends:
-    import tempfile
-
-    import boto3
-    from botocore.config import Config
-
-    from chalicelib.adapters.dynamodb import (
-        DynamoDeliveryStore,
-        DynamoEventStore,
-        DynamoJobStore,
-    )
-    from chalicelib.adapters.s3 import S3BlobStore
-    from chalicelib.adapters.sqs import SqsQueue
-    from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
-
-    s = get_settings()
-    # Clients of boto3's default session (region from settings, else boto3's own lookup).
-    # SigV4 puts the expiry in presigned URLs, and is what every region accepts.
-    s3 = boto3.client("s3", region_name=s.region, config=Config(signature_version="s3v4"))
-    signer = None
-    if s.cdn_domain and s.cdn_key_id and s.cdn_private_key:
-        from chalicelib.adapters.cloudfront import CloudFrontUrls
-
-        signer = CloudFrontUrls(s.cdn_domain, s.cdn_key_id, s.cdn_private_key, expiry=s.url_expiry)
-    blobs = S3BlobStore(s3, s.bucket, url_expiry=s.url_expiry, signer=signer)
-    return Backends(
-        blobs=blobs,
-        jobs=DynamoJobStore(boto3.client("dynamodb", region_name=s.region), s.table),
-        cache=SegmentCache(blobs),
-        orchestrator=StepFunctionsOrchestrator(
-            boto3.client("stepfunctions", region_name=s.region),
-            boto3.client("lambda", region_name=s.region),
-            state_machine_arn=s.state_machine_arn,
-            render_function=s.render_function,
-        ),
-        scratch=(s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve(),
-        events=DynamoEventStore(boto3.client("dynamodb", region_name=s.region), s.events_table),
-        queue=SqsQueue(boto3.client("sqs", region_name=s.region), s.relay_queue_url),
-        secret=s.tracking_secret,  # from the environment (SSM / Secrets Manager on deploy)
-        deliveries=DynamoDeliveryStore(boto3.client("dynamodb", region_name=s.region), s.table),
-    )
-
-
-@lru_cache(maxsize=1)
-def streams() -> Streams:
-    """The process's HLS stream service: renders chunks here, or (AWS) through the Lambda."""
-    from chalicelib.delivery.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
-
-    s, b = get_settings(), backends()
-    backend: RenderBackend
-    if s.backend == "aws":
-        import boto3
-
-        client = boto3.client("lambda", region_name=s.region)
-        backend = LambdaBackend(client, s.render_function, jobs=b.jobs, store=b.cache.store)
-    else:
-        backend = LocalBackend(b.cache)
-    return Streams(b, backend, cdn=s.backend == "aws")
-
-
-@lru_cache(maxsize=16)
-def idempotency(purpose: str) -> DynamoDBPersistenceLayer:
-    """The Lambda handlers' Powertools idempotency store (`REEL_IDEMPOTENCY_TABLE`), one per
-    purpose: a Powertools layer keeps the config it was first used with."""
-    import boto3
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    s = get_settings()
-    session = boto3.session.Session(region_name=s.region)
-    return DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_session=session)
-
-
-def reset() -> None:
-    """Forget the built backends (tests, and `reel serve` after changing settings); the local
-    orchestrator's render processes are stopped."""
-    if backends.cache_info().currsize:
-        shutdown = getattr(backends().orchestrator, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
-    backends.cache_clear()
-    streams.cache_clear()
-    idempotency.cache_clear()
-    get_settings.cache_clear()
-
-
-def connectors() -> dict[str, Connector]:
-    """The connectors configured in settings, by name (webhook, hubspot, salesforce)."""
-    s = get_settings()
-    found: dict[str, Connector] = {}
-    if s.webhook_url:
-        from chalicelib.connectors.webhook import WebhookConnector
-
-        secrets = [x.strip() for x in s.webhook_secrets.split(",") if x.strip()]
-        found["webhook"] = WebhookConnector(s.webhook_url, secrets)
-    if s.hubspot_token:
-        from chalicelib.connectors.hubspot import HubSpotConnector
-
-        found["hubspot"] = HubSpotConnector(s.hubspot_token, base_url=s.hubspot_base_url)
-    if s.salesforce_instance_url and s.salesforce_token:
-        from chalicelib.connectors.salesforce import SalesforceConnector
-
-        found["salesforce"] = SalesforceConnector(s.salesforce_instance_url, s.salesforce_token)
-    return found
-
-
-def relay() -> Relay:
-    """The relay over the process's backends and the configured connectors."""
-    from chalicelib.connectors.relay import Relay
-
-    return Relay(backends(), connectors(), max_attempts=get_settings().relay_max_attempts)

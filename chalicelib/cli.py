@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +42,10 @@ from chalicelib.template.library import (
 from chalicelib.template.schema import template_json_schema
 
 if TYPE_CHECKING:
-    from chalicelib.pipeline.local import BatchSummary
-    from chalicelib.pipeline.service import Backends
+    from chalicelib.backends import Backends
+    from chalicelib.pipeline.folder import BatchSummary
+    from chalicelib.server import LocalServer
+    from chalicelib.settings import Settings
 
 app = typer.Typer(
     name="reel",
@@ -142,14 +143,17 @@ def render(
     ] = False,
 ) -> None:
     """Render one personalized video from a template and one data record."""
-    from chalicelib.bootstrap import segment_cache
+    from chalicelib import bootstrap
     from chalicelib.render.engine import render as render_plan
+    from chalicelib.render.localize import localize
 
     started = time.monotonic()
+    settings = bootstrap.settings()
     try:
         lt = _load_checked(template)
-        plan = bind(lt, _read_record(data))
-        cache = None if no_cache else segment_cache()
+        # URLs in the record fetched (and every medium checked) before anything renders.
+        plan = localize(bind(lt, _read_record(data)), bootstrap.fetcher(settings))
+        cache = None if no_cache else bootstrap.segment_cache()
         with _progress() as bar:
             task = bar.add_task(f"rendering {output.name}", total=None)
 
@@ -157,7 +161,13 @@ def render(
                 bar.update(task, completed=done, total=total)
 
             result = render_plan(
-                plan, output, poster=poster, preview=preview, cache=cache, progress=step
+                plan,
+                output,
+                poster=poster,
+                preview=preview,
+                cache=cache,
+                progress=step,
+                config=bootstrap.render_config(settings),
             )
     except ReelError as exc:
         raise _fail(exc) from exc
@@ -192,10 +202,11 @@ def _run_batch(
     mapping: Path | None,
     preview: bool,
 ) -> BatchSummary:
+    from chalicelib import bootstrap
     from chalicelib.data.mapping import load_mapping
-    from chalicelib.pipeline.local import run_batch
+    from chalicelib.pipeline.folder import run_batch
 
-    lt = _load_checked(template)
+    _load_checked(template)
     field_map = load_mapping(mapping) if mapping else None
     started = time.monotonic()
     with _batch_progress() as bar:
@@ -212,9 +223,10 @@ def _run_batch(
                     style="red",
                 )
 
-        return run_batch(
-            lt, data, output, mapping=field_map, workers=workers, preview=preview, progress=step
-        )
+        with bootstrap.folder(output, workers=workers) as b:
+            return run_batch(
+                b, template, data, output, mapping=field_map, preview=preview, progress=step
+            )
 
 
 def _report(summary: BatchSummary, started: float) -> None:
@@ -274,91 +286,44 @@ WorkersOption = Annotated[int, typer.Option(min=1, help="Render processes")]
 DEFAULT_WORKERS = max(1, os.cpu_count() or 1)
 
 
-def _request_handler() -> Any:
-    """Chalice's local request handler, passing every method to the app: http.server answers
-    a method it has no `do_*` for (TRACE, CONNECT…) with a 501; the app answers 405 (403 for
-    an unknown path), as API Gateway does."""
-    from chalice.local import ChaliceRequestHandler
-
-    class Handler(ChaliceRequestHandler):
-        # The headers and the body go out in two writes: with Nagle's algorithm, each answer
-        # on a kept-alive connection waited ~40 ms for the client's delayed ACK.
-        disable_nagle_algorithm = True
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("do_"):
-                return self._generic_handle
-            raise AttributeError(name)
-
-    return Handler
-
-
-class _PerThread:
-    """An attribute with one value per thread. Chalice keeps the request being handled on the
-    app object (`app.current_request`), made for Lambda's one request per process; `reel serve`
-    answers each connection on its own thread, so each thread must see its own request."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        return getattr(self._local, "value", None)
-
-    def __set__(self, obj: object, value: Any) -> None:
-        self._local.value = value
-
-
-def _per_thread_requests(chalice_app: Any) -> None:
-    """Give the app a per-thread `current_request` and `lambda_context` (see `_PerThread`)."""
-    base = type(chalice_app)
-    if not isinstance(base.__dict__.get("current_request"), _PerThread):
-        attrs = {"current_request": _PerThread(), "lambda_context": _PerThread()}
-        chalice_app.__class__ = type(f"Threaded{base.__name__}", (base,), attrs)
-
-
 @dataclass
 class _Local:
     """The API on this machine: the Chalice app on a socket, over the local backends."""
 
-    server: Any  # chalice.local.LocalDevServer
+    server: LocalServer
     url: str
     dev_key: str | None
     b: Backends
+    settings: Settings
 
     @classmethod
     def start(cls, host: str, port: int, data_dir: Path | None, workers: int) -> _Local:
+        """Listen on `host:port`, and wire the app with settings that say so (they win over
+        the environment): the data folder, the workers, the URL, an API key."""
         import secrets
 
-        from chalice.config import Config
-        from chalice.local import LocalDevServer
-
-        from chalicelib import bootstrap
-
-        if data_dir is not None:
-            os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
-        os.environ["REEL_WORKERS"] = str(workers)
-        os.environ.setdefault("REEL_BACKEND", "local")
-        dev_key = None
-        if not os.environ.get("REEL_API_KEYS"):
-            dev_key = os.environ["REEL_API_KEYS"] = "dev-" + secrets.token_urlsafe(24)
         from app import app as chalice_app
+        from chalicelib import bootstrap
+        from chalicelib.server import LocalServer
+        from chalicelib.settings import get_settings
 
-        _per_thread_requests(chalice_app)
-        config = Config.create(chalice_stage="local", app_name="reel")
-        server = LocalDevServer(chalice_app, config, host, port, handler_cls=_request_handler())
-        # http.server listens with a backlog of 5: a burst of connections (many viewers' beacons
-        # at once) would be reset. Listening again on the bound socket raises the backlog.
-        server.server.socket.listen(128)
-        url = f"http://{host}:{server.server.server_address[1]}"
-        os.environ["REEL_PUBLIC_URL"] = url
-        bootstrap.reset()
-        return cls(server, url, dev_key, bootstrap.backends())
+        server = LocalServer(chalice_app, host, port)
+        overrides: dict[str, Any] = {"workers": workers, "public_url": server.url}
+        if data_dir is not None:
+            overrides["data_dir"] = data_dir.resolve()
+        base = get_settings()
+        dev_key = None
+        if not base.api_key_list:
+            dev_key = overrides["api_keys"] = "dev-" + secrets.token_urlsafe(24)
+        settings = base.model_copy(update=overrides)
+        wiring = bootstrap.use(settings)
+        return cls(server, server.url, dev_key, wiring.backends, settings)
 
     def register(self, folder: Path) -> TemplateRecord | None:
-        from chalicelib.pipeline import service
+        from chalicelib.services import templates
 
         try:
-            record = service.register_folder(self.b, folder)
+            record = templates.register_folder(self.b, folder)
         except ReelError as exc:
             err.print(f"template {folder}: {exc}", markup=False, highlight=False, style="red")
             return None
@@ -366,29 +331,24 @@ class _Local:
         return record
 
     def announce(self) -> None:
-        from chalicelib.settings import get_settings
-
-        out.print(f"Reel serving on [bold]{self.url}[/] · data in {get_settings().data_dir}")
+        out.print(f"Reel serving on [bold]{self.url}[/] · data in {self.settings.data_dir}")
         if self.dev_key:
             out.print(f"dev API key (x-api-key): [bold]{self.dev_key}[/]")
 
     def serve_forever(self) -> None:
         """Serve until Ctrl-C, with the relay worker draining the outbox to the connectors."""
         from chalicelib import bootstrap
-        from chalicelib.adapters.sqlite import SqliteOutbox
-        from chalicelib.connectors.relay import RelayWorker
 
-        worker = None
-        if isinstance(self.b.queue, SqliteOutbox):
-            relay = bootstrap.relay()
-            worker = RelayWorker(relay, self.b.queue)
+        wiring = bootstrap.current()
+        worker = wiring.relay_worker()
+        if worker is not None:
             worker.start()
-            names = ", ".join(relay.connectors) or "none configured"
+            names = ", ".join(wiring.connectors) or "none configured"
             out.print(f"relay: delivering to {names}")
         out.print("Ctrl-C to stop")
         sys.stdout.flush()
         try:
-            self.server.server.serve_forever()
+            self.server.serve_forever()
         except KeyboardInterrupt:
             out.print("stopping")
         finally:
@@ -409,7 +369,7 @@ def demo(
 ) -> None:
     """Render the demo campaign of examples/demo through the local API — a video, a poster and
     a landing page per recipient — then serve the pages and the dashboard."""
-    from chalicelib.pipeline import service
+    from chalicelib.services import batches
 
     started = time.monotonic()
     local = _Local.start("127.0.0.1", port, output, workers)
@@ -418,13 +378,13 @@ def demo(
         raise typer.Exit(1)
     source = "uploads/demo/recipients.csv"
     local.b.blobs.put_file(source, DEMO_DIR / "recipients.csv")
-    request = service.BatchRequest(template_id=template.id, source=source, preview=preview)
-    batch = service.create_batch(local.b, request)
+    request = batches.BatchRequest(template_id=template.id, source=source, preview=preview)
+    batch = batches.create_batch(local.b, request)
     with _batch_progress() as bar:
         task = bar.add_task("rendering", total=None, rate="")
         while True:
-            record = service.get_batch(local.b, batch.id)
-            counts = local.b.jobs.count_results(batch.id)
+            record = batches.get_batch(local.b, batch.id)
+            counts = local.b.results.count_results(batch.id)
             done = sum(counts.values())
             rate = f"{done / (time.monotonic() - started):.2f}/s" if done else ""
             bar.update(task, total=record.total, completed=done, rate=rate)
@@ -439,7 +399,7 @@ def demo(
         f"({counts['rendered']} rendered, {counts['cached']} already there), "
         f"[bold]{counts['failed']}[/] failed, in {elapsed:.1f} s"
     )
-    results = local.b.jobs.list_results(batch.id, limit=3)
+    results = local.b.results.list_results(batch.id, limit=3)
     out.print(f"dashboard: [bold]{local.url}/dashboard/{template.id}[/]")
     for _, result in results:
         if result.page:
@@ -468,16 +428,10 @@ def serve_command(
     workers: WorkersOption = DEFAULT_WORKERS,
 ) -> None:
     """Run the HTTP API on this machine: local files, SQLite and a process pool; no AWS."""
-    from chalicelib.adapters.local_runner import LocalOrchestrator
-    from chalicelib.adapters.sqlite import SqliteJobStore
-
     local = _Local.start(host, port, data_dir, workers)
     for folder in _template_folders(templates):
         local.register(folder)
-    b = local.b
-    runner, jobs = b.orchestrator, b.jobs
-    local_backend = isinstance(runner, LocalOrchestrator) and isinstance(jobs, SqliteJobStore)
-    if local_backend and (resumed := runner.resume(jobs)):  # type: ignore[attr-defined]
+    if resumed := local.b.orchestrator.resume():
         out.print(f"resuming {resumed} unfinished render(s) and batch(es)")
     local.announce()
     out.print(
@@ -493,10 +447,10 @@ def serve_command(
 def _use_data_dir(data_dir: Path | None) -> None:
     """Point the local backend at `data_dir` (what `reel serve --data-dir` used)."""
     from chalicelib import bootstrap
+    from chalicelib.settings import get_settings
 
     if data_dir is not None:
-        os.environ["REEL_DATA_DIR"] = str(data_dir.resolve())
-        bootstrap.reset()
+        bootstrap.use(get_settings().model_copy(update={"data_dir": data_dir.resolve()}))
 
 
 DataDirOption = Annotated[
@@ -513,21 +467,21 @@ def report(
 ) -> None:
     """The campaign's funnel, retention and recipients, from the events of its pages."""
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
+    from chalicelib.services import analytics
     from chalicelib.tracking.report import recipients_table, report_table
 
     _use_data_dir(data_dir)
     try:
-        analytics = service.campaign_analytics(bootstrap.backends(), campaign)
+        found = analytics.campaign_analytics(bootstrap.backends(), campaign)
     except ReelError as exc:
         raise _fail(exc) from exc
-    out.print(report_table(analytics))
+    out.print(report_table(found))
     if limit:
-        out.print(recipients_table(analytics, limit=limit))
+        out.print(recipients_table(found, limit=limit))
     if png is not None:
         from chalicelib.delivery.charts import report_png
 
-        report_png(analytics, png)
+        report_png(found, png)
         out.print(f"[green]✓[/] {png}")
 
 
@@ -592,13 +546,13 @@ def email_snippet(
 ) -> None:
     """Write the email HTML of each recipient: an animated GIF (≤ 1 MB) linking to their page."""
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
     from chalicelib.pipeline.steps import slug
+    from chalicelib.services import emails
 
     _use_data_dir(data_dir)
     campaign, _, recipient = target.partition("/")
     b = bootstrap.backends()
-    pages = b.jobs.campaign_pages(campaign)
+    pages = b.recipients.campaign_pages(campaign)
     if recipient:
         pages = [p for p in pages if p.recipient_id == recipient]
     if not pages:
@@ -611,7 +565,7 @@ def email_snippet(
         task = bar.add_task("snippets", total=len(pages))
         for page in pages:
             try:
-                html = service.email_snippet(b, page)
+                html = emails.email_snippet(b, page)
             except ReelError as exc:
                 raise _fail(exc) from exc
             (output / f"{slug(page.recipient_id)}.html").write_text(html, encoding="utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
@@ -16,10 +16,10 @@ if TYPE_CHECKING:
         RenderRecord,
         TemplateRecord,
     )
+    from chalicelib.render.sniff import Kind
     from chalicelib.tracking.events import Event
 
 
-@runtime_checkable
 class BlobStore(Protocol):
     """Immutable-ish objects under string keys ('segments/ab12….mp4').
 
@@ -56,15 +56,20 @@ class BlobStore(Protocol):
         """Where a client can read the object (a file:// URL locally, a signed URL on AWS)."""
         ...
 
+    def location(self, key: str) -> tuple[str, str]:
+        """(container, name) of the object for a service that reads it itself: the bucket and
+        object key on S3 (the Distributed Map's ItemReader), the root folder and relative path
+        locally."""
+        ...
 
-@runtime_checkable
-class JobStore(Protocol):
-    """Templates, renders, batches and per-recipient batch results (SQLite, or DynamoDB).
+    def clean_partials(self) -> int:
+        """Remove what writers that died mid-write left behind (never a final key); returns
+        how many. Run at start, before resuming work."""
+        ...
 
-    Status changes are conditional writes: `set_state` moves a job only from the states it
-    names, so two workers racing on one job cannot both win, and a late retry cannot move a
-    finished job back.
-    """
+
+class TemplateStore(Protocol):
+    """Registered template versions (SQLite, or DynamoDB)."""
 
     def put_template(self, record: TemplateRecord) -> None:
         """Store a template version and make it the template's latest."""
@@ -73,6 +78,15 @@ class JobStore(Protocol):
     def get_template(self, template_id: str, version: str | None = None) -> TemplateRecord | None:
         """A version of a template (the latest when `version` is None)."""
         ...
+
+
+class JobStore(Protocol):
+    """Renders and batches, and where each is.
+
+    Status changes are conditional writes: `set_state` moves a job only from the states it
+    names, so two workers racing on one job cannot both win, and a late retry cannot move a
+    finished job back.
+    """
 
     def create_render(self, record: RenderRecord) -> None:
         """Store a new render; ValueError if its id exists."""
@@ -101,6 +115,10 @@ class JobStore(Protocol):
         """
         ...
 
+
+class ResultStore(Protocol):
+    """Per-recipient results of batches: each item recorded once."""
+
     def put_result(self, batch_id: str, index: int, result: RecipientResult) -> bool:
         """Record item `index` of a batch; the first write wins (False for a duplicate).
         KeyError if the batch does not exist."""
@@ -116,6 +134,10 @@ class JobStore(Protocol):
         """How many results of the batch have each status."""
         ...
 
+
+class RecipientStore(Protocol):
+    """Recipients of a campaign: their current record and their landing pages."""
+
     def put_page(self, page: Page) -> None:
         """Store a recipient's landing page; it becomes the recipient's current page in its
         campaign. ValueError if the token exists."""
@@ -127,12 +149,6 @@ class JobStore(Protocol):
         """The current page of every recipient of a campaign (the "sent" of its funnel)."""
         ...
 
-    def claim(self, key: str, expires_at: float) -> bool:
-        """First claim wins: True for the first caller of `key`, False for every later one until
-        `expires_at` (epoch seconds) has passed; then the key may be claimed afresh. Inbound
-        hooks claim each message's replay key so a replayed message starts nothing."""
-        ...
-
     def put_recipient(self, record: RecipientData) -> None:
         """Store (replace) a recipient's current record in its campaign."""
         ...
@@ -140,7 +156,16 @@ class JobStore(Protocol):
     def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None: ...
 
 
-@runtime_checkable
+class ClaimStore(Protocol):
+    """Keys claimed once until they expire (replay protection, single-flight renders)."""
+
+    def claim(self, key: str, expires_at: float) -> bool:
+        """First claim wins: True for the first caller of `key`, False for every later one until
+        `expires_at` (epoch seconds) has passed; then the key may be claimed afresh. Inbound
+        hooks claim each message's replay key so a replayed message starts nothing."""
+        ...
+
+
 class EventStore(Protocol):
     """The player's events (SQLite, or DynamoDB), each stored once (`Event.key`)."""
 
@@ -157,7 +182,6 @@ class EventStore(Protocol):
         ...
 
 
-@runtime_checkable
 class Queue(Protocol):
     """The relay queue of stored events, toward the CRM connectors (a SQLite outbox, or SQS)."""
 
@@ -166,7 +190,6 @@ class Queue(Protocol):
         ...
 
 
-@runtime_checkable
 class Orchestrator(Protocol):
     """Runs the work the API accepted: the local process pool, or Lambda/Step Functions."""
 
@@ -178,8 +201,21 @@ class Orchestrator(Protocol):
         """Plan, render and finalize a stored BatchRecord in the background."""
         ...
 
+    def resume(self) -> int:
+        """Start again the renders and batches a stopped process left unfinished; returns how
+        many (0 where the platform resumes them itself, as Step Functions does)."""
+        ...
 
-@runtime_checkable
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the work started so far in this process is finished (a no-op where it
+        runs elsewhere)."""
+        ...
+
+    def close(self) -> None:
+        """Stop: work in hand finishes or is left to `resume`; nothing new starts."""
+        ...
+
+
 class DeliveryStore(Protocol):
     """The relay's deliveries (SQLite, or DynamoDB): what to send to which connector, and how
     far each got. A delivery's key is its idempotency key: adding it twice keeps the first."""
@@ -210,4 +246,14 @@ class DeliveryStore(Protocol):
 
     def disabled(self) -> dict[str, str]:
         """Disabled connectors and why."""
+        ...
+
+
+class AssetFetcher(Protocol):
+    """Brings a media file named by a URL in data to a local, checked copy (adapters/fetcher.py):
+    the one door through which rendering's inputs may come from the network."""
+
+    def fetch(self, url: str, kind: Kind, *, field: str) -> Path:
+        """A local copy of the media at `url`, checked to be of `kind`; AssetError (naming
+        `field`) says why it was refused."""
         ...

@@ -27,7 +27,8 @@ from moto.core.config import DefaultConfig
 from chalicelib import bootstrap
 from chalicelib.handlers import batch as batch_handlers
 from chalicelib.handlers import render as render_handlers
-from chalicelib.pipeline import service, statemachine
+from chalicelib.pipeline import statemachine
+from chalicelib.services import batches, templates
 from tests.conftest import Campaign
 
 if TYPE_CHECKING:
@@ -193,8 +194,8 @@ class Env:
 
     def run_batch(self, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         """Create a batch (which starts the execution) and wait for the execution to end."""
-        req = service.BatchRequest(template_id="tiny", records=records)
-        record = service.create_batch(bootstrap.backends(), req)
+        req = batches.BatchRequest(template_id="tiny", records=records)
+        record = batches.create_batch(bootstrap.backends(), req)
         arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:reel-batch:{record.id}"
         deadline = time.monotonic() + EXECUTION_DEADLINE
         while True:
@@ -238,7 +239,7 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         create_jobs_table(TABLE)
         create_idempotency_table(IDEMPOTENCY_TABLE)
         create_events_table(EVENTS_TABLE)
-        service.register_folder(bootstrap.backends(), campaign.root)
+        templates.register_folder(bootstrap.backends(), campaign.root)
 
         sfn = boto3.client("stepfunctions", region_name=REGION)
         asl = statemachine.definition(

@@ -186,11 +186,11 @@ def local_app(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
 
     from app import app
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
+    from chalicelib.services import templates
 
     monkeypatch.setenv("REEL_API_KEYS", API_KEY)
     bootstrap.reset()
-    service.register_folder(bootstrap.backends(), campaign.root)
+    templates.register_folder(bootstrap.backends(), campaign.root)
     with Client(app, stage_name="local") as client:
         yield client
     bootstrap.reset()

@@ -193,6 +193,11 @@ class LocalBlobStore:
             return f"{self.base_url}/{quote(key)}?expires={expires}&sig={sig}"
         return self.path(key).as_uri()
 
+    def location(self, key: str) -> tuple[str, str]:
+        """(the store's root folder, the key): where the object is on this machine."""
+        self.path(key)  # validates the key
+        return str(self.root), key
+
     def clean_partials(self) -> int:
         """Remove the temporary files of writes whose process is gone (killed mid-write);
         returns how many. Writes in progress are left alone."""

@@ -1,6 +1,7 @@
 """Orchestrator on this machine: the embedded default. Renders run in worker processes (spawned,
-so a crash or a leak stays in its process); a batch is driven by a thread through the same three
-steps Step Functions runs: plan, render each item, finalize.
+so a crash or a leak stays in its process); a batch is driven by a thread through the batch
+engine (services/batches.run_batch: the same three steps Step Functions runs: plan, render each
+item, finalize), for `reel serve` and `reel batch` alike.
 
 Each worker process is a pool of its own (a slot), so a worker that dies — the OOM killer, a
 codec's segfault, a SIGKILL — takes down the one job it was running and no other. That job runs
@@ -23,13 +24,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from chalicelib import bootstrap
-from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.adapters.sqlite import SqliteJobStore
+from chalicelib.backends import Backends
 from chalicelib.data.mapping import recipient_id
-from chalicelib.errors import ReelError
-from chalicelib.pipeline import service
-from chalicelib.pipeline.jobs import BatchItem, JobState, RecipientResult, Status
+from chalicelib.pipeline.jobs import BatchItem, JobState
+from chalicelib.pipeline.steps import internal_error
+from chalicelib.services import batches, renders
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +60,32 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="reel-parent-watch", daemon=True).start()
 
 
-def _worker_init(env: dict[str, str] | None) -> None:
-    """In a new worker process: follow the parent's fate, and (for the server) take the
-    settings of the orchestrator that made it, whatever the environment became since."""
+#: How a worker process gets its backends: a function (picklable: module level) and its
+#: argument, given by whoever wires the orchestrator (bootstrap), so that a worker renders with
+#: the settings of the process that started it, not whatever its environment says.
+WorkerSetup = tuple[Callable[[Any], Backends], Any]
+_worker_backends: Backends | None = None
+
+
+def _worker_init(setup: WorkerSetup | None) -> None:
+    """In a new worker process: follow the parent's fate, and build its backends."""
+    global _worker_backends
     _exit_with_parent()
-    if env is not None:
-        for name in [n for n in os.environ if n.startswith("REEL_")]:
-            del os.environ[name]
-        os.environ.update(env)
-        bootstrap.reset()
+    if setup is not None:
+        make, arg = setup
+        _worker_backends = make(arg)
+
+
+def _backends() -> Backends:
+    assert _worker_backends is not None, "a job ran in a worker started without its setup"
+    return _worker_backends
 
 
 class _Slot:
     """One worker process (a ProcessPoolExecutor of one), made again after it dies."""
 
-    def __init__(self, env: dict[str, str] | None) -> None:
-        self._env = env
+    def __init__(self, setup: WorkerSetup | None) -> None:
+        self._setup = setup
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -91,7 +101,7 @@ class _Slot:
                         max_workers=1,
                         mp_context=ctx,
                         initializer=_worker_init,
-                        initargs=(self._env,),
+                        initargs=(self._setup,),
                     )
                 try:
                     return self._pool.submit(fn, *args)
@@ -122,10 +132,10 @@ class WorkerSlots:
         self,
         size: int,
         *,
-        env: dict[str, str] | None = None,
+        setup: WorkerSetup | None = None,
         on_crash: Callable[[], None] | None = None,
     ) -> None:
-        self._all = [_Slot(env) for _ in range(max(1, size))]
+        self._all = [_Slot(setup) for _ in range(max(1, size))]
         self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         for slot in self._all:
             self._free.put(slot)
@@ -175,25 +185,38 @@ class WorkerSlots:
 
 def _render_job(render_id: str) -> str:
     """In a worker: one API render."""
-    return service.run_render(bootstrap.backends(), render_id).state.value
+    return renders.run_render(_backends(), render_id).state.value
 
 
 def _item_job(batch_id: str, item_json: str) -> str:
     """In a worker: one batch item."""
     item = BatchItem.model_validate_json(item_json)
-    return service.render_item(bootstrap.backends(), batch_id, item).model_dump_json()
+    return batches.render_item(_backends(), batch_id, item).model_dump_json()
 
 
-def clean_partials(b: service.Backends) -> int:
-    """Remove what killed writers left in the local stores (blobs and segment cache)."""
-    stores = {id(s): s for s in (b.blobs, b.cache.store) if isinstance(s, LocalBlobStore)}
+def clean_partials(b: Backends) -> int:
+    """Remove what killed writers left in the stores (blobs and segment cache)."""
+    stores = {id(s): s for s in (b.blobs, b.cache.store)}
     return sum(store.clean_partials() for store in stores.values())
 
 
 class LocalOrchestrator:
-    def __init__(self, workers: int = 1):
+    """Renders and batches on this machine's worker processes. `jobs` is where they are
+    recorded (what `resume` looks in); `backends` gives this process's backends (the ones this
+    orchestrator belongs to); `worker` how a worker process builds its own."""
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        jobs: SqliteJobStore,
+        backends: Callable[[], Backends],
+        worker: WorkerSetup | None = None,
+    ):
         self.workers = workers
-        self._env = {k: v for k, v in os.environ.items() if k.startswith("REEL_")}
+        self._jobs = jobs
+        self._b = backends
+        self._setup = worker
         self._lock = threading.Lock()
         self._slots: WorkerSlots | None = None
         self._batches = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reel-batch")
@@ -207,13 +230,13 @@ class LocalOrchestrator:
                 raise Stopped("the orchestrator was shut down")
             if self._slots is None:
                 self._slots = WorkerSlots(
-                    self.workers, env=self._env, on_crash=lambda: self._cleanup()
+                    self.workers, setup=self._setup, on_crash=lambda: self._cleanup()
                 )
             return self._slots
 
     def _cleanup(self) -> None:
         try:
-            clean_partials(bootstrap.backends())
+            clean_partials(self._b())
         except OSError as exc:  # cleaning is a courtesy: the next start tries again
             log.warning("could not clean partial writes: %s", exc)
 
@@ -232,15 +255,10 @@ class LocalOrchestrator:
             return  # resumed at the next start
         except Exception as exc:  # an entry point: the worker died or hit a bug; it alone fails
             log.error("render %s: %s: %s", render_id, type(exc).__name__, exc)
-            jobs = bootstrap.backends().jobs
+            jobs = self._jobs
             record = jobs.get_render(render_id)
-            result = RecipientResult(
-                recipient_id=recipient_id(None, record.data, "api") if record else "api",
-                line=0,
-                status=Status.failed,
-                reason=f"internal error: {exc}"[:2000],
-                code="internal_error",
-            )
+            rid = recipient_id(None, record.data, "api") if record else "api"
+            result = internal_error(rid, 0, exc)
             jobs.set_state(
                 "render",
                 render_id,
@@ -254,25 +272,19 @@ class LocalOrchestrator:
         self._track(self._batches.submit(self._run_batch, batch_id))
 
     def _run_batch(self, batch_id: str) -> None:
-        b = bootstrap.backends()
-        try:
-            batch = service.plan_batch(b, batch_id)
-            items = service.read_items(b, batch)
-        except ReelError as exc:
-            service.fail_batch(b, batch_id, str(exc))
-            return
-        except Exception as exc:  # an entry point: the batch fails, the server goes on
-            log.exception("batch %s could not be planned", batch_id)
-            service.fail_batch(b, batch_id, f"internal error: {type(exc).__name__}: {exc}")
-            return
-        done = _recorded(b, batch_id)
-        todo = [item for item in items if item.index not in done]
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="reel-item") as threads:
-            outcomes = list(threads.map(lambda item: self._run_item(b, batch_id, item), todo))
-        if all(outcomes):  # else the server is stopping: the next start resumes the batch
-            service.finalize_batch(b, batch_id)
+        b = self._b()
 
-    def _run_item(self, b: service.Backends, batch_id: str, item: BatchItem) -> bool:
+        def render_items(items: list[BatchItem]) -> bool:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="reel-item") as threads:
+                return all(list(threads.map(lambda item: self._run_item(b, batch_id, item), items)))
+
+        try:
+            batches.run_batch(b, batch_id, render_items)
+        except Exception as exc:  # an entry point: the batch fails, the server goes on
+            log.exception("batch %s could not run", batch_id)
+            batches.fail_batch(b, batch_id, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _run_item(self, b: Backends, batch_id: str, item: BatchItem) -> bool:
         """Render one item in a worker; False when the workers were shut down first."""
         try:
             self._workers().run(_item_job, batch_id, item.model_dump_json())
@@ -280,20 +292,21 @@ class LocalOrchestrator:
             return False
         except Exception as crash:  # like the state machine's Catch: the recipient alone fails
             reason = f"internal error: {type(crash).__name__}: {crash}"
-            service.record_failure(b, batch_id, item, reason, code="internal_error")
+            batches.record_failure(b, batch_id, item, reason, code="internal_error")
         return True
 
-    def resume(self, jobs: SqliteJobStore) -> int:
+    def resume(self) -> int:
         """Start again what a stopped or crashed server left queued or running: every step is
         idempotent, so finished outputs and recorded results are kept, and what killed writers
         left half-written is removed first. Returns how many jobs."""
         self._cleanup()
-        renders, batches = jobs.unfinished("render"), jobs.unfinished("batch")
-        for render_id in renders:
+        render_ids = self._jobs.unfinished("render")
+        batch_ids = self._jobs.unfinished("batch")
+        for render_id in render_ids:
             self.start_render(render_id)
-        for batch_id in batches:
+        for batch_id in batch_ids:
             self.start_batch(batch_id)
-        return len(renders) + len(batches)
+        return len(render_ids) + len(batch_ids)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the work started so far is finished (tests, and `reel serve` exit)."""
@@ -302,7 +315,7 @@ class LocalOrchestrator:
         for future in pending:
             future.result(timeout=timeout)
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
         with self._lock:
             self._closed = True
             slots, self._slots = self._slots, None
@@ -310,13 +323,3 @@ class LocalOrchestrator:
             slots.close()
         self._batches.shutdown(wait=False, cancel_futures=True)
         self._renders.shutdown(wait=False, cancel_futures=True)
-
-
-def _recorded(b: service.Backends, batch_id: str) -> set[int]:
-    """Items a previous run of this batch already recorded (a restarted batch skips them)."""
-    seen: set[int] = set()
-    after = -1
-    while page := b.jobs.list_results(batch_id, after=after, limit=1000):
-        seen.update(index for index, _ in page)
-        after = page[-1][0]
-    return seen

@@ -86,6 +86,15 @@ class S3BlobStore:
             raise ValueError(f"invalid blob key: {key!r}")
         return self.prefix + key
 
+    def location(self, key: str) -> tuple[str, str]:
+        """(bucket, object key): what a service reading the object itself needs (the
+        Distributed Map's ItemReader)."""
+        return self.bucket, self.object_key(key)
+
+    def clean_partials(self) -> int:
+        """Nothing to clean: an S3 object appears whole or not at all."""
+        return 0
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))

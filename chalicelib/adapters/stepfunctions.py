@@ -48,3 +48,13 @@ class StepFunctionsOrchestrator:
             InvocationType="Event",
             Payload=json.dumps({"render_id": render_id}),
         )
+
+    def resume(self) -> int:
+        """Nothing to resume: executions and async invocations outlive any API instance."""
+        return 0
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Nothing runs in this process."""
+
+    def close(self) -> None:
+        """Nothing to stop."""

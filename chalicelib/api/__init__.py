@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import hmac
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice.app import Request, Response
+from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from chalicelib import bootstrap
 from chalicelib.errors import AuthError, ReelError, RequestError
-from chalicelib.settings import get_settings
 from chalicelib.template.documents import DocumentError, decode, load_json, load_yaml
 from chalicelib.template.library import pydantic_problems
 from chalicelib.template.model import Strict
@@ -66,7 +67,7 @@ def handles_errors(fn: Handler) -> Handler:
 def require_key(request: Request) -> None:
     """Write routes need one of the configured keys in `x-api-key` (compared in constant time)."""
     given = request.headers.get("x-api-key", "")
-    keys = get_settings().api_key_list
+    keys = bootstrap.settings().api_key_list
     if not keys:
         raise AuthError("no API key is configured on this server (set REEL_API_KEYS)", "x-api-key")
     if not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
@@ -100,3 +101,25 @@ def parse_model(model: type[M], data: Any) -> M:
             field=problems[0].field or "body",
             problems=problems,
         ) from exc
+
+
+class _PerThread:
+    """An attribute with one value per thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        return getattr(self._local, "value", None)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        self._local.value = value
+
+
+class ReelApp(Chalice):
+    """The Chalice app of Reel. Chalice keeps the request being handled on the app object
+    (`current_request`), made for Lambda's one request per process at a time; `reel serve`
+    answers each connection on its own thread, so each thread keeps its own."""
+
+    current_request = _PerThread()
+    lambda_context = _PerThread()

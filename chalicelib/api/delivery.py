@@ -9,7 +9,8 @@ from pydantic import Field
 from chalicelib import bootstrap
 from chalicelib.api import handles_errors, parse_document, parse_model, require_key
 from chalicelib.errors import NotFoundError
-from chalicelib.pipeline import service
+from chalicelib.services import emails, recipients, templates
+from chalicelib.services.analytics import campaign_analytics
 from chalicelib.template.model import Strict
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest
@@ -39,14 +40,14 @@ def landing_page(token: str) -> Response:
     from chalicelib.delivery.web import landing_page as render_page
 
     b = bootstrap.backends()
-    page = service.get_page(b, token)
-    locale = service.materialize(b, service.get_template(b, page.campaign_id)).template.locale
+    page = recipients.get_page(b, token)
+    locale = templates.materialize(b, templates.get_template(b, page.campaign_id)).template.locale
     html = render_page(
         page,
         # The MP4 exists once rendered (a recipient known only by their data has the stream)
         video_url=b.blobs.url(page.video_key) if b.blobs.exists(page.video_key) else None,
         # Made from the stream when asked for: right for the current data, rendered or not.
-        poster_url=service.page_url(page.token) + "/poster.jpg",
+        poster_url=recipients.page_url(b, page.token) + "/poster.jpg",
         secret=b.secret,
         lang=locale.split("_")[0],
     )
@@ -72,7 +73,7 @@ def landing_page(token: str) -> Response:
 def captions(token: str) -> Response:
     from chalicelib.delivery.web import captions_vtt
 
-    page = service.get_page(bootstrap.backends(), token)
+    page = recipients.get_page(bootstrap.backends(), token)
     return Response(
         body=captions_vtt(page),
         status_code=200,
@@ -96,7 +97,7 @@ def poster(token: str) -> Response:
 @handles_errors
 def email_gif(token: str) -> Response:
     """The animated GIF of the page's email snippet, under a link that does not expire."""
-    data = service.email_gif(bootstrap.backends(), token)
+    data = emails.email_gif(bootstrap.backends(), token)
     return Response(
         body=data,
         status_code=200,
@@ -139,7 +140,7 @@ def events() -> Response:
 def analytics(campaign_id: str) -> Response:
     """The funnel (sent → opened → played → 25/50/75/100 % → clicked), the retention curve in
     10 % steps and each recipient's stats."""
-    report = service.campaign_analytics(bootstrap.backends(), campaign_id)
+    report = campaign_analytics(bootstrap.backends(), campaign_id)
     return Response(
         body=report.model_dump_json(),
         status_code=200,
@@ -154,7 +155,7 @@ def dashboard(campaign_id: str) -> Response:
     here), and the recipients."""
     from chalicelib.delivery.dashboard import dashboard_html
 
-    report = service.campaign_analytics(bootstrap.backends(), campaign_id)
+    report = campaign_analytics(bootstrap.backends(), campaign_id)
     return _html(dashboard_html(report))
 
 
@@ -166,15 +167,15 @@ def recipient_data(recipient_id: str) -> Response:
     """Replace a recipient's record: their stream shows it from the next playlist request."""
     request = delivery.current_request
     require_key(request)
-    body = parse_model(service.RecipientDataRequest, parse_document(request))
-    record = service.set_recipient_data(
+    body = parse_model(recipients.RecipientDataRequest, parse_document(request))
+    record = recipients.set_recipient_data(
         bootstrap.backends(), body.campaign_id, recipient_id, body.data
     )
     view = RecipientDataView(
         recipient_id=record.recipient_id,
         campaign_id=record.campaign_id,
         data_hash=record.data_hash,
-        page=service.page_url(record.token),
+        page=recipients.page_url(bootstrap.backends(), record.token),
     )
     return Response(
         body=view.model_dump(),

@@ -35,8 +35,8 @@ from chalicelib.api import ErrorDetail, handles_errors
 from chalicelib.connectors import inbound
 from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.errors import DataError, NotFoundError, ReelError, RequestError
-from chalicelib.pipeline import service
-from chalicelib.settings import get_settings
+from chalicelib.services import templates
+from chalicelib.services.renders import RenderRequest, create_render
 from chalicelib.template.documents import DocumentError, load_json
 from chalicelib.template.model import Strict
 
@@ -124,7 +124,7 @@ def hubspot_uris(request: Request, campaign_id: str) -> list[str]:
     string matches exactly."""
     query = _query_string(request)
     path = f"/hooks/hubspot/{campaign_id}"
-    public = get_settings().public_url.rstrip("/")
+    public = bootstrap.settings().public_url.rstrip("/")
     uris = [f"{public}{path}{query}"]
     host = request.headers.get("host", "").strip()
     if host:
@@ -138,7 +138,7 @@ def hubspot_uris(request: Request, campaign_id: str) -> list[str]:
 @hooks.route("/hooks/hubspot/{campaign_id}", methods=["POST"], content_types=["application/json"])
 @handles_errors
 def hubspot(campaign_id: str) -> Response:
-    secret = get_settings().hubspot_client_secret
+    secret = bootstrap.settings().hubspot_client_secret
     _enabled(secret, "HubSpot", "REEL_HUBSPOT_CLIENT_SECRET")
     request = hooks.current_request
     body = _raw_body()
@@ -161,7 +161,7 @@ def hubspot(campaign_id: str) -> Response:
 )
 @handles_errors
 def salesforce(campaign_id: str) -> Response:
-    secret = get_settings().salesforce_hook_secret
+    secret = bootstrap.settings().salesforce_hook_secret
     _enabled(secret, "Salesforce", "REEL_SALESFORCE_HOOK_SECRET")
     headers = hooks.current_request.headers
     body = _raw_body()
@@ -178,7 +178,7 @@ def salesforce(campaign_id: str) -> Response:
 @hooks.route("/hooks/generic/{campaign_id}", methods=["POST"], content_types=["application/json"])
 @handles_errors
 def generic(campaign_id: str) -> Response:
-    raw = get_settings().inbound_webhook_secrets
+    raw = bootstrap.settings().inbound_webhook_secrets
     _enabled(raw.replace(",", ""), "Standard Webhooks", "REEL_INBOUND_WEBHOOK_SECRETS")
     headers = hooks.current_request.headers
     body = _raw_body()
@@ -255,10 +255,10 @@ def _prepare(index: int, item: Any, hook: Hook, mapping: FieldMapping | None) ->
 
 def _start(hook: Hook, campaign_id: str, replay_key: str, body: bytes) -> Response:
     b = bootstrap.backends()
-    template = b.jobs.get_template(campaign_id) if _CAMPAIGN.match(campaign_id) else None
+    template = b.templates.get_template(campaign_id) if _CAMPAIGN.match(campaign_id) else None
     if template is None:
         raise NotFoundError(f"no campaign {campaign_id!r}", field="campaign_id")
-    mapping = service.campaign_mapping(b, template)
+    mapping = templates.campaign_mapping(b, template)
     rejected: list[HookRejection] = []
     ready: list[Prepared] = []
     for index, item in enumerate(_records(body, hook)):
@@ -269,16 +269,16 @@ def _start(hook: Hook, campaign_id: str, replay_key: str, body: bytes) -> Respon
     if ready:
         # Claimed only now: a request refused as a whole can be sent again once fixed.
         digest = hashlib.sha256(replay_key.encode("utf-8")).hexdigest()
-        if not b.jobs.claim(f"hook:{hook.name}:{digest}", clock() + CLAIM_SECONDS):
+        if not b.claims.claim(f"hook:{hook.name}:{digest}", clock() + CLAIM_SECONDS):
             raise inbound.ReplayedError(
                 "this signed message was already received: nothing is started again",
                 field=inbound.REPLAY_FIELDS[hook.name],
             )
     renders: list[HookRender] = []
     for p in ready:
-        req = service.RenderRequest(template_id=template.id, version=template.version, data=p.data)
+        req = RenderRequest(template_id=template.id, version=template.version, data=p.data)
         try:
-            record = service.create_render(b, req)
+            record = create_render(b, req)
         except ReelError as exc:
             rejected.append(HookRejection(index=p.index, error=_error(exc)))
             continue

@@ -33,12 +33,10 @@ from chalicelib.api.routes import (
 from chalicelib.connectors import inbound
 from chalicelib.connectors.base import Delivery
 from chalicelib.pipeline.jobs import TemplateRecord
-from chalicelib.pipeline.service import (
-    BatchRequest,
-    RecipientDataRequest,
-    RenderRequest,
-    TemplateUpload,
-)
+from chalicelib.services.batches import BatchRequest
+from chalicelib.services.recipients import RecipientDataRequest
+from chalicelib.services.renders import RenderRequest
+from chalicelib.services.templates import TemplateUpload
 from chalicelib.template.model import Strict
 from chalicelib.tracking.analytics import CampaignReport
 from chalicelib.tracking.events import EventBatch

@@ -12,17 +12,18 @@ from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib import bootstrap
 from chalicelib.api import ErrorDetail, handles_errors, parse_document, parse_model, require_key
+from chalicelib.backends import Backends
 from chalicelib.connectors.base import Delivery, DeliveryStatus
 from chalicelib.errors import NotFoundError, RequestError
-from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
     RecipientResult,
     RenderRecord,
     Urls,
+    new_id,
 )
-from chalicelib.settings import get_settings
+from chalicelib.services import batches, renders, templates
 from chalicelib.template.model import Strict
 
 api = Blueprint(__name__)
@@ -133,7 +134,7 @@ def _render(record: RenderRecord) -> RenderView:
         status=record.state,
         template_id=record.template_id,
         version=record.version,
-        urls=service.render_urls(b, record),
+        urls=renders.render_urls(b, record),
         error=error,
     )
 
@@ -161,7 +162,7 @@ def _raw_body() -> bytes:
     return raw.encode("utf-8") if isinstance(raw, str) else raw
 
 
-def _fresh(b: service.Backends, index: int, result: RecipientResult) -> ResultView:
+def _fresh(b: Backends, index: int, result: RecipientResult) -> ResultView:
     """A stored result with its media URLs signed now (they expire on AWS)."""
     urls = {}
     if result.output_key and result.poster_key:
@@ -184,10 +185,10 @@ def register_template() -> Response:
     require_key(request)
     b = bootstrap.backends()
     if request.headers.get("content-type", "").startswith("application/zip"):
-        record = service.register_template(b, bundle=_raw_body())
+        record = templates.register_template(b, bundle=_raw_body())
     else:
-        upload = parse_model(service.TemplateUpload, parse_document(request))
-        record = service.register_template(b, upload)
+        upload = parse_model(templates.TemplateUpload, parse_document(request))
+        record = templates.register_template(b, upload)
     return _json(record, 201)
 
 
@@ -195,7 +196,7 @@ def register_template() -> Response:
 @handles_errors
 def get_template(template_id: str) -> Response:
     version = _params(TemplateQuery).version
-    return _json(service.get_template(bootstrap.backends(), template_id, version))
+    return _json(templates.get_template(bootstrap.backends(), template_id, version))
 
 
 # ── renders ───────────────────────────────────────────────────────────────────────────────
@@ -205,14 +206,14 @@ def get_template(template_id: str) -> Response:
 @handles_errors
 def create_render() -> Response:
     require_key(api.current_request)
-    req = parse_model(service.RenderRequest, parse_document(api.current_request))
-    return _json(_render(service.create_render(bootstrap.backends(), req)), 202)
+    req = parse_model(renders.RenderRequest, parse_document(api.current_request))
+    return _json(_render(renders.create_render(bootstrap.backends(), req)), 202)
 
 
 @api.route("/renders/{render_id}")
 @handles_errors
 def get_render(render_id: str) -> Response:
-    return _json(_render(service.get_render(bootstrap.backends(), render_id)))
+    return _json(_render(renders.get_render(bootstrap.backends(), render_id)))
 
 
 # ── batches ───────────────────────────────────────────────────────────────────────────────
@@ -222,8 +223,9 @@ def get_render(render_id: str) -> Response:
 @handles_errors
 def create_batch() -> Response:
     require_key(api.current_request)
-    req = parse_model(service.BatchRequest, parse_document(api.current_request))
-    return _json(_batch(service.create_batch(bootstrap.backends(), req)), 202)
+    req = parse_model(batches.BatchRequest, parse_document(api.current_request))
+    limit = bootstrap.settings().max_inline_records
+    return _json(_batch(batches.create_batch(bootstrap.backends(), req, max_inline=limit)), 202)
 
 
 @api.route("/batches/{batch_id}")
@@ -231,13 +233,13 @@ def create_batch() -> Response:
 def get_batch(batch_id: str) -> Response:
     """The batch's counts by status and a page of per-recipient results (`?after=&limit=`)."""
     b = bootstrap.backends()
-    batch = service.get_batch(b, batch_id)
+    batch = batches.get_batch(b, batch_id)
     query = _params(BatchQuery)
-    page = b.jobs.list_results(batch_id, after=query.after, limit=query.limit)
+    page = b.results.list_results(batch_id, after=query.after, limit=query.limit)
     return _json(
         BatchPage(
             **dict(_batch(batch)),
-            counts=b.jobs.count_results(batch_id),
+            counts=b.results.count_results(batch_id),
             results=[_fresh(b, i, r) for i, r in page],
             next=page[-1][0] if len(page) == query.limit else None,
         )
@@ -261,7 +263,7 @@ def upload(name: str) -> Response:
     body = _raw_body()
     if not body:
         raise RequestError("the upload is empty", field="body")
-    key = f"uploads/{service.new_id('u')}/{name}"
+    key = f"uploads/{new_id('u')}/{name}"
     bootstrap.backends().blobs.put_bytes(key, body)
     return _json(UploadResult(key=key), 201)
 
@@ -277,7 +279,7 @@ def media_file(folder: str, name: str) -> Response:
     from chalicelib.errors import ForbiddenError
 
     b = bootstrap.backends()
-    if get_settings().backend != "local" or folder not in MEDIA_FOLDERS:
+    if bootstrap.settings().backend != "local" or folder not in MEDIA_FOLDERS:
         raise NotFoundError(f"no file {folder}/{name}", field="path")
     query = _params(MediaQuery)
     key, expires = f"{folder}/{name}", query.expires

@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.backends import Backends
 from chalicelib.connectors.base import Connector, Delivery, DeliveryFailed, DeliveryStatus, Outgoing
 from chalicelib.connectors.rules import CampaignRules, find_rules, matching
 from chalicelib.errors import NotFoundError
-from chalicelib.pipeline import service
-from chalicelib.pipeline.service import Backends
+from chalicelib.services import templates
 from chalicelib.tracking.analytics import recipient_stats
 from chalicelib.tracking.events import Event
 
@@ -71,12 +71,12 @@ class Relay:
     def rules(self, campaign_id: str) -> CampaignRules:
         """The campaign's rules: rules.yaml in its latest registered bundle."""
         try:
-            template = service.get_template(self.b, campaign_id)
+            template = templates.get_template(self.b, campaign_id)
         except NotFoundError:
             return CampaignRules()
         cached = self._rules.get((template.id, template.version))
         if cached is None:
-            root = service.materialize(self.b, template).root
+            root = templates.materialize(self.b, template).root
             cached = self._rules[(template.id, template.version)] = find_rules(root)
         return cached
 
@@ -86,8 +86,8 @@ class Relay:
         if not rules.rules:
             return []
         mine = self.b.events.for_recipient(event.campaign_id, event.recipient_id)
-        known = self.b.jobs.get_recipient(event.campaign_id, event.recipient_id)
-        page = self.b.jobs.get_page(known.token) if known else None
+        known = self.b.recipients.get_recipient(event.campaign_id, event.recipient_id)
+        page = self.b.recipients.get_page(known.token) if known else None
         stats = recipient_stats(event.recipient_id, mine or [event], page.duration if page else 0)
         data = {"event": event.model_dump(mode="json"), "recipient": stats.model_dump(mode="json")}
         context = {**data, "recipient_id": event.recipient_id, "campaign_id": event.campaign_id}

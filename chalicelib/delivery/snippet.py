@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chalicelib.errors import DataError, RenderError
 from chalicelib.render import ffmpeg as ff
+from chalicelib.render.config import DEFAULT, RenderConfig
 
 # Each retry trades a little more quality for size: (width factor, fps factor, palette colours).
 # Bounded on purpose: past the last step a GIF this long simply does not fit the budget.
@@ -61,9 +62,11 @@ def gif_args(
     return args
 
 
-def _window(video: Path, start: float, seconds: float) -> tuple[float, float, int | None]:
+def _window(
+    video: Path, start: float, seconds: float, config: RenderConfig
+) -> tuple[float, float, int | None]:
     """(start, seconds) clamped to the video's duration, and the video's width if known."""
-    info = ff.probe(video)
+    info = ff.probe(video, config=config)
     if not info.has_video:
         raise RenderError(f"{video.name} has no video stream")
     start = max(0.0, start)
@@ -91,6 +94,7 @@ def gif_thumbnail(
     width: int = 480,
     fps: int = 10,
     max_bytes: int = 1_000_000,
+    config: RenderConfig = DEFAULT,
 ) -> GifInfo:
     """Write `seconds` of `video` from `start` to `out` as a looping GIF of at most `max_bytes`.
 
@@ -102,7 +106,7 @@ def gif_thumbnail(
         raise ValueError("seconds, width, fps and max_bytes must be positive")
     video = video.resolve()
     out = out.resolve()
-    start, seconds, source_width = _window(video, start, seconds)
+    start, seconds, source_width = _window(video, start, seconds, config)
     if source_width:
         width = min(width, source_width)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,7 @@ def gif_thumbnail(
             w = _even(width * width_factor) if width_factor < 1 else width
             rate = max(MIN_FPS, round(fps * fps_factor)) if fps_factor < 1 else fps
             ff.run(gif_args(video, tmp, start=start, seconds=seconds, width=w, fps=rate,
-                            colors=colors))  # fmt: skip
+                            colors=colors), config=config)  # fmt: skip
             size = tmp.stat().st_size
             if size <= max_bytes:
                 gif_w, gif_h, frames = _read_gif(tmp)

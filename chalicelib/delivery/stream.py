@@ -22,25 +22,27 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.backends import Backends
 from chalicelib.errors import NotFoundError, NotReadyError, RenderError
-from chalicelib.pipeline import service
-from chalicelib.pipeline.service import Backends, StreamSource
-from chalicelib.ports import BlobStore, JobStore
+from chalicelib.lru import Lru
+from chalicelib.ports import BlobStore, ClaimStore
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import hls
 from chalicelib.render.cache import SegmentCache
-from chalicelib.render.fetch import localize
+from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.graph import frame_args
 from chalicelib.render.hls import AudioGroup, Chunk, ChunkGroup, StreamPlan
-from chalicelib.settings import get_settings
+from chalicelib.render.localize import localize
+from chalicelib.services.streams import StreamSource, stream_plan, stream_source
+from chalicelib.services.templates import get_template, materialize
 from chalicelib.template.plan import RenderPlan
 
 WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
@@ -50,9 +52,6 @@ CHUNKS_KEPT = 200_000
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 class NotReady(NotReadyError):
@@ -89,19 +88,17 @@ class RenderBackend(Protocol):
 class LocalBackend:
     """Renders in this process through the ffmpeg runner (`reel serve`, the local backend)."""
 
-    def __init__(self, cache: SegmentCache):
+    def __init__(self, cache: SegmentCache, config: RenderConfig = DEFAULT):
         self.cache = cache
+        self.config = config
 
     def render(self, job: RenderJob) -> None:
-        base = get_settings().work_dir
-        if base is not None:
-            base.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="reel-hls-", dir=base))
+        work = Path(tempfile.mkdtemp(prefix="reel-hls-", dir=self.config.scratch()))
         try:
             if isinstance(job.group, AudioGroup):
-                hls.render_audio(job.plan, job.group, self.cache, work)
+                hls.render_audio(job.plan, job.group, self.cache, work, self.config)
             else:
-                hls.render_group(job.group, self.cache, work)
+                hls.render_group(job.group, self.cache, work, self.config)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -109,7 +106,8 @@ class LocalBackend:
         store = self.cache.store
         with tempfile.TemporaryDirectory(prefix="reel-still-") as tmp:
             out = Path(tmp) / "still.jpg"
-            ff.run(frame_args(str(store.fetch(chunk_blob, Path(tmp))), frame, str(out)))
+            source = str(store.fetch(chunk_blob, Path(tmp)))
+            ff.run(frame_args(source, frame, str(out)), config=self.config)
             store.put_file(out_blob, out)
 
 
@@ -123,7 +121,7 @@ class LambdaBackend:
         client: LambdaClient,
         function_name: str,
         *,
-        jobs: JobStore | None = None,
+        claims: ClaimStore | None = None,
         store: BlobStore | None = None,
         lease: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -132,14 +130,14 @@ class LambdaBackend:
         self.function_name = function_name
         # Single flight across API instances: the first to claim a group renders it, the
         # others watch for its marker (the claim lapses after `lease`, if the first died).
-        self.jobs = jobs
+        self.claims = claims
         self.store = store
         self.lease = lease
         self.clock = clock
 
     def render(self, job: RenderJob) -> None:
-        jobs, lease_key = self.jobs, f"hls:{job.key}"
-        if jobs is not None and not jobs.claim(lease_key, self.clock() + self.lease):
+        claims, lease_key = self.claims, f"hls:{job.key}"
+        if claims is not None and not claims.claim(lease_key, self.clock() + self.lease):
             self._await(job)
             return
         payload = {
@@ -191,15 +189,15 @@ def render_group_event(
     store (idempotent: the same content lands under the same keys)."""
     from chalicelib.template.bind import bind
 
-    lt = service.materialize(b, service.get_template(b, campaign_id, version))
-    plan = localize(bind(lt, data))
-    stream_plan = hls.plan_stream(plan)
+    lt = materialize(b, get_template(b, campaign_id, version))
+    plan = localize(bind(lt, data), b.fetcher)
+    planned = hls.plan_stream(plan, config=b.render)
     group: ChunkGroup | AudioGroup = (
-        stream_plan.audio if rendition is None else stream_plan.groups[rendition][index]
+        planned.audio if rendition is None else planned.groups[rendition][index]
     )
     if group.key != key:  # the template or the engine changed under the request
         raise RenderError(f"group {key[:16]} is not in this stream any more")
-    LocalBackend(b.cache).render(
+    LocalBackend(b.cache, b.render).render(
         RenderJob(key, group.chunks[-1].blob, _NO_SOURCE, rendition, index, plan, group)
     )
 
@@ -207,29 +205,6 @@ def render_group_event(
 _NO_SOURCE = StreamSource(
     token="", campaign_id="", recipient_id="", version="", data_hash="", data={}
 )
-
-
-class _Lru(Generic[K, V]):
-    """A small thread-safe LRU map."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 class Scheduler:
@@ -343,21 +318,21 @@ class Streams:
         self.cdn = cdn
         self.clock = clock
         self.scheduler = Scheduler(backend, b.cache.store, workers)
-        self._plans: _Lru[tuple[str, str, str], tuple[RenderPlan, StreamPlan]] = _Lru(PLANS_KEPT)
-        self._chunks: _Lru[str, tuple[Chunk, RenderJob]] = _Lru(CHUNKS_KEPT)
+        self._plans: Lru[tuple[str, str, str], tuple[RenderPlan, StreamPlan]] = Lru(PLANS_KEPT)
+        self._chunks: Lru[str, tuple[Chunk, RenderJob]] = Lru(CHUNKS_KEPT)
 
     # ── planning ──
 
     def open(self, token: str) -> _Open:
         """Bind and plan a recipient's stream (memoized by template version and data hash)."""
-        source = service.stream_source(self.b, token)
+        source = stream_source(self.b, token)
         memo = (source.campaign_id, source.version, source.data_hash)
         found = self._plans.get(memo)
         if found is None:
             # URLs from data fetched once per (version, data): the plan keeps the local copies
             # its groups and audio are rendered from.
-            plan = localize(service.stream_plan(self.b, source))
-            found = (plan, hls.plan_stream(plan))
+            plan = stream_plan(self.b, source)
+            found = (plan, hls.plan_stream(plan, config=self.b.render))
             self._plans.put(memo, found)
         opened = _Open(source, *found)
         self._remember(opened)

@@ -9,7 +9,6 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
-from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.handlers import logger, tracer
 from chalicelib.handlers.models import (
     BatchEvent,
@@ -18,8 +17,7 @@ from chalicelib.handlers.models import (
     PlanOutput,
     TaskError,
 )
-from chalicelib.pipeline import service
-from chalicelib.settings import get_settings
+from chalicelib.services import batches
 
 # plan_batch, finalize_batch, record_failure and fail_batch are idempotent by themselves
 # (conditional state changes, first result wins): these handlers need no idempotency record.
@@ -32,13 +30,10 @@ def plan(event: BatchEvent, context: LambdaContext) -> dict[str, Any]:
     """Write the batch's item list (a JSON array in S3) and say where the Map reads it."""
     logger.append_keys(batch_id=event.batch_id)
     b = bootstrap.backends()
-    batch = service.plan_batch(b, event.batch_id)
+    batch = batches.plan_batch(b, event.batch_id)
     total = batch.total or 0
     logger.info("batch planned", extra={"total": total})
-    if isinstance(b.blobs, S3BlobStore):  # the Map's ItemReader reads the S3 object itself
-        bucket, key = b.blobs.bucket, b.blobs.object_key(batch.items_key)
-    else:
-        bucket, key = get_settings().bucket, batch.items_key
+    bucket, key = b.blobs.location(batch.items_key)  # the Map's ItemReader reads it itself
     return PlanOutput(batch_id=batch.id, bucket=bucket, items_key=key, total=total).model_dump(
         mode="json"
     )
@@ -50,7 +45,7 @@ def plan(event: BatchEvent, context: LambdaContext) -> dict[str, Any]:
 def finalize(event: BatchEvent, context: LambdaContext) -> dict[str, Any]:
     """Close the batch; returns its counts by status."""
     logger.append_keys(batch_id=event.batch_id)
-    counts = service.finalize_batch(bootstrap.backends(), event.batch_id)
+    counts = batches.finalize_batch(bootstrap.backends(), event.batch_id)
     logger.info("batch finalized", extra={"counts": counts})
     return FinalizeOutput(batch_id=event.batch_id, counts=counts).model_dump(mode="json")
 
@@ -66,10 +61,10 @@ def record_failure(event: FailureEvent, context: LambdaContext) -> dict[str, Any
     b = bootstrap.backends()
     if event.item is None:
         logger.error("batch failed", extra={"reason": reason})
-        service.fail_batch(b, event.batch_id, reason)
+        batches.fail_batch(b, event.batch_id, reason)
         return {"batch_id": event.batch_id, "state": "failed"}
     logger.append_keys(item_index=event.item.index)
-    result = service.record_failure(b, event.batch_id, event.item, reason)
+    result = batches.record_failure(b, event.batch_id, event.item, reason)
     logger.append_keys(recipient_id=result.recipient_id)
     logger.warning("recipient failed", extra={"reason": reason})
     return result.model_dump(mode="json", exclude_none=True)

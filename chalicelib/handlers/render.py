@@ -18,7 +18,7 @@ from chalicelib.handlers.models import (
     RenderItemEvent,
     RenderOutput,
 )
-from chalicelib.pipeline import service
+from chalicelib.services import batches, renders
 
 # A retried item (Lambda service error, a lost response) returns the stored result instead of
 # rendering again; an item whose render raised leaves no record, so the Retry really retries.
@@ -34,12 +34,12 @@ RenderInput = TypeAdapter[Event](Event)
 
 
 def _render_item(event: RenderItemEvent) -> dict[str, Any]:
-    result = service.render_item(bootstrap.backends(), event.batch_id, event.item)
+    result = batches.render_item(bootstrap.backends(), event.batch_id, event.item)
     return result.model_dump(mode="json", exclude_none=True)
 
 
 def _render(event: RenderEvent) -> dict[str, Any]:
-    record = service.run_render(bootstrap.backends(), event.render_id)
+    record = renders.run_render(bootstrap.backends(), event.render_id)
     return RenderOutput(render_id=record.id, state=record.state.value).model_dump(mode="json")
 
 
@@ -55,7 +55,8 @@ def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, HlsStillEvent):
         from chalicelib.delivery.stream import LocalBackend
 
-        LocalBackend(bootstrap.backends().cache).still(event.chunk, event.frame, event.out)
+        b = bootstrap.backends()
+        LocalBackend(b.cache, b.render).still(event.chunk, event.frame, event.out)
         return {"out": event.out, "state": "done"}
     if isinstance(event, HlsGroupEvent):
         from chalicelib.delivery.stream import render_group_event

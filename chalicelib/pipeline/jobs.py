@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -105,6 +106,9 @@ class BatchRecord(Strict):
     items_key: str = Field(description="the normalized item list Plan writes (a JSON array)")
     mapping: FieldMapping | None = None
     preview: bool = False
+    folder: bool = Field(
+        False, description="`reel batch`: outputs named after recipients, no landing pages"
+    )
     state: JobState
     created_at: float
     updated_at: float
@@ -132,3 +136,8 @@ class RecipientData(Strict):
     data_hash: str
     token: str = Field(description="the recipient's landing page (and stream) token")
     updated_at: float
+
+
+def new_id(prefix: str) -> str:
+    """A new render or batch id (`r_…`, `b_…`)."""
+    return f"{prefix}_{uuid.uuid4().hex}"

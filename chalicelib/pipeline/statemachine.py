@@ -9,10 +9,10 @@ items), the Map reads the item list from S3 itself, each child returns two short
 the Map's output is written to S3 by its ResultWriter and then dropped (`ResultPath: null`).
 
 A recipient that cannot be rendered never fails the batch: a ReelError is already a failed
-result in `service.render_item`, and anything else (a crash, a timeout, Lambda errors that
+result in `batches.render_item`, and anything else (a crash, a timeout, Lambda errors that
 outlive the Retry) is caught and recorded failed by RecordFailure. A batch that cannot run at
 all (its source unreadable, the item list missing, Finalize failing) goes to FailBatch, which
-marks the batch failed (`service.fail_batch`) before the execution ends in the Fail state.
+marks the batch failed (`batches.fail_batch`) before the execution ends in the Fail state.
 
 Every Task retries Lambda's transient service errors (the AWS-recommended Retry) and has a
 timeout; RenderRecipient also waits out a Powertools idempotency record still in progress, so a

@@ -15,10 +15,11 @@ from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.data.readers import Row
 from chalicelib.errors import ReelError
 from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
-from chalicelib.ports import BlobStore
+from chalicelib.ports import AssetFetcher, BlobStore
 from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.engine import cache_context, render
-from chalicelib.render.fetch import localize
+from chalicelib.render.localize import localize
 from chalicelib.render.segments import plan_key
 from chalicelib.template.bind import bind
 from chalicelib.template.library import LoadedTemplate
@@ -42,6 +43,17 @@ def failed(rid: str, line: int, exc: ReelError) -> RecipientResult:
     )
 
 
+def internal_error(
+    rid: str, line: int, reason: str | BaseException, *, code: str = "internal_error"
+) -> RecipientResult:
+    """A recipient whose render crashed (its worker died, a bug): it alone fails, saying why."""
+    if isinstance(reason, BaseException):
+        reason = f"internal error: {type(reason).__name__}: {reason}"
+    return RecipientResult(
+        recipient_id=rid, line=line, status=Status.failed, reason=reason[:2000], code=code
+    )
+
+
 def plan_recipient(
     lt: LoadedTemplate,
     mapping: FieldMapping | None,
@@ -49,6 +61,8 @@ def plan_recipient(
     *,
     preview: bool = False,
     named: bool = True,
+    fetcher: AssetFetcher | None = None,
+    config: RenderConfig = DEFAULT,
 ) -> RecipientJob | RecipientResult:
     """Map and bind one source row; a bad row becomes a failed result naming field and reason."""
     fallback = f"line-{row.line}"
@@ -58,7 +72,9 @@ def plan_recipient(
     rid = recipient_id(mapping, row.fields, fallback)
     try:
         record = apply_mapping(mapping, row.fields)
-        return make_job(lt, record, rid, row.line, preview=preview, named=named)
+        return make_job(
+            lt, record, rid, row.line, preview=preview, named=named, fetcher=fetcher, config=config
+        )
     except ReelError as exc:
         return failed(rid, row.line, exc)
 
@@ -71,6 +87,8 @@ def make_job(
     *,
     preview: bool = False,
     named: bool = True,
+    fetcher: AssetFetcher | None = None,
+    config: RenderConfig = DEFAULT,
 ) -> RecipientJob:
     """Bind a record (template variables) into a job; DataError names every bad field,
     AssetError an asset refused (a URL that cannot be fetched, a file not of its kind).
@@ -80,8 +98,8 @@ def make_job(
     """
     # URLs from data are fetched (and every media file checked) here, before the key: the
     # key digests the fetched bytes, and a refused asset fails this recipient alone.
-    plan = localize(bind(lt, record))
-    key = plan_key(plan, file_digest, cache_context(), preview)[:32]
+    plan = localize(bind(lt, record), fetcher)
+    key = plan_key(plan, file_digest, cache_context(config), preview)[:32]
     name = f"{slug(rid)}-{key[:16]}" if named else key
     return RecipientJob(
         recipient_id=rid,
@@ -93,7 +111,9 @@ def make_job(
     )
 
 
-def render_recipient(job: RecipientJob, outputs: BlobStore, cache: SegmentCache) -> RecipientResult:
+def render_recipient(
+    job: RecipientJob, outputs: BlobStore, cache: SegmentCache, config: RenderConfig = DEFAULT
+) -> RecipientResult:
     """Render one job through the segment cache and store its video and poster.
 
     Idempotent: when the output already exists, nothing is rendered (status `cached`).
@@ -102,9 +122,11 @@ def render_recipient(job: RecipientJob, outputs: BlobStore, cache: SegmentCache)
         return _done(job, outputs, Status.cached)
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="reel-job-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="reel-job-", dir=config.scratch()) as tmp:
             video, poster = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
-            result = render(job.plan, video, poster=poster, preview=job.preview, cache=cache)
+            result = render(
+                job.plan, video, poster=poster, preview=job.preview, cache=cache, config=config
+            )
             # Poster first: the video's presence is what marks the job done.
             outputs.put_file(job.poster_key, poster)
             outputs.put_file(job.output_key, video)

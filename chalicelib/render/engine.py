@@ -27,7 +27,7 @@ from chalicelib.errors import AssetError, RenderError
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import raster
 from chalicelib.render.cache import SegmentCache, file_digest
-from chalicelib.render.fetch import localize
+from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.ffmpeg import ffmpeg_version
 from chalicelib.render.graph import (
     AudioInput,
@@ -42,7 +42,6 @@ from chalicelib.render.graph import (
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import Run, content_key, layer_frames, plan_runs, run_key
 from chalicelib.render.text import fonts_fingerprint
-from chalicelib.settings import get_settings
 from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
@@ -56,11 +55,11 @@ def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
     return round(cx * profile.width - w / 2), round(cy * profile.height - h / 2), w, h
 
 
-def _video(spec: VideoLayer | Background, field: str) -> VideoSource:
+def _video(spec: VideoLayer | Background, field: str, config: RenderConfig) -> VideoSource:
     path = spec.src if isinstance(spec, VideoLayer) else spec.video
     assert path is not None
     try:
-        info = media_info(path)
+        info = media_info(path, config)
     except RenderError as exc:
         raise RenderError(
             f"{Path(path).name} cannot be read as a video", exc.stderr_tail, field=field
@@ -76,20 +75,15 @@ def _video(spec: VideoLayer | Background, field: str) -> VideoSource:
     return VideoSource(path, spec.fit, spec.loop, spec.trim, info.duration)
 
 
-def media_duration(path: str) -> float | None:
-    """Duration of a media file (memoized while the file is unchanged)."""
-    return media_info(path).duration
-
-
-def media_info(path: str) -> ff.MediaInfo:
+def media_info(path: str, config: RenderConfig = DEFAULT) -> ff.MediaInfo:
     """What ffmpeg says about a media file (memoized while the file is unchanged)."""
     st = Path(path).stat()
-    return _info(path, st.st_size, st.st_mtime_ns)
+    return _info(path, st.st_size, st.st_mtime_ns, config)
 
 
 @lru_cache(maxsize=256)
-def _info(path: str, size: int, mtime_ns: int) -> ff.MediaInfo:
-    return ff.probe(Path(path))
+def _info(path: str, size: int, mtime_ns: int, config: RenderConfig) -> ff.MediaInfo:
+    return ff.probe(Path(path), config=config)
 
 
 def _half(trans_duration: float, kind: TransitionKind) -> float:
@@ -97,7 +91,11 @@ def _half(trans_duration: float, kind: TransitionKind) -> float:
 
 
 def prepare_scene(
-    scene: PlanScene, profile: EncodingProfile, work: Path, layers: tuple[int, ...] | None = None
+    scene: PlanScene,
+    profile: EncodingProfile,
+    work: Path,
+    layers: tuple[int, ...] | None = None,
+    config: RenderConfig = DEFAULT,
 ) -> SceneInput:
     """Rasterize a scene's still layers (those whose index is in `layers`, default all) and
     describe it for the graph builder."""
@@ -112,7 +110,8 @@ def prepare_scene(
         placed = Overlay(x, y, w, h, pl.start, pl.end, frames, enter=layer.enter, exit=layer.exit)
         field = f"{scene.id}.layers[{i}]"
         if isinstance(layer, VideoLayer):
-            overlays.append(replace(placed, video=_video(layer, field), opacity=layer.opacity))
+            video = _video(layer, field, config)
+            overlays.append(replace(placed, video=video, opacity=layer.opacity))
             continue
         key = json.dumps(
             [
@@ -141,7 +140,7 @@ def prepare_scene(
         frames=scene_frames,
         background_color=bg.color,
         background_image=bg_image,
-        background_video=_video(bg, f"{scene.id}.background.video") if bg.video else None,
+        background_video=(_video(bg, f"{scene.id}.background.video", config) if bg.video else None),
         overlays=tuple(overlays),
         fade_in=_half(t_in.duration, t_in.type),
         fade_out=_half(t_out.duration, t_out.type),
@@ -184,30 +183,34 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.part{path.suffix}")
 
 
-def render_run(run: Run, profile: EncodingProfile, work: Path, out: Path) -> None:
+def render_run(
+    run: Run, profile: EncodingProfile, work: Path, out: Path, config: RenderConfig = DEFAULT
+) -> None:
     """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
     inputs = [
-        replace(prepare_scene(p.scene, profile, work, layers), keep=keep)
+        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
-    ff.run(segment_args(inputs, profile, str(out), run.window))
+    ff.run(segment_args(inputs, profile, str(out), run.window), config=config)
 
 
-def cache_context() -> dict[str, str]:
+def cache_context(config: RenderConfig = DEFAULT) -> dict[str, str]:
     """What every cache key depends on beyond the plan: engine, ffmpeg, fonts and the text
     shaper (Pillow with its raqm/harfbuzz draws the text)."""
     shaper = f"pillow {PIL.__version__} raqm {features.version('raqm')}"
     return {
         "engine": ENGINE_VERSION,
-        "ffmpeg": ffmpeg_version(),
+        "ffmpeg": ffmpeg_version(config),
         "fonts": fonts_fingerprint(),
         "text": shaper,
     }
 
 
-def _audio_key(sounds: list[AudioInput], total: float, profile: EncodingProfile) -> str:
+def _audio_key(
+    sounds: list[AudioInput], total: float, profile: EncodingProfile, config: RenderConfig
+) -> str:
     spec = {
-        "context": cache_context(),
+        "context": cache_context(config),
         "rate": profile.audio_rate,
         "bitrate": profile.audio_bitrate,
         "coder": profile.aac_coder,
@@ -224,52 +227,71 @@ def _cached_run(
     context: dict[str, str],
     work: Path,
     name: str,
+    config: RenderConfig,
 ) -> tuple[Path, bool]:
     """A local file of the run's segment, from the cache or rendered into it; and a hit flag."""
     blob = cache.segment_key(run_key(run, profile, file_digest, context))
     stored = cache.get(blob, work)
     if stored is not None:
         return stored, True
-    render_run(run, profile, work, work / f"new_{name}")
+    render_run(run, profile, work, work / f"new_{name}", config)
     return cache.put(blob, work / f"new_{name}", work), False
 
 
-def cached_run(run: Run, profile: EncodingProfile, cache: SegmentCache, work: Path) -> Path:
+def cached_run(
+    run: Run,
+    profile: EncodingProfile,
+    cache: SegmentCache,
+    work: Path,
+    config: RenderConfig = DEFAULT,
+) -> Path:
     """A local file of one run's video-only MP4: from the segment cache, or rendered into it
     (the same key as in `render`, so the MP4 and the HLS outputs share their runs)."""
-    return _cached_run(run, profile, cache, cache_context(), work, "run.mp4")[0]
+    context = cache_context(config)
+    return _cached_run(run, profile, cache, context, work, "run.mp4", config)[0]
 
 
-def audio_key(plan: RenderPlan, total: float, profile: EncodingProfile) -> str:
+def audio_key(
+    plan: RenderPlan, total: float, profile: EncodingProfile, config: RenderConfig = DEFAULT
+) -> str:
     """Content key of the plan's audio track over `total` seconds (as `render` caches it)."""
-    return _audio_key(audio_inputs(plan, total), total, profile)
+    return _audio_key(audio_inputs(plan, total), total, profile, config)
 
 
 def audio_track(
-    plan: RenderPlan, total: float, profile: EncodingProfile, cache: SegmentCache, work: Path
+    plan: RenderPlan,
+    total: float,
+    profile: EncodingProfile,
+    cache: SegmentCache,
+    work: Path,
+    config: RenderConfig = DEFAULT,
 ) -> Path:
     """A local file of the plan's AAC track: from the cache, or rendered into it."""
-    return _audio_track(plan, total, profile, cache, work)
+    return _audio_track(plan, total, profile, cache, work, config)
 
 
-def warm(plan: RenderPlan, cache: SegmentCache, *, preview: bool = False) -> tuple[int, int]:
+def warm(
+    plan: RenderPlan,
+    cache: SegmentCache,
+    *,
+    preview: bool = False,
+    config: RenderConfig = DEFAULT,
+) -> tuple[int, int]:
     """Render the plan's static runs into the cache (the segments every recipient shares).
 
     Returns (static runs, of which already cached). Run before fanning a batch out, so that
     parallel workers find the shared segments instead of each rendering them. `plan` is a
     job's (localized by `steps.make_job`).
     """
-    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
+    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
     static = [r for r in plan_runs(plan, profile, split=True) if not r.personal]
-    context = cache_context()
-    base = get_settings().work_dir
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="reel-warm-", dir=base))
+    context = cache_context(config)
+    work = Path(tempfile.mkdtemp(prefix="reel-warm-", dir=config.scratch()))
     hits = 0
     try:
         for i, run in enumerate(static):
-            hits += _cached_run(run, profile, cache, context, work, f"seg_{i:04d}.mp4")[1]
+            name = f"seg_{i:04d}.mp4"
+            hits += _cached_run(run, profile, cache, context, work, name, config)[1]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return len(static), hits
@@ -283,40 +305,39 @@ def render(
     preview: bool = False,
     cache: SegmentCache | None = None,
     progress: ProgressFn | None = None,
+    config: RenderConfig = DEFAULT,
 ) -> RenderResult:
     """Render `plan` to `out` (MP4) and optionally a poster JPEG.
 
     With `cache`, static and variable runs are looked up by content key and only the missing
     ones are rendered; without it, the whole video is rendered in a single pass.
     Outputs appear atomically: on any failure nothing is left under `out` or `poster`.
+    `plan` is localized (render/localize.py): no URLs, its media checked; rendering does no
+    network I/O.
     """
-    plan = localize(plan)  # URLs from data fetched, media checked (a no-op when done before)
     out = out.resolve()
     poster = poster.resolve() if poster else None
-    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview)
+    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
     runs = plan_runs(plan, profile, split=cache is not None)
     steps = len(runs) + 2 + (1 if poster else 0)
-    base = get_settings().work_dir
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="reel-", dir=base))
+    work = Path(tempfile.mkdtemp(prefix="reel-", dir=config.scratch()))
     tmp_out = _atomic_target(out)
     tmp_poster = _atomic_target(poster) if poster else None
-    context = cache_context() if cache else {}
+    context = cache_context(config) if cache else {}
     hits = 0
     frames = sum(r.frames for r in runs)
     total = frames / profile.fps
     # The audio track does not depend on the video: it is made while the segments encode.
     background = ThreadPoolExecutor(max_workers=1)
     try:
-        audio_job = background.submit(_audio_track, plan, total, profile, cache, work)
+        audio_job = background.submit(_audio_track, plan, total, profile, cache, work, config)
         names = []
         for i, run in enumerate(runs):
             name = f"seg_{i:04d}.mp4"
             if cache is None:
-                render_run(run, profile, work, work / name)
+                render_run(run, profile, work, work / name, config)
             else:
-                stored, hit = _cached_run(run, profile, cache, context, work, name)
+                stored, hit = _cached_run(run, profile, cache, context, work, name, config)
                 hits += hit
                 # The concat demuxer's safe mode only takes plain relative names.
                 (work / name).symlink_to(stored)
@@ -327,12 +348,12 @@ def render(
         audio = audio_job.result()
         if progress:
             progress("audio", len(runs) + 1, steps)
-        ff.run(mux_args("segments.txt", str(audio), total, str(tmp_out)), cwd=work)
+        ff.run(mux_args("segments.txt", str(audio), total, str(tmp_out)), config=config, cwd=work)
         if progress:
             progress("mux", len(runs) + 2, steps)
         if poster and tmp_poster:
             at = min(plan.poster_time, max(0.0, total - 1 / profile.fps))
-            ff.run(poster_args(str(tmp_out), at, str(tmp_poster)))
+            ff.run(poster_args(str(tmp_out), at, str(tmp_poster)), config=config)
             tmp_poster.replace(poster)
             if progress:
                 progress("poster", steps, steps)
@@ -352,14 +373,17 @@ def _audio_track(
     profile: EncodingProfile,
     cache: SegmentCache | None,
     work: Path,
+    config: RenderConfig,
 ) -> Path:
     """The video's AAC track: from the cache, or rendered in one pass over the timeline."""
     sounds = audio_inputs(plan, total)
-    blob = cache.audio_key(_audio_key(sounds, total, profile)) if cache is not None else None
+    blob = None
+    if cache is not None:
+        blob = cache.audio_key(_audio_key(sounds, total, profile, config))
     if cache is not None and blob is not None and (stored := cache.get(blob, work)):
         return stored
     target = work / "audio.m4a"
-    ff.run(audio_args(sounds, total, profile, str(target)))
+    ff.run(audio_args(sounds, total, profile, str(target)), config=config)
     if cache is not None and blob is not None:
         return cache.put(blob, target, work)
     return target

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from chalicelib.errors import RenderError
-from chalicelib.settings import get_settings
+from chalicelib.render.config import DEFAULT, RenderConfig
 
 STDERR_TAIL_LINES = 20
 # Every input ffmpeg opens: local files only (a crafted playlist or concat list cannot reach
@@ -25,11 +24,11 @@ INPUT_GUARDS = {
 }
 
 
-def ffmpeg_path() -> str:
-    """THE ffmpeg of the project: `REEL_FFMPEG` if set, else the imageio-ffmpeg static build."""
-    override = get_settings().ffmpeg
-    if override:
-        return override
+def ffmpeg_path(config: RenderConfig = DEFAULT) -> str:
+    """THE ffmpeg of the project: the configured one (`REEL_FFMPEG`), else the imageio-ffmpeg
+    static build."""
+    if config.ffmpeg:
+        return config.ffmpeg
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
@@ -45,13 +44,12 @@ def _version_of(path: str) -> str:
     return match.group(1) if match else first.strip() or "unknown"
 
 
-def ffmpeg_version() -> str:
+def ffmpeg_version(config: RenderConfig = DEFAULT) -> str:
     """The version string of the ffmpeg in use (part of every segment cache key).
 
     `REEL_FFMPEG_VERSION` states it where there is no ffmpeg to ask: the API's Lambda plans
     (and so computes cache keys) without one; the render image has the binary itself."""
-    stated = get_settings().ffmpeg_version
-    return stated or _version_of(ffmpeg_path())
+    return config.ffmpeg_version or _version_of(ffmpeg_path(config))
 
 
 def _tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
@@ -79,15 +77,27 @@ def guard_inputs(args: Sequence[str]) -> list[str]:
     return out
 
 
-def run(args: Sequence[str], *, timeout: float | None = None, cwd: Path | None = None) -> str:
+def run(
+    args: Sequence[str],
+    *,
+    config: RenderConfig = DEFAULT,
+    timeout: float | None = None,
+    cwd: Path | None = None,
+) -> str:
     """Run ffmpeg with `args` (without the binary); return stderr, or raise RenderError.
 
     Inputs are read with the `file` protocol only and bounded probing (`guard_inputs`), so a
     crafted playlist or concat list cannot make ffmpeg reach the network or other protocols.
     """
-    settings = get_settings()
-    limit = timeout if timeout is not None else settings.render_timeout
-    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", *guard_inputs(args)]
+    limit = timeout if timeout is not None else config.timeout
+    cmd = [
+        ffmpeg_path(config),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        *guard_inputs(args),
+    ]
     try:
         proc = subprocess.run(
             cmd,
@@ -97,7 +107,6 @@ def run(args: Sequence[str], *, timeout: float | None = None, cwd: Path | None =
             timeout=limit,
             cwd=cwd,
             check=False,
-            env={**os.environ, "AV_LOG_FORCE_NOCOLOR": "1"},
         )
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
@@ -124,9 +133,9 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?, (\d{2,5})x(\d{2,5})")
 
 
-def probe(path: Path, *, timeout: float = 30.0) -> MediaInfo:
+def probe(path: Path, *, config: RenderConfig = DEFAULT, timeout: float = 30.0) -> MediaInfo:
     """Read duration and streams of `path` by asking ffmpeg to open it (no decode)."""
-    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", *guard_inputs(["-i", str(path)])]
+    cmd = [ffmpeg_path(config), "-hide_banner", "-nostdin", *guard_inputs(["-i", str(path)])]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False

@@ -24,6 +24,7 @@ from chalicelib.errors import RenderError
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.profile import EncodingProfile, StreamProfile
 from chalicelib.render.segments import Run, content_key, plan_runs, run_key, timeline, total_frames
 from chalicelib.template.model import Canvas
@@ -53,12 +54,13 @@ class Rendition:
         return round(p.width * p.height * p.fps * 0.1) + 128_000
 
 
-def renditions(canvas: Canvas) -> tuple[Rendition, ...]:
+def renditions(canvas: Canvas, config: RenderConfig = DEFAULT) -> tuple[Rendition, ...]:
     """The canvas size, and a smaller one: 360 lines, or half the canvas when it is small."""
     low = LOW_HEIGHT if canvas.height > LOW_HEIGHT else canvas.height // 2
     heights = (canvas.height, max(2, low // 2 * 2))
     return tuple(
-        Rendition(f"{h}p", StreamProfile.rendition(canvas, h)) for h in dict.fromkeys(heights)
+        Rendition(f"{h}p", StreamProfile.rendition(canvas, h, config))
+        for h in dict.fromkeys(heights)
     )
 
 
@@ -160,8 +162,10 @@ def audio_cuts(total: float) -> list[tuple[float, float]]:
     return [(i * step, min((i + 1) * step, total)) for i in range(n)]
 
 
-def plan_audio(plan: RenderPlan, total: float, profile: EncodingProfile) -> AudioGroup:
-    akey = engine.audio_key(plan, total, profile)
+def plan_audio(
+    plan: RenderPlan, total: float, profile: EncodingProfile, config: RenderConfig = DEFAULT
+) -> AudioGroup:
+    akey = engine.audio_key(plan, total, profile, config)
     spec = {"format": FORMAT, "audio": akey, "offset": TS_OFFSET, "priming": AAC_PRIMING}
     key = content_key(spec)
     chunks = tuple(
@@ -171,11 +175,13 @@ def plan_audio(plan: RenderPlan, total: float, profile: EncodingProfile) -> Audi
     return AudioGroup(key, total, profile, chunks)
 
 
-def plan_stream(plan: RenderPlan, context: dict[str, str] | None = None) -> StreamPlan:
+def plan_stream(
+    plan: RenderPlan, context: dict[str, str] | None = None, config: RenderConfig = DEFAULT
+) -> StreamPlan:
     """A recipient's stream: per rendition, the runs as chunk groups; and the audio. `plan` is
-    localized (render/fetch.py): its URLs from data fetched, its media checked."""
-    context = context if context is not None else engine.cache_context()
-    variants = renditions(plan.canvas)
+    localized (render/localize.py): its URLs from data fetched, its media checked."""
+    context = context if context is not None else engine.cache_context(config)
+    variants = renditions(plan.canvas, config)
     groups = {}
     frames = 0
     for r in variants:
@@ -183,7 +189,7 @@ def plan_stream(plan: RenderPlan, context: dict[str, str] | None = None) -> Stre
         groups[r.name] = tuple(_group(run, r.profile, context) for run in runs)
         frames = total_frames(timeline(plan, r.profile))
     fps = variants[0].profile.fps
-    audio = plan_audio(plan, frames / fps, variants[0].profile)
+    audio = plan_audio(plan, frames / fps, variants[0].profile, config)
     return StreamPlan(frames, fps, variants, groups, audio)
 
 
@@ -263,21 +269,30 @@ def _store(chunks: Sequence[Chunk], work: Path, prefix: str, cache: SegmentCache
         cache.store.put_file(chunk.blob, path)
 
 
-def render_group(group: ChunkGroup, cache: SegmentCache, work: Path) -> None:
+def render_group(
+    group: ChunkGroup, cache: SegmentCache, work: Path, config: RenderConfig = DEFAULT
+) -> None:
     """Make a group's chunks: its run from the segment cache (or rendered into it), sliced."""
-    mp4 = engine.cached_run(group.run, group.profile, cache, work)
+    mp4 = engine.cached_run(group.run, group.profile, cache, work, config)
     offset = TS_OFFSET + group.run.start / group.profile.fps
-    ff.run(split_video_args(str(mp4), str(work / "v_%04d.ts"), group.cuts, offset))
+    args = split_video_args(str(mp4), str(work / "v_%04d.ts"), group.cuts, offset)
+    ff.run(args, config=config)
     _store(group.chunks, work, "v", cache)
 
 
-def render_audio(plan: RenderPlan, audio: AudioGroup, cache: SegmentCache, work: Path) -> None:
+def render_audio(
+    plan: RenderPlan,
+    audio: AudioGroup,
+    cache: SegmentCache,
+    work: Path,
+    config: RenderConfig = DEFAULT,
+) -> None:
     """Make the audio chunks: the track from the cache (or rendered into it), sliced."""
-    track = engine.audio_track(plan, audio.total, audio.profile, cache, work)
+    track = engine.audio_track(plan, audio.total, audio.profile, cache, work, config)
     cuts = [c.start for c in audio.chunks[1:]]
     # The AAC encoder's priming frame has a negative time, which MPEG-TS cannot mark as
     # "discard": shifted by one frame, the audio starts with the video (players would see a
     # hole before the video otherwise) and is late by one AAC frame, ~21 ms, unheard.
     offset = TS_OFFSET + AAC_PRIMING / audio.profile.audio_rate
-    ff.run(split_audio_args(str(track), str(work / "a_%04d.ts"), cuts, offset))
+    ff.run(split_audio_args(str(track), str(work / "a_%04d.ts"), cuts, offset), config=config)
     _store(audio.chunks, work, "a", cache)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.settings import get_settings
+from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.template.model import Canvas
 
 PREVIEW_WIDTH = 320
@@ -33,9 +33,10 @@ class EncodingProfile:
         return self.width / self.canvas_width
 
     @classmethod
-    def for_canvas(cls, canvas: Canvas, *, preview: bool = False) -> EncodingProfile:
+    def for_canvas(
+        cls, canvas: Canvas, *, preview: bool = False, config: RenderConfig = DEFAULT
+    ) -> EncodingProfile:
         """The full-quality profile of a canvas, or the low-resolution, low-rate preview one."""
-        settings = get_settings()
         if preview:
             width = min(PREVIEW_WIDTH, canvas.width)
             height = max(2, round(canvas.height * width / canvas.width / 2) * 2)
@@ -47,16 +48,16 @@ class EncodingProfile:
                 crf=30,
                 audio_bitrate="64k",
                 aac_coder="fast",
-                threads=settings.ffmpeg_threads,
+                threads=config.threads,
                 canvas_width=canvas.width,
             )
         return cls(
             width=canvas.width,
             height=canvas.height,
             fps=canvas.fps,
-            preset=settings.x264_preset,
-            crf=settings.x264_crf,
-            threads=settings.ffmpeg_threads,
+            preset=config.x264_preset,
+            crf=config.x264_crf,
+            threads=config.threads,
             canvas_width=canvas.width,
         )
 
@@ -99,9 +100,11 @@ class StreamProfile(EncodingProfile):
     bframes: int = 0
 
     @classmethod
-    def rendition(cls, canvas: Canvas, height: int) -> StreamProfile:
+    def rendition(
+        cls, canvas: Canvas, height: int, config: RenderConfig = DEFAULT
+    ) -> StreamProfile:
         """The rendition `height` lines tall (the canvas's own size when not smaller)."""
-        base = EncodingProfile.for_canvas(canvas)
+        base = EncodingProfile.for_canvas(canvas, config=config)
         fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
         if height < canvas.height:
             fields["height"] = max(2, height // 2 * 2)

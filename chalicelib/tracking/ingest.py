@@ -7,9 +7,9 @@ import time
 
 from pydantic import BaseModel
 
+from chalicelib.backends import Backends
 from chalicelib.delivery.tokens import split, verify
 from chalicelib.errors import ForbiddenError
-from chalicelib.pipeline.service import Backends
 from chalicelib.tracking.events import Event, EventBatch
 
 
@@ -22,7 +22,7 @@ class IngestResult(BaseModel):
 def ingest(b: Backends, batch: EventBatch, *, now: float | None = None) -> IngestResult:
     """Store a page's events. ForbiddenError (nothing stored) for a forged or foreign token."""
     token, _ = split(batch.token)
-    page = b.jobs.get_page(token) if token else None
+    page = b.recipients.get_page(token) if token else None
     # The same answer for an unknown token and a bad signature: no oracle for valid tokens.
     if page is None or not verify(b.secret, batch.token, page.recipient_id, page.campaign_id):
         raise ForbiddenError("the page token is not valid", field="token")

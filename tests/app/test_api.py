@@ -17,7 +17,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
-from chalicelib.pipeline import service
+from chalicelib.services import templates
 from chalicelib.settings import get_settings
 from tests.conftest import Campaign
 
@@ -63,7 +63,7 @@ def tiny(client: Client, campaign: Campaign) -> dict[str, Any]:
     response = client.http.post(
         "/templates",
         headers={"content-type": "application/zip", "x-api-key": KEY},
-        body=service.pack(campaign.root),
+        body=templates.pack(campaign.root),
     )
     assert response.status_code == 201, response.body
     return dict(body(response))
@@ -115,8 +115,12 @@ def test_register_bundle_then_get(client: Client, tiny: dict[str, Any]) -> None:
 
 def test_same_bundle_twice_is_one_version(client: Client, campaign: Campaign) -> None:
     headers = {"content-type": "application/zip", "x-api-key": KEY}
-    first = body(client.http.post("/templates", headers=headers, body=service.pack(campaign.root)))
-    again = body(client.http.post("/templates", headers=headers, body=service.pack(campaign.root)))
+    first = body(
+        client.http.post("/templates", headers=headers, body=templates.pack(campaign.root))
+    )
+    again = body(
+        client.http.post("/templates", headers=headers, body=templates.pack(campaign.root))
+    )
     assert first == again
 
 
@@ -144,7 +148,7 @@ def test_yaml_document_without_assets(client: Client) -> None:
 
 def test_document_with_bundle_by_reference(client: Client, campaign: Campaign) -> None:
     # GIVEN the campaign's files in the BlobStore, and a new document that uses them
-    bootstrap.backends().blobs.put_bytes("bundles/tiny.zip", service.pack(campaign.root))
+    bootstrap.backends().blobs.put_bytes("bundles/tiny.zip", templates.pack(campaign.root))
     doc = yaml.safe_load(campaign.template.read_text())
     doc["id"] = "tiny_v2"
     # WHEN the document is registered with the bundle's key
@@ -157,7 +161,7 @@ def test_document_with_bundle_by_reference(client: Client, campaign: Campaign) -
 def test_invalid_template_names_the_field(client: Client, campaign: Campaign) -> None:
     doc = yaml.safe_load(campaign.template.read_text())
     doc["scenes"][1]["layers"][0]["style"] = "missing_style"
-    bootstrap.backends().blobs.put_bytes("bundles/tiny.zip", service.pack(campaign.root))
+    bootstrap.backends().blobs.put_bytes("bundles/tiny.zip", templates.pack(campaign.root))
     response = post(client, "/templates", {"template": doc, "bundle": "bundles/tiny.zip"})
     assert response.status_code == 400
     error = body(response)["error"]
@@ -404,7 +408,7 @@ def test_unfinished_work_resumes_after_a_restart(
     local_client: Client, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = local_client
-    service.register_folder(bootstrap.backends(), campaign.root)
+    templates.register_folder(bootstrap.backends(), campaign.root)
     from chalicelib.adapters.local_runner import LocalOrchestrator
 
     # GIVEN a server that accepted a render and a batch, then stopped before doing them

@@ -317,7 +317,7 @@ def test_put_recipient_data_keeps_their_page(client: Client, page: dict[str, Any
     second = body(put("ada@example.com", {"first_name": "Ada", "plan": "basic"}))
     assert second["page"] == body(first)["page"]
     assert second["data_hash"] != body(first)["data_hash"]
-    stored = bootstrap.backends().jobs.get_recipient("tiny", "ada@example.com")
+    stored = bootstrap.backends().recipients.get_recipient("tiny", "ada@example.com")
     assert stored is not None and stored.data["plan"] == "basic"
     # A new recipient gets a page at once, before anything is rendered, with a poster made
     # from their stream when it is asked for

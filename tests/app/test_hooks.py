@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from app import app
 from chalicelib import bootstrap
 from chalicelib.api import hooks as hooks_module
-from chalicelib.pipeline import service
+from chalicelib.services import renders, templates
 from chalicelib.settings import get_settings
 from tests.aws import TABLE, Env
 from tests.conftest import Campaign
@@ -178,7 +178,7 @@ def test_hubspot_workflow_contact_starts_a_render(client: Client) -> None:
     assert got["rejected"] == []
     [started] = got["renders"]
     assert started["recipient_id"] == "ada@example.com"
-    record = service.get_render(bootstrap.backends(), started["render_id"])
+    record = renders.get_render(bootstrap.backends(), started["render_id"])
     assert record.data == {"first_name": "Ada", "plan": "pro", "recipient_id": "ada@example.com"}
     status = body(client.http.get(f"/renders/{started['render_id']}"))["status"]
     assert status in ("queued", "running", "done")
@@ -224,7 +224,7 @@ def test_salesforce_records_each_start_or_are_rejected_alone(client: Client) -> 
     # AND the bad ones are rejected alone, each naming its field
     assert [(r["index"], r["error"]["field"]) for r in got["rejected"]] == [(1, "plan"), (2, "[2]")]
     assert got["rejected"][0]["error"]["code"] == "invalid_data"
-    data = service.get_render(bootstrap.backends(), got["renders"][0]["render_id"]).data
+    data = renders.get_render(bootstrap.backends(), got["renders"][0]["render_id"]).data
     assert "attributes" not in data
 
 
@@ -309,7 +309,7 @@ def test_a_replay_to_another_campaign_is_refused(client: Client, campaign: Campa
     # the URL) already delivered to the first
     doc = campaign.template.read_text().replace("id: tiny", "id: tiny_b", 1)
     campaign.template.write_text(doc)
-    service.register_folder(bootstrap.backends(), campaign.root)
+    templates.register_folder(bootstrap.backends(), campaign.root)
     payload = encode(ADA)
     headers = standard_headers(payload, time.time(), msg_id="msg_cross")
     assert client.http.post("/hooks/generic/tiny", headers=headers, body=payload).status_code == 202
@@ -391,7 +391,7 @@ def test_replay_claim_on_dynamodb(
 ) -> None:
     (campaign.root / "mapping.yaml").write_text(MAPPING)
     bootstrap.reset()
-    service.register_folder(bootstrap.backends(), campaign.root)
+    templates.register_folder(bootstrap.backends(), campaign.root)
     payload = encode(ADA)
     headers = standard_headers(payload, time.time(), msg_id="msg_aws")
     with Client(app, stage_name="dev") as c:

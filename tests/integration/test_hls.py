@@ -18,9 +18,9 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
-from chalicelib.pipeline import service
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
+from chalicelib.services import recipients
 from tests.conftest import API_KEY, Campaign
 from tests.server import reel_serve
 
@@ -254,7 +254,7 @@ def test_on_aws_two_api_instances_render_a_group_once(
     from chalicelib.settings import get_settings
 
     b = bootstrap.backends()
-    record = service.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
+    record = recipients.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
 
     def instance() -> Streams:
         client = boto3.client("lambda", region_name="us-east-1")

@@ -14,13 +14,14 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
+from chalicelib.backends import Backends
 from chalicelib.connectors.base import Connector, DeliveryStatus
 from chalicelib.connectors.hubspot import HubSpotConnector
 from chalicelib.connectors.relay import Relay, RelayWorker
 from chalicelib.connectors.salesforce import SalesforceConnector
 from chalicelib.connectors.webhook import WebhookConnector
 from chalicelib.delivery.tokens import signed_token
-from chalicelib.pipeline import service
+from chalicelib.services import batches, recipients, renders, templates
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest
 from tests.conftest import Campaign
@@ -59,18 +60,18 @@ class Clock:
         return self.now
 
 
-def setup_campaign(campaign: Campaign, rules: str) -> service.Backends:
+def setup_campaign(campaign: Campaign, rules: str) -> Backends:
     (campaign.root / "rules.yaml").write_text(textwrap.dedent(rules))
     b = bootstrap.backends()
-    service.register_folder(b, campaign.root)
+    templates.register_folder(b, campaign.root)
     return b
 
 
-def watch(b: service.Backends, rid: str, kinds: list[str], prefix: str = "ev") -> None:
+def watch(b: Backends, rid: str, kinds: list[str], prefix: str = "ev") -> None:
     """The recipient's page exists and its player sends these events (ids are stable)."""
-    known = b.jobs.get_recipient("tiny", rid)
+    known = b.recipients.get_recipient("tiny", rid)
     if known is None:
-        known = service.set_recipient_data(b, "tiny", rid, {"first_name": "Ada"})
+        known = recipients.set_recipient_data(b, "tiny", rid, {"first_name": "Ada"})
     events: list[dict[str, Any]] = []
     for i, kind in enumerate(kinds):
         event: dict[str, Any] = {"id": f"{prefix}-{i:06d}", "kind": kind, "ts": 1.8e12 + i}
@@ -260,18 +261,18 @@ def test_completion_webhooks(
     # WHEN a render and a batch finish (run here, in this process)
     monkeypatch.setattr(type(b.orchestrator), "start_render", lambda self, rid: None)
     monkeypatch.setattr(type(b.orchestrator), "start_batch", lambda self, bid: None)
-    render = service.create_render(
-        b, service.RenderRequest(template_id="tiny", data={"first_name": "Ada"})
+    render = renders.create_render(
+        b, renders.RenderRequest(template_id="tiny", data={"first_name": "Ada"})
     )
-    service.run_render(b, render.id)
-    batch = service.create_batch(
-        b, service.BatchRequest(template_id="tiny", records=[{"first_name": "Bo"}])
+    renders.run_render(b, render.id)
+    batch = batches.create_batch(
+        b, batches.BatchRequest(template_id="tiny", records=[{"first_name": "Bo"}])
     )
-    service.plan_batch(b, batch.id)
-    for item in service.read_items(b, service.get_batch(b, batch.id)):
-        service.render_item(b, batch.id, item)
-    service.finalize_batch(b, batch.id)
-    service.finalize_batch(b, batch.id)  # Finalize retried: still one notice
+    batches.plan_batch(b, batch.id)
+    for item in batches.read_items(b, batches.get_batch(b, batch.id)):
+        batches.render_item(b, batch.id, item)
+    batches.finalize_batch(b, batch.id)
+    batches.finalize_batch(b, batch.id)  # Finalize retried: still one notice
     worker = RelayWorker(bootstrap.relay(), b.queue)
     worker.step()
     # THEN each sent one signed webhook with its status and URLs

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
+from chalicelib.backends import Backends
 from chalicelib.errors import DataError
 from chalicelib.handlers import batch as batch_handlers
 from chalicelib.handlers import render as render_handlers
-from chalicelib.pipeline import service, statemachine
+from chalicelib.pipeline import statemachine
 from chalicelib.pipeline.jobs import BatchItem, BatchRecord, JobState, Status
+from chalicelib.services import batches, renders, templates
 from tests.aws import BUCKET, FUNCTIONS, Env, FakeContext
 
 
@@ -22,7 +24,7 @@ def people(*names: str) -> list[dict[str, Any]]:
 
 
 def results(batch_id: str) -> dict[str, tuple[str, str | None]]:
-    listed = bootstrap.backends().jobs.list_results(batch_id)
+    listed = bootstrap.backends().results.list_results(batch_id)
     return {r.recipient_id: (r.status.value, r.reason) for _, r in listed}
 
 
@@ -38,8 +40,8 @@ def test_a_batch_renders_every_recipient_into_s3(aws: Env) -> None:
     }
     assert len(aws.videos()) == 3
     b = bootstrap.backends()
-    assert b.jobs.count_results(batch_id) == {"rendered": 3, "cached": 0, "failed": 0}
-    record = service.get_batch(b, batch_id)
+    assert b.results.count_results(batch_id) == {"rendered": 3, "cached": 0, "failed": 0}
+    record = batches.get_batch(b, batch_id)
     assert (record.state, record.total) == (JobState.done, 3)
     assert aws.dispatcher.count("render") == 3
     assert aws.dispatcher.count("failure") == 0
@@ -51,7 +53,7 @@ def test_a_batch_renders_every_recipient_into_s3(aws: Env) -> None:
 def test_a_broken_avatar_fails_alone(aws: Env) -> None:
     # GIVEN a template version whose assets include a "PNG" that is not an image
     (aws.campaign.root / "assets" / "broken.png").write_bytes(b"not an image at all")
-    service.register_folder(bootstrap.backends(), aws.campaign.root)
+    templates.register_folder(bootstrap.backends(), aws.campaign.root)
     records = people("Ann", "Bo", "Cy")
     records[1]["avatar"] = "assets/broken.png"
 
@@ -64,7 +66,7 @@ def test_a_broken_avatar_fails_alone(aws: Env) -> None:
     assert got["r0"][0] == got["r2"][0] == "rendered"
     assert got["r1"][0] == "failed"
     assert len(aws.videos()) == 2
-    assert service.get_batch(bootstrap.backends(), batch_id).state == JobState.done
+    assert batches.get_batch(bootstrap.backends(), batch_id).state == JobState.done
     # a bad record is a failed result of the render function, not a Lambda error
     assert aws.dispatcher.count("failure") == 0
 
@@ -79,7 +81,7 @@ def test_a_throttled_render_is_retried(aws: Env) -> None:
     # THEN the Retry invokes it again and every recipient renders
     assert execution["status"] == "SUCCEEDED", execution
     assert aws.dispatcher.count("render") == 4
-    assert bootstrap.backends().jobs.count_results(batch_id)["rendered"] == 3
+    assert bootstrap.backends().results.count_results(batch_id)["rendered"] == 3
     assert len(aws.videos()) == 3
 
 
@@ -87,14 +89,14 @@ def test_a_crashing_render_is_caught_and_recorded_failed(
     aws: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the render of one recipient raises an unexpected exception
-    real = service.render_item
+    real = batches.render_item
 
-    def crash_for_bo(b: service.Backends, batch_id: str, item: BatchItem) -> Any:
+    def crash_for_bo(b: Backends, batch_id: str, item: BatchItem) -> Any:
         if (item.fields or {}).get("first_name") == "Bo":
             raise RuntimeError("segfault in the encoder")
         return real(b, batch_id, item)
 
-    monkeypatch.setattr(service, "render_item", crash_for_bo)
+    monkeypatch.setattr(batches, "render_item", crash_for_bo)
 
     # WHEN the batch runs
     batch_id, execution = aws.run_batch(people("Ann", "Bo", "Cy"))
@@ -106,15 +108,15 @@ def test_a_crashing_render_is_caught_and_recorded_failed(
     assert got["r0"][0] == got["r2"][0] == "rendered"
     assert aws.dispatcher.count("failure") == 1
     assert aws.dispatcher.count("render") == 3  # a handler error is not a service error
-    assert service.get_batch(bootstrap.backends(), batch_id).state == JobState.done
+    assert batches.get_batch(bootstrap.backends(), batch_id).state == JobState.done
 
 
 def test_a_batch_that_cannot_be_planned_fails(aws: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN planning fails (an unreadable source)
-    def unreadable(b: service.Backends, batch_id: str) -> BatchRecord:
+    def unreadable(b: Backends, batch_id: str) -> BatchRecord:
         raise DataError("line 1: not UTF-8", field="source")
 
-    monkeypatch.setattr(service, "plan_batch", unreadable)
+    monkeypatch.setattr(batches, "plan_batch", unreadable)
 
     # WHEN the batch runs
     batch_id, execution = aws.run_batch(people("Ann"))
@@ -122,7 +124,7 @@ def test_a_batch_that_cannot_be_planned_fails(aws: Env, monkeypatch: pytest.Monk
     # THEN the execution fails and the batch is marked failed with the reason
     assert execution["status"] == "FAILED", execution
     assert execution.get("error") == statemachine.BATCH_FAILED_ERROR
-    record = service.get_batch(bootstrap.backends(), batch_id)
+    record = batches.get_batch(bootstrap.backends(), batch_id)
     assert record.state == JobState.failed
     assert record.error == "DataError: source: line 1: not UTF-8"
     assert aws.dispatcher.count("render") == 0
@@ -133,21 +135,21 @@ def test_a_repeated_render_invocation_does_no_work_twice(
 ) -> None:
     # GIVEN a planned batch (no execution: the handlers are called directly)
     monkeypatch.setattr(bootstrap.backends().orchestrator, "start_batch", lambda _id: None)
-    req = service.BatchRequest(template_id="tiny", records=people("Ann"))
-    batch_id = service.create_batch(bootstrap.backends(), req).id
+    req = batches.BatchRequest(template_id="tiny", records=people("Ann"))
+    batch_id = batches.create_batch(bootstrap.backends(), req).id
     context = FakeContext("reel-render", FUNCTIONS["render"])
     planned = batch_handlers.plan({"batch_id": batch_id}, context)
     item = json.loads(
         aws.s3.get_object(Bucket=planned["bucket"], Key=planned["items_key"])["Body"].read()
     )[0]
     calls: list[int] = []
-    real = service.render_item
+    real = batches.render_item
 
-    def counted(b: service.Backends, bid: str, it: BatchItem) -> Any:
+    def counted(b: Backends, bid: str, it: BatchItem) -> Any:
         calls.append(it.index)
         return real(b, bid, it)
 
-    monkeypatch.setattr(service, "render_item", counted)
+    monkeypatch.setattr(batches, "render_item", counted)
 
     # WHEN the same item is invoked twice (a retry after a lost response)
     event = {"batch_id": batch_id, "item": item}
@@ -164,8 +166,8 @@ def test_a_single_render_invocation_renders_once(aws: Env, monkeypatch: pytest.M
     # GIVEN a queued render (POST /renders; its asynchronous invoke is not sent here)
     b = bootstrap.backends()
     monkeypatch.setattr(b.orchestrator, "start_render", lambda _id: None)
-    record = service.create_render(
-        b, service.RenderRequest(template_id="tiny", data={"first_name": "Ann"})
+    record = renders.create_render(
+        b, renders.RenderRequest(template_id="tiny", data={"first_name": "Ann"})
     )
     context = FakeContext("reel-render", FUNCTIONS["render"])
 
@@ -175,6 +177,6 @@ def test_a_single_render_invocation_renders_once(aws: Env, monkeypatch: pytest.M
 
     # THEN the render is done, its video is in S3, and the second call changed nothing
     assert first == second == {"render_id": record.id, "state": "done"}
-    done = service.get_render(b, record.id)
+    done = renders.get_render(b, record.id)
     assert done.result is not None and done.result.status == Status.rendered
     assert aws.videos() == [record.output_key]

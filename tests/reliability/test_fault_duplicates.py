@@ -24,7 +24,7 @@ from chalice.test import Client
 from app import app
 from chalicelib import bootstrap
 from chalicelib.delivery.tokens import signed_token
-from chalicelib.pipeline import service
+from chalicelib.services import recipients
 from tests.app.test_hooks import NEW_WHSEC, OLD_WHSEC, standard_headers
 from tests.aws import EVENTS_TABLE, TABLE, TRACKING_SECRET, Env
 from tests.conftest import Campaign
@@ -148,7 +148,7 @@ def test_replays_on_dynamodb_are_stored_once(aws: Env, monkeypatch: pytest.Monke
     bootstrap.reset()
     b = bootstrap.backends()
     monkeypatch.setattr(type(b.orchestrator), "start_render", lambda self, render_id: None)
-    known = service.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
+    known = recipients.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
     token = signed_token(TRACKING_SECRET, known.token, "ada", "tiny")
     body = beacon(token, "ada-aws")
     payload = json.dumps({"recipient_id": "ada", "first_name": "Ada"}).encode()

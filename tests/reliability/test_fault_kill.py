@@ -219,16 +219,17 @@ def test_a_render_worker_of_reel_batch_killed_mid_run(campaign: Campaign, tmp_pa
 
 def test_a_render_published_again_keeps_its_page(campaign: Campaign) -> None:
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
+    from chalicelib.pipeline.steps import make_job
+    from chalicelib.services import recipients, templates
 
     b = bootstrap.backends()
-    lt = service.materialize(b, service.register_folder(b, campaign.root))
-    job = service.make_job(lt, {"first_name": "Ada"}, "ada", 0, named=False)
+    lt = templates.materialize(b, templates.register_folder(b, campaign.root))
+    job = make_job(lt, {"first_name": "Ada"}, "ada", 0, named=False)
     # GIVEN a recipient rendered and published, WHEN the step runs again (its worker died
     # after publishing, before the result was recorded), THEN the page is the same one
-    first = service.publish(b, lt, job, "tiny")
-    assert service.publish(b, lt, job, "tiny") == first
-    assert [p.token for p in b.jobs.campaign_pages("tiny")] == [first]
+    first = recipients.publish(b, lt, job, "tiny")
+    assert recipients.publish(b, lt, job, "tiny") == first
+    assert [p.token for p in b.recipients.campaign_pages("tiny")] == [first]
     # AND a render of new data is a new page, as before
-    other = service.make_job(lt, {"first_name": "Adeline"}, "ada", 0, named=False)
-    assert service.publish(b, lt, other, "tiny") != first
+    other = make_job(lt, {"first_name": "Adeline"}, "ada", 0, named=False)
+    assert recipients.publish(b, lt, other, "tiny") != first

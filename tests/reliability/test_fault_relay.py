@@ -22,11 +22,12 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import bootstrap
+from chalicelib.backends import Backends
 from chalicelib.connectors.base import Delivery, DeliveryStatus
 from chalicelib.connectors.relay import Relay, RelayWorker
 from chalicelib.connectors.webhook import WebhookConnector
 from chalicelib.delivery.tokens import signed_token
-from chalicelib.pipeline import service
+from chalicelib.services import recipients
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest
 from tests.conftest import Campaign
@@ -85,7 +86,7 @@ def post(client: Client, body: dict[str, Any]) -> dict[str, Any]:
 _STARTED: list[RelayWorker] = []
 
 
-def start_relay(b: service.Backends, fake: FakeWebhookReceiver, clock: FastClock) -> RelayWorker:
+def start_relay(b: Backends, fake: FakeWebhookReceiver, clock: FastClock) -> RelayWorker:
     """The relay worker of a (re)started server."""
     webhook = WebhookConnector(fake.endpoint, list(WEBHOOK_SECRETS), timeout=5)
     worker = RelayWorker(Relay(b, {"webhook": webhook}, clock=clock), b.queue, interval=0.01)
@@ -113,7 +114,7 @@ def test_a_crm_down_then_up_gets_every_event_once(
     b = bootstrap.backends()
     tokens = {}
     for rid in ("ada", "bo"):
-        known = service.set_recipient_data(b, "tiny", rid, {"first_name": rid.title()})
+        known = recipients.set_recipient_data(b, "tiny", rid, {"first_name": rid.title()})
         tokens[rid] = signed_token(b.secret, known.token, rid, "tiny")
     # GIVEN a CRM that answers 503 to its next attempts
     fake_webhook.fail_next(OUTAGE, status=503)
@@ -185,7 +186,7 @@ def test_a_crash_between_queueing_and_storing_loses_no_event(
     client: Client, fake_webhook: FakeWebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     b = bootstrap.backends()
-    known = service.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
+    known = recipients.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
     token = signed_token(b.secret, known.token, "ada", "tiny")
     sent = beacon(token, "ada", ["impression", "play"])
     # GIVEN ingest dies after queueing a beacon and before storing it

@@ -29,9 +29,9 @@ from chalicelib.adapters.retry import Retry
 from chalicelib.adapters.s3 import S3BlobStore
 from chalicelib.data.readers import Row
 from chalicelib.errors import StorageError
-from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import RecipientJob, Status
 from chalicelib.pipeline.steps import plan_recipient
+from chalicelib.services import batches, templates
 from tests.aws import create_bucket
 from tests.conftest import API_KEY, Campaign
 
@@ -175,27 +175,27 @@ def test_a_recipient_whose_video_cannot_be_stored_fails_alone(
     campaign: Campaign, monkeypatch: pytest.MonkeyPatch, slept: list[float]
 ) -> None:
     b = bootstrap.backends()
-    template = service.register_folder(b, campaign.root)
+    template = templates.register_folder(b, campaign.root)
     assert isinstance(b.blobs, LocalBlobStore)
     monkeypatch.setattr(b.blobs, "retry", Retry(attempts=3, sleep=slept.append))
     # (the batch's steps run here, in this process, where the fault is injected)
     monkeypatch.setattr(type(b.orchestrator), "start_batch", lambda self, batch_id: None)
     people = [{"recipient_id": f"r{i}", "first_name": f"Name {i}"} for i in range(3)]
-    lt = service.materialize(b, template)
+    lt = templates.materialize(b, template)
     r1 = plan_recipient(lt, None, Row(2, people[1]), named=False)
     assert isinstance(r1, RecipientJob)
     # GIVEN the disk fills up whenever r1's video is written
     fault = DiskFault(monkeypatch, b.blobs.root, PurePosixPath(r1.output_key).name)
     # WHEN the batch runs
-    req = service.BatchRequest(template_id="tiny", records=people)
-    batch = service.create_batch(b, req)
-    service.plan_batch(b, batch.id)
-    for item in service.read_items(b, service.get_batch(b, batch.id)):
-        service.render_item(b, batch.id, item)
-    counts = service.finalize_batch(b, batch.id)
+    req = batches.BatchRequest(template_id="tiny", records=people)
+    batch = batches.create_batch(b, req)
+    batches.plan_batch(b, batch.id)
+    for item in batches.read_items(b, batches.get_batch(b, batch.id)):
+        batches.render_item(b, batch.id, item)
+    counts = batches.finalize_batch(b, batch.id)
     # THEN r1 alone failed, with the storage error recorded on its result
     assert counts == {"rendered": 2, "cached": 0, "failed": 1}
-    results = {r.recipient_id: r for _, r in b.jobs.list_results(batch.id)}
+    results = {r.recipient_id: r for _, r in b.results.list_results(batch.id)}
     failed = results["r1"]
     assert failed.status is Status.failed and failed.code == "storage_failed"
     assert failed.reason is not None
@@ -208,7 +208,7 @@ def test_a_recipient_whose_video_cannot_be_stored_fails_alone(
         assert output is not None and b.blobs.exists(output)
     assert not b.blobs.exists(r1.output_key)
     assert leftovers(b.blobs.root) == []
-    assert service.get_batch(b, batch.id).state == "done"
+    assert batches.get_batch(b, batch.id).state == "done"
 
 
 def test_an_upload_to_a_full_disk_is_a_503_naming_the_reason(

@@ -326,14 +326,14 @@ def test_a_stream_fetches_before_it_plans(
     campaign: Campaign, trusted: AssetHost, png: bytes
 ) -> None:
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
+    from chalicelib.services import recipients, templates
 
     b = bootstrap.backends()
-    service.register_folder(b, campaign.root)
+    templates.register_folder(b, campaign.root)
     url = trusted.serve("/ann.png", png, "image/png")
     # GIVEN two recipients, the same picture given by URL and as a file of the campaign
-    by_url = service.set_recipient_data(b, "tiny", "ann", {"first_name": "Ann", "avatar": url})
-    by_file = service.set_recipient_data(
+    by_url = recipients.set_recipient_data(b, "tiny", "ann", {"first_name": "Ann", "avatar": url})
+    by_file = recipients.set_recipient_data(
         b, "tiny", "bob", {"first_name": "Ann", "avatar": "assets/avatar.png"}
     )
     # WHEN their streams are planned (the just-in-time HLS path)
@@ -347,5 +347,5 @@ def test_a_stream_fetches_before_it_plans(
     # AND a URL the fetcher refuses is refused when the data arrives, naming the variable
     bad = trusted.redirect("/bad", f"https://127.0.0.9:{trusted.port}/x.png")
     with pytest.raises(AssetError) as info:
-        service.set_recipient_data(b, "tiny", "eve", {"first_name": "E", "avatar": bad})
+        recipients.set_recipient_data(b, "tiny", "eve", {"first_name": "E", "avatar": bad})
     assert info.value.field == "avatar"

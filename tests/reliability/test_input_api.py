@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from chalicelib import bootstrap
 from chalicelib.data.readers import Row
 from chalicelib.errors import DataError, ReelError
-from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import RecipientResult
 from chalicelib.pipeline.steps import plan_recipient
+from chalicelib.services import batches, templates
 from tests.conftest import API_KEY
 from tests.reliability.hostile import YAML_SPECIALS, huge_texts, json_values, mutations, texts
 
@@ -145,9 +145,9 @@ def test_a_bad_record_in_a_batch_fails_alone(api: Client, batch: list[Any]) -> N
         return
     # The batch was accepted: every record is an item, and each one alone is good or bad.
     b = bootstrap.backends()
-    items = service.read_items(b, service.plan_batch(b, body["batch_id"]))
+    items = batches.read_items(b, batches.plan_batch(b, body["batch_id"]))
     assert [item.line for item in items] == list(range(1, len(batch) + 1))
-    lt = service.materialize(b, service.get_template(b, "tiny"))
+    lt = templates.materialize(b, templates.get_template(b, "tiny"))
     for item in items:
         error = DataError(item.error, field=item.field or "") if item.error else None
         planned = plan_recipient(lt, None, Row(item.line, item.fields, error))
@@ -224,7 +224,7 @@ def test_uploads_of_any_bytes_never_answer_5xx(api: Client, data: bytes, name: s
     created = _answer(api.http.post("/batches", headers=JSON, body=json.dumps(batch)))
     b = bootstrap.backends()
     try:  # what the batch runner does first: a file it cannot read at all fails the batch
-        items = service.read_items(b, service.plan_batch(b, created["batch_id"]))
+        items = batches.read_items(b, batches.plan_batch(b, created["batch_id"]))
     except ReelError:
         return
     assert all((i.fields is None) == (i.error is not None) for i in items)

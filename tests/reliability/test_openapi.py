@@ -16,7 +16,7 @@ from chalice.test import Client
 from app import app
 from chalicelib.api import ErrorBody
 from chalicelib.api.openapi import OPERATIONS, openapi_document
-from chalicelib.pipeline.service import RenderRequest
+from chalicelib.services.renders import RenderRequest
 from chalicelib.tracking.events import MAX_EVENTS_PER_REQUEST
 from tests.app.test_hooks import secrets, standard_headers
 

@@ -102,13 +102,13 @@ def test_no_rules_file_means_no_rules(tmp_path: Path) -> None:
 
 def test_a_bundle_with_bad_rules_is_not_registered(campaign: Campaign) -> None:
     from chalicelib import bootstrap
-    from chalicelib.pipeline import service
+    from chalicelib.services import templates
 
     write(
         campaign.root,
         "rules: [{id: a, when: 'event.kind ==', do: [{connector: webhook, action: e}]}]",
     )
     with pytest.raises(TemplateError) as info:
-        service.register_folder(bootstrap.backends(), campaign.root)
+        templates.register_folder(bootstrap.backends(), campaign.root)
     assert info.value.problems[0].field == "rules[0].when"
-    assert bootstrap.backends().jobs.get_template("tiny") is None
+    assert bootstrap.backends().templates.get_template("tiny") is None

@@ -1,0 +1,106 @@
+"""Recipients and their landing pages: publish a render, replace a record, find a page."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from pydantic import Field
+
+from chalicelib.backends import Backends
+from chalicelib.delivery.pages import Page, make_page
+from chalicelib.errors import NotFoundError
+from chalicelib.pipeline.jobs import RecipientData, RecipientJob
+from chalicelib.pipeline.steps import make_job
+from chalicelib.services.templates import get_template, materialize
+from chalicelib.template.library import LoadedTemplate
+from chalicelib.template.model import Strict
+
+
+class RecipientDataRequest(Strict):
+    """PUT /recipients/{id}/data."""
+
+    campaign_id: str = Field(description="the campaign (its template id)")
+    data: dict[str, Any] = Field(description="the recipient's new record: template variables")
+
+
+def page_url(b: Backends, token: str) -> str:
+    """Where a recipient's page is: the API's public URL (no personal data in it)."""
+    return f"{b.public_url.rstrip('/')}/v/{token}"
+
+
+def page_for(lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> Page:
+    """The landing page of a job (a new token): its title, CTA and media keys."""
+    return make_page(
+        lt,
+        job.plan,
+        campaign_id=campaign_id,
+        recipient_id=job.recipient_id,
+        video_key=job.output_key,
+        poster_key=job.poster_key,
+    )
+
+
+def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str) -> str:
+    """Give a rendered recipient a landing page (a new token); the campaign is the template.
+    Their record becomes their current one (what their stream shows). The same render published
+    again (a step rerun after a crash between publishing and recording) keeps its page."""
+    known = b.recipients.get_recipient(campaign_id, job.recipient_id)
+    current = b.recipients.get_page(known.token) if known else None
+    if current is not None and current.video_key == job.output_key:
+        token = current.token
+    else:
+        page = page_for(lt, job, campaign_id)
+        b.recipients.put_page(page)
+        token = page.token
+    remember(b, campaign_id, job.recipient_id, dict(job.plan.record), token)
+    return token
+
+
+def data_hash(data: dict[str, Any]) -> str:
+    """A short content hash of a record (canonical JSON)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def remember(
+    b: Backends, campaign_id: str, rid: str, data: dict[str, Any], token: str
+) -> RecipientData:
+    record = RecipientData(
+        campaign_id=campaign_id,
+        recipient_id=rid,
+        data=data,
+        data_hash=data_hash(data),
+        token=token,
+        updated_at=time.time(),
+    )
+    b.recipients.put_recipient(record)
+    return record
+
+
+def set_recipient_data(
+    b: Backends, campaign_id: str, rid: str, data: dict[str, Any]
+) -> RecipientData:
+    """Replace a recipient's record (PUT /recipients/{id}/data, CRM hooks). It is checked
+    against the template first (DataError names each bad field). A recipient never seen gets a
+    landing page; one already known keeps theirs: the same link now shows the new data."""
+    template = get_template(b, campaign_id)
+    lt = materialize(b, template)
+    job = make_job(lt, data, rid, 0, named=False, fetcher=b.fetcher, config=b.render)
+    page = page_for(lt, job, campaign_id)  # its texts bind too, or the data is refused now
+    known = b.recipients.get_recipient(campaign_id, rid)
+    if known is None:
+        b.recipients.put_page(page)
+        token = page.token
+    else:
+        token = known.token
+    return remember(b, campaign_id, rid, dict(job.plan.record), token)
+
+
+def get_page(b: Backends, token: str) -> Page:
+    page = b.recipients.get_page(token) if 10 <= len(token) <= 100 else None
+    if page is None:
+        raise NotFoundError("no such page", field="token")
+    return page
