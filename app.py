@@ -13,6 +13,7 @@ from chalicelib.api.delivery import delivery
 from chalicelib.api.hls import hls
 from chalicelib.api.hooks import hooks
 from chalicelib.api.openapi import Health, openapi_document
+from chalicelib.api.operations import JSON_DOCUMENT, Media, Operation
 from chalicelib.api.routes import api
 from chalicelib.template.schema import template_json_schema
 
@@ -25,20 +26,33 @@ app.register_blueprint(hls)
 
 
 @app.route("/health")
+@Operation("Liveness and version", "meta", Health, errors=())
 def health() -> dict[str, Any]:
     return Health(status="ok", version=__version__).model_dump()
 
 
 @app.route("/schema/template")
+@Operation(
+    "The JSON Schema of a template file",
+    "meta",
+    Media(("application/json",), "a JSON Schema (draft 2020-12)", JSON_DOCUMENT),
+    errors=(),
+)
 def template_schema() -> dict[str, Any]:
     return template_json_schema()
 
 
 @app.route("/openapi.json")
+@Operation(
+    "This description of the API",
+    "meta",
+    Media(("application/json",), "an OpenAPI 3.1 document", JSON_DOCUMENT),
+    errors=(),
+)
 def openapi() -> Response:
     """This API's OpenAPI 3.1 description, built from the pydantic models (no key needed)."""
     return Response(
-        body=openapi_document(),
+        body=openapi_document(app),
         status_code=200,
         headers={"Content-Type": "application/json", "Cache-Control": "public, max-age=300"},
     )

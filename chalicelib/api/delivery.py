@@ -8,12 +8,14 @@ from pydantic import Field
 
 from chalicelib import bootstrap
 from chalicelib.api import handles_errors, parse_document, parse_model, require_key
+from chalicelib.api.operations import BINARY, CAMPAIGN, HTML_PAGE, TOKEN, Media, Operation, Param
 from chalicelib.errors import NotFoundError
 from chalicelib.services import emails, recipients, templates
 from chalicelib.services.analytics import campaign_analytics
 from chalicelib.template.model import Strict
+from chalicelib.tracking.analytics import CampaignReport
 from chalicelib.tracking.events import EventBatch
-from chalicelib.tracking.ingest import ingest
+from chalicelib.tracking.ingest import IngestResult, ingest
 
 delivery = Blueprint(__name__)
 
@@ -35,6 +37,7 @@ def _html(body: str, status: int = 200) -> Response:
 
 
 @delivery.route("/v/{token}")
+@Operation("A recipient's landing page", "delivery", HTML_PAGE, params=(TOKEN,))
 @handles_errors
 def landing_page(token: str) -> Response:
     from chalicelib.delivery.web import landing_page as render_page
@@ -69,6 +72,12 @@ def landing_page(token: str) -> Response:
 
 
 @delivery.route("/v/{token}/captions.vtt")
+@Operation(
+    "The captions of a recipient's video",
+    "delivery",
+    Media(("text/vtt",), "WebVTT captions"),
+    params=(TOKEN,),
+)
 @handles_errors
 def captions(token: str) -> Response:
     from chalicelib.delivery.web import captions_vtt
@@ -82,6 +91,13 @@ def captions(token: str) -> Response:
 
 
 @delivery.route("/v/{token}/poster.jpg")
+@Operation(
+    "A recipient's poster (made from their stream when first asked for)",
+    "delivery",
+    Media(("image/jpeg",), "the poster", BINARY),
+    params=(TOKEN,),
+    errors=(400, 404, 503),
+)
 @handles_errors
 def poster(token: str) -> Response:
     """The recipient's poster (the page's image, and its link preview's)."""
@@ -94,6 +110,12 @@ def poster(token: str) -> Response:
 
 
 @delivery.route("/v/{token}/email.gif")
+@Operation(
+    "The animated GIF of a recipient's email snippet (a link that does not expire)",
+    "delivery",
+    Media(("image/gif",), "the GIF", BINARY),
+    params=(TOKEN,),
+)
 @handles_errors
 def email_gif(token: str) -> Response:
     """The animated GIF of the page's email snippet, under a link that does not expire."""
@@ -106,6 +128,12 @@ def email_gif(token: str) -> Response:
 
 
 @delivery.route("/static/{name}")
+@Operation(
+    "The landing page's script and style sheet",
+    "delivery",
+    Media(("text/javascript", "text/css"), "the file"),
+    params=(Param("name", "the file's name"),),
+)
 @handles_errors
 def static(name: str) -> Response:
     from chalicelib.delivery.web import static_file
@@ -122,6 +150,15 @@ def static(name: str) -> Response:
 
 
 @delivery.route("/events", methods=["POST"], content_types=["application/json", "text/plain"])
+@Operation(
+    "The player's tracking events",
+    "delivery",
+    IngestResult,
+    status=202,
+    request=EventBatch,
+    errors=(400, 403),
+    description="`text/plain` is what `navigator.sendBeacon` sends: the same JSON body.",
+)
 @handles_errors
 def events() -> Response:
     """The player's beacons: `{"token", "events": [≤ 50]}` → 202 with what was stored."""
@@ -136,6 +173,12 @@ def events() -> Response:
 
 
 @delivery.route("/campaigns/{campaign_id}/analytics")
+@Operation(
+    "A campaign's funnel, retention and per-recipient stats",
+    "delivery",
+    CampaignReport,
+    params=(CAMPAIGN,),
+)
 @handles_errors
 def analytics(campaign_id: str) -> Response:
     """The funnel (sent → opened → played → 25/50/75/100 % → clicked), the retention curve in
@@ -149,6 +192,7 @@ def analytics(campaign_id: str) -> Response:
 
 
 @delivery.route("/dashboard/{campaign_id}")
+@Operation("A campaign's dashboard", "delivery", HTML_PAGE, params=(CAMPAIGN,))
 @handles_errors
 def dashboard(campaign_id: str) -> Response:
     """The campaign at a glance: headline numbers, funnel and retention charts (SVG rendered
@@ -161,6 +205,15 @@ def dashboard(campaign_id: str) -> Response:
 
 @delivery.route(
     "/recipients/{recipient_id}/data", methods=["PUT"], content_types=["application/json"]
+)
+@Operation(
+    "Replace a recipient's record (their stream shows it at once)",
+    "delivery",
+    RecipientDataView,
+    request=recipients.RecipientDataRequest,
+    params=(Param("recipient_id", "the recipient's id in the campaign"),),
+    key=True,
+    errors=(400, 401, 404),
 )
 @handles_errors
 def recipient_data(recipient_id: str) -> Response:

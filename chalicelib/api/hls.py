@@ -10,6 +10,7 @@ from chalice.app import Blueprint, Chalice, Response
 
 from chalicelib import bootstrap
 from chalicelib.api import handles_errors
+from chalicelib.api.operations import BINARY, TOKEN, Media, Operation, Param
 from chalicelib.errors import NotFoundError
 
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -17,6 +18,9 @@ TS = "video/mp2t"
 CHUNK = re.compile(r"^([0-9a-f]{64})\.ts$")  # a chunk's name: its key
 RENDITION = re.compile(r"^([0-9]{1,5}p)\.m3u8$")  # a rendition's playlist: 720p.m3u8
 MASTER, AUDIO = "index.m3u8", "audio.m3u8"
+_PLAYLIST = f"^({re.escape(MASTER)}|{re.escape(AUDIO)}|{RENDITION.pattern.strip('^$')})$"
+_CHUNK = Param("name", "the chunk's key", pattern=CHUNK.pattern)
+_TS = Media((TS,), "an MPEG-TS chunk", BINARY)
 
 
 class _Blueprint(Blueprint):
@@ -54,6 +58,13 @@ def _chunk(name: str, personal: bool, token: str | None = None) -> Response:
 
 
 @hls.route("/hls/s/{name}")
+@Operation(
+    "A chunk every recipient shares",
+    "streams",
+    _TS,
+    params=(_CHUNK,),
+    errors=(400, 404, 503),
+)
 @handles_errors
 def static_chunk(name: str) -> Response:
     """A chunk every recipient shares (the same bytes for the same key, forever)."""
@@ -61,6 +72,13 @@ def static_chunk(name: str) -> Response:
 
 
 @hls.route("/hls/{token}/p/{name}")
+@Operation(
+    "One of a recipient's personal chunks (rendered just in time)",
+    "streams",
+    _TS,
+    params=(TOKEN, _CHUNK),
+    errors=(400, 404, 503),
+)
 @handles_errors
 def personal_chunk(token: str, name: str) -> Response:
     """One of a recipient's personal chunks (its key changes when what shows in it does)."""
@@ -68,6 +86,13 @@ def personal_chunk(token: str, name: str) -> Response:
 
 
 @hls.route("/hls/{token}/{name}")
+@Operation(
+    "A recipient's playlists: index.m3u8, {height}p.m3u8, audio.m3u8",
+    "streams",
+    Media((PLAYLIST,), "an HLS playlist"),
+    params=(TOKEN, Param("name", "the playlist", pattern=_PLAYLIST)),
+    errors=(400, 404),
+)
 @handles_errors
 def playlist(token: str, name: str) -> Response:
     """`index.m3u8` (master: the renditions and the audio), `{height}p.m3u8` (a rendition)

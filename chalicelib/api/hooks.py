@@ -32,6 +32,7 @@ from pydantic import Field, RootModel, ValidationError
 
 from chalicelib import bootstrap
 from chalicelib.api import ErrorDetail, handles_errors
+from chalicelib.api.operations import CAMPAIGN, Operation, Param
 from chalicelib.connectors import inbound
 from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.errors import DataError, NotFoundError, ReelError, RequestError
@@ -76,6 +77,26 @@ class HookResult(Strict):
     renders: list[HookRender]
     rejected: list[HookRejection]
     error: ErrorDetail | None = None
+
+
+def _described(title: str, headers: tuple[Param, ...]) -> Operation:
+    return Operation(
+        f"A record from {title}: start its render",
+        "hooks",
+        HookResult,
+        status=202,
+        request=HookBody,
+        params=(CAMPAIGN,),
+        headers=headers,
+        errors=(400, 401, 403, 404, 409),
+        refusal=HookResult,  # every record refused: which, and why
+        description=(
+            "Starts one render per good record of the body (mapped through the campaign's "
+            "mapping.yaml); a body is one record (a JSON object) or a list of at most "
+            f"{MAX_RECORDS}. A signed message is accepted once (409 when replayed); 404 while "
+            "the hook's secret is not configured."
+        ),
+    )
 
 
 def _json(body: HookResult, status: int) -> Response:
@@ -136,6 +157,13 @@ def hubspot_uris(request: Request, campaign_id: str) -> list[str]:
 
 
 @hooks.route("/hooks/hubspot/{campaign_id}", methods=["POST"], content_types=["application/json"])
+@_described(
+    "a HubSpot workflow",
+    (
+        Param(inbound.HUBSPOT_SIGNATURE, "the v3 signature (HMAC-SHA256, base64)"),
+        Param(inbound.HUBSPOT_TIMESTAMP, "milliseconds since the epoch"),
+    ),
+)
 @handles_errors
 def hubspot(campaign_id: str) -> Response:
     secret = bootstrap.settings().hubspot_client_secret
@@ -159,6 +187,13 @@ def hubspot(campaign_id: str) -> Response:
 @hooks.route(
     "/hooks/salesforce/{campaign_id}", methods=["POST"], content_types=["application/json"]
 )
+@_described(
+    "Salesforce",
+    (
+        Param(inbound.SALESFORCE_SIGNATURE, "HMAC-SHA256 of `{timestamp}.{body}`, hex"),
+        Param(inbound.SALESFORCE_TIMESTAMP, "seconds since the epoch"),
+    ),
+)
 @handles_errors
 def salesforce(campaign_id: str) -> Response:
     secret = bootstrap.settings().salesforce_hook_secret
@@ -176,6 +211,14 @@ def salesforce(campaign_id: str) -> Response:
 
 
 @hooks.route("/hooks/generic/{campaign_id}", methods=["POST"], content_types=["application/json"])
+@_described(
+    "any sender of Standard Webhooks",
+    (
+        Param(inbound.WEBHOOK_ID, "the message id"),
+        Param(inbound.WEBHOOK_TIMESTAMP, "seconds since the epoch"),
+        Param(inbound.WEBHOOK_SIGNATURE, "`v1,{base64 HMAC-SHA256}`, space-separated"),
+    ),
+)
 @handles_errors
 def generic(campaign_id: str) -> Response:
     raw = bootstrap.settings().inbound_webhook_secrets

@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib import bootstrap
 from chalicelib.api import ErrorDetail, handles_errors, parse_document, parse_model, require_key
+from chalicelib.api.operations import BINARY, TEXT, Media, Operation, Param
 from chalicelib.backends import Backends
 from chalicelib.connectors.base import Delivery, DeliveryStatus
 from chalicelib.errors import NotFoundError, RequestError
@@ -20,6 +21,7 @@ from chalicelib.pipeline.jobs import (
     JobState,
     RecipientResult,
     RenderRecord,
+    TemplateRecord,
     Urls,
     new_id,
 )
@@ -179,6 +181,21 @@ def _fresh(b: Backends, index: int, result: RecipientResult) -> ResultView:
     methods=["POST"],
     content_types=["application/json", "application/x-yaml", "text/yaml", "application/zip"],
 )
+@Operation(
+    "Register a template version",
+    "templates",
+    TemplateRecord,
+    status=201,
+    request=templates.TemplateUpload,
+    raw_request=Media(("application/zip",), "the campaign's zip bundle", BINARY),
+    key=True,
+    errors=(400, 401, 404),
+    description=(
+        "The body is a TemplateUpload (JSON or YAML), or the campaign's zip bundle itself "
+        "(`application/zip`: template.yaml, scenes/, assets/). The same files give the "
+        "same version."
+    ),
+)
 @handles_errors
 def register_template() -> Response:
     request = api.current_request
@@ -193,6 +210,14 @@ def register_template() -> Response:
 
 
 @api.route("/templates/{template_id}")
+@Operation(
+    "A registered template",
+    "templates",
+    TemplateRecord,
+    query=TemplateQuery,
+    params=(Param("template_id", "the template's id"),),
+    errors=(400, 404),
+)
 @handles_errors
 def get_template(template_id: str) -> Response:
     version = _params(TemplateQuery).version
@@ -203,6 +228,15 @@ def get_template(template_id: str) -> Response:
 
 
 @api.route("/renders", methods=["POST"], content_types=["application/json"])
+@Operation(
+    "Render one recipient",
+    "renders",
+    RenderView,
+    status=202,
+    request=renders.RenderRequest,
+    key=True,
+    errors=(400, 401, 404),
+)
 @handles_errors
 def create_render() -> Response:
     require_key(api.current_request)
@@ -211,6 +245,12 @@ def create_render() -> Response:
 
 
 @api.route("/renders/{render_id}")
+@Operation(
+    "A render's status and media",
+    "renders",
+    RenderView,
+    params=(Param("render_id", "as POST /renders answered"),),
+)
 @handles_errors
 def get_render(render_id: str) -> Response:
     return _json(_render(renders.get_render(bootstrap.backends(), render_id)))
@@ -220,6 +260,15 @@ def get_render(render_id: str) -> Response:
 
 
 @api.route("/batches", methods=["POST"], content_types=["application/json"])
+@Operation(
+    "Render a list of recipients",
+    "batches",
+    BatchView,
+    status=202,
+    request=batches.BatchRequest,
+    key=True,
+    errors=(400, 401, 404),
+)
 @handles_errors
 def create_batch() -> Response:
     require_key(api.current_request)
@@ -229,6 +278,14 @@ def create_batch() -> Response:
 
 
 @api.route("/batches/{batch_id}")
+@Operation(
+    "A batch's progress and a page of its results",
+    "batches",
+    BatchPage,
+    query=BatchQuery,
+    params=(Param("batch_id", "as POST /batches answered"),),
+    errors=(400, 404),
+)
 @handles_errors
 def get_batch(batch_id: str) -> Response:
     """The batch's counts by status and a page of per-recipient results (`?after=&limit=`)."""
@@ -254,6 +311,16 @@ def get_batch(batch_id: str) -> Response:
     methods=["PUT"],
     content_types=["text/csv", "application/x-ndjson", "application/jsonl", "text/plain"],
 )
+@Operation(
+    "Upload a CSV or JSONL file of records (a batch's source)",
+    "batches",
+    UploadResult,
+    status=201,
+    request=Media((), "the file's bytes", TEXT),
+    params=(Param("name", "the file's name", pattern=UPLOAD_NAME.pattern),),
+    key=True,
+    errors=(400, 401),
+)
 @handles_errors
 def upload(name: str) -> Response:
     """Store a CSV/JSONL file; its key is the `source` of a batch."""
@@ -269,6 +336,17 @@ def upload(name: str) -> Response:
 
 
 @api.route("/files/{folder}/{name}")
+@Operation(
+    "A video, poster or GIF by its signed URL (local backend; on AWS, CloudFront's)",
+    "media",
+    Media(("video/mp4", "image/jpeg", "image/gif"), "the file", BINARY),
+    query=MediaQuery,
+    params=(
+        Param("folder", "the kind of media", enum=tuple(sorted(MEDIA_FOLDERS))),
+        Param("name", "the file's name"),
+    ),
+    errors=(403, 404),
+)
 @handles_errors
 def media_file(folder: str, name: str) -> Response:
     """Videos, posters and thumbnails of the local backend, by the signed URL the store made
@@ -306,6 +384,14 @@ def media_file(folder: str, name: str) -> Response:
 
 
 @api.route("/deliveries")
+@Operation(
+    "The relay's deliveries, newest first",
+    "deliveries",
+    DeliveryList,
+    query=DeliveriesQuery,
+    key=True,
+    errors=(400, 401),
+)
 @handles_errors
 def list_deliveries() -> Response:
     """The relay's deliveries, newest first (`?status=failed` for the dead letters)."""
@@ -317,6 +403,15 @@ def list_deliveries() -> Response:
 
 
 @api.route("/deliveries/{key}/redeliver", methods=["POST"])
+@Operation(
+    "Put a dead-lettered or disabled delivery back in line",
+    "deliveries",
+    Delivery,
+    status=202,
+    params=(Param("key", "the delivery's key"),),
+    key=True,
+    errors=(401, 404),
+)
 @handles_errors
 def redeliver(key: str) -> Response:
     """Put a dead-lettered or disabled delivery back in line (its connector enabled again)."""

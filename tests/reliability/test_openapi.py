@@ -11,11 +11,13 @@ from typing import Any
 import jsonschema_rs  # schemathesis' own validator
 import pytest
 import schemathesis
+from chalice.app import Blueprint, Chalice
 from chalice.test import Client
 
 from app import app
-from chalicelib.api import ErrorBody
-from chalicelib.api.openapi import OPERATIONS, openapi_document
+from chalicelib.api import ErrorBody, handles_errors
+from chalicelib.api.openapi import Route, openapi_document, routes
+from chalicelib.api.operations import Operation, Param
 from chalicelib.services.renders import RenderRequest
 from chalicelib.tracking.events import MAX_EVENTS_PER_REQUEST
 from tests.app.test_hooks import secrets, standard_headers
@@ -53,7 +55,7 @@ def _refs(node: Any) -> list[str]:
 
 def test_the_document_lists_exactly_the_routes_of_the_app() -> None:
     # A route added without a description (or a description left behind) fails here.
-    documented = _documented(openapi_document())
+    documented = _documented(openapi_document(app))
     routes = _app_routes()
     assert sorted(documented) == sorted(routes)
     for key, view_args in routes.items():
@@ -62,8 +64,50 @@ def test_the_document_lists_exactly_the_routes_of_the_app() -> None:
         assert in_path == sorted(view_args), key
 
 
+def test_each_route_declares_its_operation_where_it_is_declared() -> None:
+    # GIVEN an app whose blueprint's routes each declare an Operation
+    small, things = Chalice(app_name="small"), Blueprint(__name__)
+
+    @things.route("/things/{thing_id}")
+    @Operation("A thing", "things", ErrorBody, params=(Param("thing_id", "its id"),))
+    @handles_errors
+    def thing(thing_id: str) -> None: ...
+
+    @things.route("/things", methods=["POST"])
+    @handles_errors
+    @Operation("Make a thing", "things", ErrorBody, status=201)  # under the wrapper: found too
+    def make_thing() -> None: ...
+
+    small.register_blueprint(things)
+    # THEN the document describes them from the routes' own paths and methods
+    paths = openapi_document(small)["paths"]
+    assert set(paths) == {"/things/{thing_id}", "/things"}
+    assert paths["/things"]["post"]["summary"] == "Make a thing"
+    assert "201" in paths["/things"]["post"]["responses"]
+    assert paths["/things/{thing_id}"]["get"]["parameters"][0]["name"] == "thing_id"
+
+    # WHEN a route is added without a declaration
+    @small.route("/forgotten", methods=["PUT"])
+    def forgotten() -> None: ...
+
+    # THEN building the document fails, naming the route
+    with pytest.raises(ValueError, match=r"PUT /forgotten: its view forgotten\(\) declares no"):
+        openapi_document(small)
+
+
+def test_a_declaration_must_describe_the_routes_path_parameters() -> None:
+    small = Chalice(app_name="small")
+
+    @small.route("/things/{thing_id}")
+    @Operation("A thing", "things", ErrorBody)
+    def thing(thing_id: str) -> None: ...
+
+    with pytest.raises(ValueError, match=r"GET /things/{thing_id}: describe the path parameters"):
+        openapi_document(small)
+
+
 def test_the_document_is_valid_openapi_3_1() -> None:
-    doc = openapi_document()
+    doc = openapi_document(app)
     assert doc["openapi"].startswith("3.1")
     schemathesis.openapi.from_dict(json.loads(json.dumps(doc))).validate()  # raises if invalid
     schemas = doc["components"]["schemas"]
@@ -74,7 +118,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 
 def test_bodies_come_from_the_models() -> None:
-    doc = openapi_document()
+    doc = openapi_document(app)
     renders = doc["paths"]["/renders"]["post"]
     body = renders["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/RenderRequest"}
@@ -93,7 +137,7 @@ def test_bodies_come_from_the_models() -> None:
 
 
 def test_non_json_routes_say_their_media_types() -> None:
-    paths = openapi_document()["paths"]
+    paths = openapi_document(app)["paths"]
     templates = paths["/templates"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/x-yaml", "application/zip"} <= set(templates)
     assert "text/csv" in paths["/uploads/{name}"]["put"]["requestBody"]["content"]
@@ -106,11 +150,11 @@ def test_non_json_routes_say_their_media_types() -> None:
 
 
 def test_query_parameters_come_from_the_query_models() -> None:
-    params = openapi_document()["paths"]["/batches/{batch_id}"]["get"]["parameters"]
+    params = openapi_document(app)["paths"]["/batches/{batch_id}"]["get"]["parameters"]
     limit = next(p for p in params if p["name"] == "limit")
     assert limit["in"] == "query" and not limit["required"]
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000)
-    deliveries = openapi_document()["paths"]["/deliveries"]["get"]["parameters"]
+    deliveries = openapi_document(app)["paths"]["/deliveries"]["get"]["parameters"]
     status = next(p for p in deliveries if p["name"] == "status")
     assert status["schema"]["$ref"] == "#/components/schemas/DeliveryStatus"  # never null
 
@@ -120,7 +164,7 @@ def test_served_without_a_key(local_app: Client) -> None:
     assert response.status_code == 200
     headers = {k.lower(): v for k, v in response.headers.items()}
     assert headers["content-type"].startswith("application/json")
-    assert json.loads(response.body) == json.loads(json.dumps(openapi_document()))
+    assert json.loads(response.body) == json.loads(json.dumps(openapi_document(app)))
 
 
 def _request(client: Client, method: str, path: str, described: dict[str, Any]) -> Any:
@@ -129,12 +173,12 @@ def _request(client: Client, method: str, path: str, described: dict[str, Any]) 
     return client.http.request(method, concrete, headers={"content-type": kinds[0]}, body=b"{}")
 
 
-@pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
-def test_the_key_is_asked_where_the_document_says(local_app: Client, op: Any) -> None:
+@pytest.mark.parametrize("route", routes(app), ids=lambda r: f"{r.method} {r.path}")
+def test_the_key_is_asked_where_the_document_says(local_app: Client, route: Route) -> None:
     # GIVEN a request without x-api-key WHEN it is sent THEN a route documented as needing the
     # key answers 401 naming it, and no other route asks for it.
-    described = _documented(openapi_document())[(op.path, op.method)]
-    response = _request(local_app, op.method, op.path, described)
+    described = _documented(openapi_document(app))[(route.path, route.method)]
+    response = _request(local_app, route.method, route.path, described)
     secured = described.get("security")
     asked = False
     if response.status_code == 401:
@@ -154,7 +198,7 @@ def test_error_bodies_match_the_documented_model(local_app: Client) -> None:
 
 
 def _fits(path: str, method: str, status: int, body: bytes) -> bool:
-    doc = json.loads(json.dumps(openapi_document()))
+    doc = json.loads(json.dumps(openapi_document(app)))
     response = doc["paths"][path][method]["responses"][str(status)]
     schema = response["content"]["application/json"]["schema"]
     validator = jsonschema_rs.validator_for({**schema, "components": doc["components"]})
