@@ -6,13 +6,15 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image
 
 if TYPE_CHECKING:
     from chalice.test import Client
+
+    from chalicelib.pipeline.folder import BatchSummary
 
 from chalicelib.render import ffmpeg as ff
 
@@ -173,6 +175,17 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     bootstrap.reset()
     yield
     bootstrap.reset()
+
+
+def run_batch(
+    template: Path, data: Path, out: Path, *, workers: int = 1, **kw: Any
+) -> BatchSummary:
+    """`reel batch` as a function: the folder's backends around the batch engine."""
+    from chalicelib import bootstrap
+    from chalicelib.pipeline import folder
+
+    with bootstrap.folder(out, workers=workers) as b:
+        return folder.run_batch(b, template, data, out, **kw)
 
 
 API_KEY = "test-key-0123456789"

@@ -58,7 +58,7 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
-def describe(exc: Exception) -> str:
+def os_error_reason(exc: Exception) -> str:
     """An OSError as a short reason: 'disk full (ENOSPC)'."""
     if isinstance(exc, OSError) and exc.errno is not None:
         name = errno.errorcode.get(exc.errno, str(exc.errno))
@@ -137,7 +137,7 @@ class LocalBlobStore:
         except GaveUp as failed:
             tries = f"{failed.attempts} attempts" if failed.attempts > 1 else "1 attempt"
             raise StorageError(
-                f"{describe(failed.error)} writing {key}: gave up after {tries}"
+                f"{os_error_reason(failed.error)} writing {key}: gave up after {tries}"
             ) from failed.error
 
     def _write_once(self, target: Path, fill: Callable[[BinaryIO], object]) -> None:

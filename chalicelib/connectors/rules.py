@@ -32,7 +32,6 @@ from chalicelib.template.library import pydantic_problems, read_document
 from chalicelib.template.model import IDENT, Strict
 
 RULES_NAMES = ("rules.yaml", "rules.yml", "rules.json")
-CONNECTORS = ("webhook", "hubspot", "salesforce")
 CONTEXT_NAMES = {"event", "recipient", "recipient_id", "campaign_id"}
 
 

@@ -57,7 +57,7 @@ def record_failure(event: FailureEvent, context: LambdaContext) -> dict[str, Any
     """A Catch's target: with an `item`, that recipient is recorded failed and the batch goes
     on; without one, the batch itself could not run and is marked failed."""
     logger.append_keys(batch_id=event.batch_id)
-    reason = describe(event.error)
+    reason = task_error_reason(event.error)
     b = bootstrap.backends()
     if event.item is None:
         logger.error("batch failed", extra={"reason": reason})
@@ -70,7 +70,7 @@ def record_failure(event: FailureEvent, context: LambdaContext) -> dict[str, Any
     return result.model_dump(mode="json", exclude_none=True)
 
 
-def describe(error: TaskError) -> str:
+def task_error_reason(error: TaskError) -> str:
     """A readable reason from a Catch's Error and Cause (a Lambda error's Cause is JSON)."""
     message = error.Cause.strip()
     try:

@@ -17,11 +17,12 @@ STDERR_TAIL_LINES = 20
 # the network or another protocol), and bounded probing of what a file contains.
 PROBE_SIZE = 5_000_000  # bytes read to find an input's streams
 ANALYZE_DURATION = 5_000_000  # microseconds of media analysed for them
-INPUT_GUARDS = {
-    "-protocol_whitelist": "file",
-    "-probesize": str(PROBE_SIZE),
-    "-analyzeduration": str(ANALYZE_DURATION),
+FILE_ONLY: dict[str, object] = {
+    "protocol_whitelist": "file",
+    "probesize": PROBE_SIZE,
+    "analyzeduration": ANALYZE_DURATION,
 }
+INPUT_GUARDS = {f"-{option}": str(value) for option, value in FILE_ONLY.items()}
 
 
 def ffmpeg_path(config: RenderConfig = DEFAULT) -> str:

@@ -13,18 +13,11 @@ from itertools import pairwise
 
 import ffmpeg
 
-from chalicelib.render.ffmpeg import ANALYZE_DURATION, PROBE_SIZE
+# Every input: local files only, bounded probing (tests check that each `-i` these builders
+# write is preceded by them).
+from chalicelib.render.ffmpeg import FILE_ONLY
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.template.model import Animation, AnimationKind, Fit
-
-# Every input: local files only, bounded probing (as `ffmpeg.INPUT_GUARDS`; tests check that
-# each `-i` these builders write is preceded by them).
-FILE_ONLY: dict[str, object] = {
-    "protocol_whitelist": "file",
-    "probesize": PROBE_SIZE,
-    "analyzeduration": ANALYZE_DURATION,
-}
-
 
 # The runs that decode the campaign's and the data's media: the first decoding error ends the
 # run (a garbled clip under -stream_loop -1 would otherwise be retried until the timeout).

@@ -10,7 +10,6 @@ from pydantic import Field, model_validator
 from chalicelib.template.model import Strict
 
 MAX_EVENTS_PER_REQUEST = 50
-PROGRESS_STEPS = tuple(range(10, 101, 10))
 
 
 class EventKind(StrEnum):

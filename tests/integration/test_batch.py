@@ -15,9 +15,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from chalicelib.cli import app
-from chalicelib.pipeline.local import RESULTS, read_results, run_batch
-from chalicelib.template.library import load_template
-from tests.conftest import Campaign
+from chalicelib.pipeline.folder import RESULTS, read_results
+from tests.conftest import Campaign, run_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +46,7 @@ def test_a_bad_row_fails_alone(campaign: Campaign, tmp_path: Path) -> None:
     ]
     data = write_csv(tmp_path / "r.csv", rows)
     out = tmp_path / "batch"
-    summary = run_batch(load_template(campaign.template), data, out, workers=1)
+    summary = run_batch(campaign.template, data, out, workers=1)
     assert summary.counts == {"rendered": 2, "cached": 0, "failed": 2}
     results = read_results(out / RESULTS)
     assert [(r.recipient_id, r.status.value, r.field) for r in results] == [
@@ -65,7 +64,7 @@ def test_a_bad_row_fails_alone(campaign: Campaign, tmp_path: Path) -> None:
 def test_a_rerun_renders_nothing_new(campaign: Campaign, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "r.csv", people(3))
     out = tmp_path / "batch"
-    lt = load_template(campaign.template)
+    lt = campaign.template
     run_batch(lt, data, out, workers=1)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "videos").iterdir()}
     summary = run_batch(lt, data, out, workers=2)
@@ -75,7 +74,7 @@ def test_a_rerun_renders_nothing_new(campaign: Campaign, tmp_path: Path) -> None
 
 
 def test_a_changed_record_gets_a_new_output(campaign: Campaign, tmp_path: Path) -> None:
-    lt = load_template(campaign.template)
+    lt = campaign.template
     out = tmp_path / "batch"
     run_batch(lt, write_csv(tmp_path / "a.csv", people(1)), out, workers=1)
     changed = [{"recipient_id": "r0", "first_name": "Renamed"}]
@@ -108,7 +107,7 @@ def test_sigkill_mid_batch_then_rerun_finishes(campaign: Campaign, tmp_path: Pat
     assert 3 <= len(done_before) < 8, "the batch should have been killed mid-way"
     kept = {p.name: p.stat().st_mtime_ns for p in (out / "videos").iterdir() if p.suffix == ".mp4"}
     # THEN a rerun finishes the rest, re-rendering nothing that was done
-    summary = run_batch(load_template(campaign.template), data, out, workers=2)
+    summary = run_batch(campaign.template, data, out, workers=2)
     results = read_results(log)
     assert sorted(r.recipient_id for r in results) == [f"r{i}" for i in range(8)]
     assert summary.counts["failed"] == 0

@@ -259,7 +259,7 @@ def test_on_aws_two_api_instances_render_a_group_once(
     def instance() -> Streams:
         client = boto3.client("lambda", region_name="us-east-1")
         backend = LambdaBackend(
-            client, get_settings().render_function, jobs=b.jobs, store=b.cache.store
+            client, get_settings().render_function, claims=b.claims, store=b.cache.store
         )
         return Streams(b, backend, cdn=True)
 

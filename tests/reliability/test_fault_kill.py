@@ -16,9 +16,8 @@ from typing import Any
 
 import av
 
-from chalicelib.pipeline.local import RESULTS, run_batch
-from chalicelib.template.library import load_template
-from tests.conftest import Campaign
+from chalicelib.pipeline.folder import RESULTS
+from tests.conftest import Campaign, run_batch
 from tests.server import call, reel_serve
 
 RECIPIENTS = 6
@@ -194,7 +193,7 @@ def test_a_render_worker_of_reel_batch_killed_mid_run(campaign: Campaign, tmp_pa
     data.write_text("".join(json.dumps(r) + "\n" for r in records()))
     out = tmp_path / "out"
     before = {p for p, cmd in _children(os.getpid()) if "spawn_main" in cmd}
-    lt = load_template(campaign.template)
+    lt = campaign.template
     with ThreadPoolExecutor(1) as pool:
         run = pool.submit(run_batch, lt, data, out, workers=2)
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import AssetError, DataError
-from chalicelib.pipeline.local import RESULTS, read_results, run_batch
+from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.pipeline.steps import make_job
 from chalicelib.render.engine import render
 from chalicelib.render.fetch import address_refusal, fetch
 from chalicelib.settings import get_settings
 from chalicelib.template.library import load_template
-from tests.conftest import Campaign
+from tests.conftest import Campaign, run_batch
 from tests.fakes.assets import AssetHost, fake_dns
 from tests.media import frame_at
 
@@ -301,7 +301,7 @@ def test_each_bad_value_fails_its_recipient_alone(
         )
     )
     # WHEN it runs
-    summary = run_batch(load_template(campaign.template), data, tmp_path / "out")
+    summary = run_batch(campaign.template, data, tmp_path / "out")
     # THEN the good one is rendered and each bad one failed alone, with its code and field
     results = {r.recipient_id: r for r in read_results(tmp_path / "out" / RESULTS)}
     assert summary.counts["rendered"] == 1 and results["url"].status.value == "rendered"

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import AssetError
-from chalicelib.pipeline.local import RESULTS, read_results, run_batch
+from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.render.engine import render
 from chalicelib.settings import get_settings
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template
-from tests.conftest import BASE_TEMPLATE, Campaign
+from tests.conftest import BASE_TEMPLATE, Campaign, run_batch
 from tests.fakes.assets import AssetHost
 
 RENDER_TIMEOUT = 60  # seconds per ffmpeg run in these tests
@@ -114,7 +114,7 @@ def test_hostile_media_fail_alone_with_their_field(
     data = tmp_path / "people.jsonl"
     data.write_text("".join(json.dumps({"recipient_id": r, **v}) + "\n" for r, v in rows.items()))
     # WHEN it renders
-    summary = run_batch(load_template(campaign.template), data, tmp_path / "out")
+    summary = run_batch(campaign.template, data, tmp_path / "out")
     results = {r.recipient_id: r for r in read_results(tmp_path / "out" / RESULTS)}
     # THEN the good one is a video, and each hostile one failed alone, saying where and why
     assert results["good"].status.value == "rendered"

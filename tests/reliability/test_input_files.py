@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from chalicelib.cli import app
 from chalicelib.data import readers
 from chalicelib.data.readers import Row, read_rows
+from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.pipeline.jobs import RecipientJob, RecipientResult
-from chalicelib.pipeline.local import RESULTS, read_results
 from chalicelib.pipeline.steps import plan_recipient
 from chalicelib.template.library import load_template
 from tests.conftest import Campaign

@@ -147,13 +147,17 @@ def test_the_context_is_part_of_the_key(campaign: Campaign) -> None:
 
 def test_cache_keys_without_an_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
     """The API's Lambda has no ffmpeg: REEL_FFMPEG_VERSION names the pinned one for the keys."""
+    from chalicelib import bootstrap
     from chalicelib.render.engine import cache_context
     from chalicelib.render.ffmpeg import ffmpeg_version
-    from chalicelib.settings import get_settings
 
     real = ffmpeg_version()
+    # GIVEN settings naming an ffmpeg that is not there, and its version
     monkeypatch.setenv("REEL_FFMPEG", "/nonexistent/ffmpeg")
     monkeypatch.setenv("REEL_FFMPEG_VERSION", real)
-    get_settings.cache_clear()
-    assert ffmpeg_version() == real
-    assert real in json.dumps(cache_context())
+    bootstrap.reset()
+    config = bootstrap.backends().render
+    # THEN the cache keys name that version without running anything
+    assert config.ffmpeg == "/nonexistent/ffmpeg"
+    assert ffmpeg_version(config) == real
+    assert real in json.dumps(cache_context(config))

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel
 
-from chalicelib.handlers.batch import describe
+from chalicelib.handlers.batch import task_error_reason
 from chalicelib.handlers.models import (
     BatchEvent,
     FailureEvent,
@@ -261,4 +261,4 @@ def test_the_sample_events_are_valid_inputs(event: str, model: type[BaseModel]) 
     ],
 )
 def test_a_caught_error_becomes_a_readable_reason(error: TaskError, reason: str) -> None:
-    assert describe(error) == reason
+    assert task_error_reason(error) == reason
