@@ -173,7 +173,7 @@ def plan_audio(plan: RenderPlan, total: float, profile: EncodingProfile) -> Audi
 
 def plan_stream(plan: RenderPlan, context: dict[str, str] | None = None) -> StreamPlan:
     """A recipient's stream: per rendition, the runs as chunk groups; and the audio. `plan` is
-    localized (render/fetch.py): its URLs from data fetched, its media checked."""
+    localized (render/localize.py): its URLs from data fetched, its media checked."""
     context = context if context is not None else engine.cache_context()
     variants = renditions(plan.canvas)
     groups = {}
