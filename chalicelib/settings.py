@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chalicelib.adapters.addresses import parse_networks
 
 #: The settings that hold secrets. Each may be given as a reference, resolved once per process
 #: when the settings are read: `ssm:<parameter name or ARN>` (SSM Parameter Store, SecureString
@@ -97,7 +98,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "reel",
         description="Local segment cache (the BlobStore of rendered segments)",
     )
-    # Asset URLs in data (an avatar, a logo): fetched by render/fetch.py, the one guarded door.
+    # Asset URLs in data (an avatar, a logo): fetched by adapters/fetcher.py, the one guarded door.
     fetch_allow_http: bool = Field(
         default=False, description="also fetch plain http:// asset URLs (default: https only)"
     )
@@ -209,11 +210,7 @@ class Settings(BaseSettings):
     @field_validator("fetch_allow_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{part!r} is not a network (CIDR): {exc}") from None
+        parse_networks(value)  # ValueError names the entry that is not a CIDR
         return value
 
     @property

@@ -39,6 +39,7 @@ from chalicelib.render.graph import (
     poster_args,
     segment_args,
 )
+from chalicelib.render.localize import localize
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import Run, content_key, layer_frames, plan_runs, run_key
 from chalicelib.render.text import fonts_fingerprint
@@ -312,9 +313,10 @@ def render(
     With `cache`, static and variable runs are looked up by content key and only the missing
     ones are rendered; without it, the whole video is rendered in a single pass.
     Outputs appear atomically: on any failure nothing is left under `out` or `poster`.
-    `plan` is localized (render/localize.py): no URLs, its media checked; rendering does no
-    network I/O.
+    `plan` is localized (render/localize.py): its URLs from data fetched, its media checked.
+    Rendering does no network I/O: a URL left in the plan is refused here, naming its field.
     """
+    plan = localize(plan)  # no fetcher: checks media (a no-op once done), refuses URLs
     out = out.resolve()
     poster = poster.resolve() if poster else None
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)

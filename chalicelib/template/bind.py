@@ -87,7 +87,7 @@ class _Binder:
 
     def asset(self, path: str, ref: str) -> str:
         """A local asset made absolute (confined to the campaign folder), or a URL from data,
-        kept as it is: the render fetches it (`render.fetch.localize`) before anything else."""
+        kept as it is: `render.localize.localize` has it fetched before anything renders."""
         resolved = self.text(path, ref)
         if url_scheme(resolved) is not None and has_expr(ref):
             return self._remote(path, ref, resolved)

@@ -13,8 +13,9 @@ from chalicelib.template.expr import DateValue
 from chalicelib.template.model import Variable, VarType, normalize_color
 
 DEFAULT_MAX_TEXT = 500
-# A media value from data may be a URL of one of these schemes; the fetcher (render/fetch.py)
-# decides at render time whether http is allowed (REEL_FETCH_ALLOW_HTTP).
+# A media value from data may be a URL of one of these schemes; the asset fetcher
+# (adapters/fetcher.py) decides, when the plan is localized, whether http is allowed
+# (REEL_FETCH_ALLOW_HTTP).
 REMOTE_SCHEMES = ("https", "http")
 MAX_URL_LENGTH = 2048
 MAX_PATH, MAX_NAME = 1024, 255  # a local path, and one name in it (what file systems take)

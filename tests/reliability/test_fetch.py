@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.addresses import address_refusal, parse_networks
+from chalicelib.adapters.fetcher import FetchPolicy, HttpFetcher
 from chalicelib.errors import AssetError, DataError
 from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.pipeline.steps import make_job
 from chalicelib.render.engine import render
-from chalicelib.render.fetch import address_refusal, fetch
 from chalicelib.settings import get_settings
 from chalicelib.template.library import load_template
 from tests.conftest import Campaign, run_batch
@@ -69,9 +70,27 @@ def fetched_dir() -> Path:
     return get_settings().cache_dir.resolve() / "fetched"
 
 
+def fetcher() -> HttpFetcher:
+    """The fetcher the REEL_FETCH_* settings describe, as the wiring builds it: a test sets the
+    environment once, and a batch and a direct fetch see the same policy and the same store."""
+    s = get_settings()
+    return HttpFetcher(
+        FetchPolicy(
+            store=fetched_dir(),
+            allow_http=s.fetch_allow_http,
+            allow_networks=parse_networks(s.fetch_allow_networks),
+            max_bytes=s.fetch_max_bytes,
+            connect_timeout=s.fetch_connect_timeout,
+            read_timeout=s.fetch_read_timeout,
+            deadline=s.fetch_deadline,
+            ca_bundle=str(s.fetch_ca_bundle) if s.fetch_ca_bundle else None,
+        )
+    )
+
+
 def refused(url: str, kind: str = "image") -> str:
     with pytest.raises(AssetError) as info:
-        fetch(url, kind, field="avatar")  # type: ignore[arg-type]
+        fetcher().fetch(url, kind, field="avatar")  # type: ignore[arg-type]
     assert info.value.field == "avatar"
     return info.value.message
 
@@ -99,7 +118,7 @@ def test_an_image_url_in_data_is_fetched_and_rendered(
     assert hit.headers["host"] == f"127.0.0.1:{trusted.port}"
     assert hit.headers["accept-encoding"] == "identity"
     # AND fetching it again lands on the same file, with nothing half-written beside it
-    assert fetch(url, "image", field="avatar") == src
+    assert fetcher().fetch(url, "image", field="avatar") == src
     assert sorted(p.name for p in fetched_dir().iterdir()) == [src.name]
 
 
@@ -114,7 +133,7 @@ def test_loopback_is_refused_unless_explicitly_allowed(
     assert host.hits == []
     # WHEN the escape hatch names it, the same URL is fetched
     setenv(fetch_allow_networks="127.0.0.0/8")
-    assert fetch(url, "image", field="avatar").read_bytes() == png
+    assert fetcher().fetch(url, "image", field="avatar").read_bytes() == png
 
 
 @pytest.mark.parametrize(
@@ -186,7 +205,7 @@ def test_the_connection_is_pinned_to_the_checked_address(
     monkeypatch.setattr(socket, "getaddrinfo", counting)
     trusted.serve("/a.png", png, "image/png")
     # WHEN a named host is fetched: one lookup, the name as Host and in TLS
-    path = fetch(f"https://localhost:{trusted.port}/a.png", "image", field="avatar")
+    path = fetcher().fetch(f"https://localhost:{trusted.port}/a.png", "image", field="avatar")
     assert path.read_bytes() == png
     assert looked_up == ["localhost"]
     assert trusted.hits[-1].headers["host"] == f"localhost:{trusted.port}"
@@ -214,7 +233,7 @@ def test_every_redirect_is_checked_again(trusted: AssetHost, png: bytes) -> None
     assert trusted.paths() == list(hops)
     # AND a redirect that stays allowed is followed (relative, like most)
     trusted.redirect("/moved", "/a.png", status=301)
-    assert fetch(trusted.url + "/moved", "image", field="avatar").read_bytes() == png
+    assert fetcher().fetch(trusted.url + "/moved", "image", field="avatar").read_bytes() == png
     # AND a chain longer than 5 is refused
     for i in range(7):
         trusted.redirect(f"/loop{i}", f"/loop{i + 1}")
@@ -276,7 +295,7 @@ def test_plain_http_only_when_configured(png: bytes, setenv: Setenv) -> None:
         assert "plain http:// is not allowed" in refused(url)
         assert plain.hits == []
         setenv(fetch_allow_http="true")
-        assert fetch(url, "image", field="avatar").read_bytes() == png
+        assert fetcher().fetch(url, "image", field="avatar").read_bytes() == png
 
 
 def test_each_bad_value_fails_its_recipient_alone(
