@@ -1,4 +1,4 @@
-"""Unit tests for the Pillow text rasterizer: fonts, fallback, bidi, clusters, wrapping, shrinking."""
+"""Unit tests for the Pillow text rasterizer: fonts, fallback, bidi, clusters, wrapping, fitting."""
 
 from __future__ import annotations
 
