@@ -1,4 +1,4 @@
-"""Unit tests for the Pillow text rasterizer: fonts, fallback, bidi, wrapping, shrinking."""
+"""Unit tests for the Pillow text rasterizer: fonts, fallback, bidi, clusters, wrapping, fitting."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chalicelib.render.text import (
-    FONT_DIR,
-    _runs,
-    font_chain,
-    fonts_fingerprint,
-    render_text,
-)
+from chalicelib.render.text import FONT_DIR, font_chain, fonts_fingerprint, render_text
+from chalicelib.render.text.breaking import break_word, ellipsize
+from chalicelib.render.text.clusters import clusters
+from chalicelib.render.text.shaping import Measure, Widths
+from chalicelib.render.text.shaping import runs as _runs
 
 ARABIC = FONT_DIR / "NotoSansArabic-VF.ttf"
 HEBREW = FONT_DIR / "NotoSansHebrew-VF.ttf"
@@ -284,3 +282,75 @@ def test_bad_color_raises_value_error(bad: str) -> None:
         render_text("Hi", 100, 50, size=20, color=bad)
     with pytest.raises(ValueError, match="stroke_color"):
         render_text("Hi", 100, 50, size=20, stroke_color=bad)
+
+
+def visible(text: str, rtl: bool | None = None) -> list[tuple[str, bool]]:
+    """The non-blank runs of a line in visual order, as (text, is right-to-left)."""
+    return [(run.text.strip(), run.rtl) for run in _runs(text, rtl) if run.text.strip()]
+
+
+def test_an_isolated_rtl_name_keeps_the_number_after_it_in_place() -> None:
+    # GIVEN a Hebrew name isolated (RLI ... PDI) inside a Latin sentence, then a number
+    text = "Hello \u2067שרה\u2069 5 points"
+    # THEN the number stays after the name (UAX #9 X5a-X6a): without isolates it would be
+    # pulled into the right-to-left group and shown before the name; the controls draw nothing
+    assert visible(text) == [("Hello", False), ("שרה", True), ("5 points", False)]
+
+
+def test_an_override_reverses_latin_letters() -> None:
+    # GIVEN Latin letters inside a right-to-left override (RLO ... PDF)
+    assert visible("a \u202eabc\u202c b") == [("a", False), ("abc", True), ("b", False)]
+    # THEN they are drawn in reverse, exactly like the reversed word
+    overridden = render_text("\u202eabc\u202c", 300, 100, size=40)
+    assert np.array_equal(alpha(overridden), alpha(render_text("cba", 300, 100, size=40)))
+    assert not np.array_equal(alpha(overridden), alpha(render_text("abc", 300, 100, size=40)))
+
+
+def test_brackets_in_an_rtl_line_pair_up() -> None:
+    # GIVEN a line of a right-to-left paragraph that starts with a bracketed Latin word (N0):
+    # both brackets take the paragraph's direction, so they mirror around the word together
+    assert visible("(VIP) 100%", rtl=True) == [
+        ("100%", False),
+        (")", True),
+        ("VIP", False),
+        ("(", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("👨\u200d👩\u200d👧\u200d👦🇮🇪🇯🇵", ["👨\u200d👩\u200d👧\u200d👦", "🇮🇪", "🇯🇵"]),
+        ("👋🏽❤️", ["👋🏽", "❤️"]),
+        ("Zoe\u0308", ["Z", "o", "e\u0308"]),
+        ("क्षत्रिय", ["क्ष", "त्रि", "य"]),  # conjuncts (GB9c)
+        ("\u1100\u1161\u11a8가", ["\u1100\u1161\u11a8", "가"]),  # a Hangul syllable in jamo
+    ],
+)
+def test_grapheme_clusters_follow_uax29(text: str, expected: list[str]) -> None:
+    assert list(clusters(text)) == expected
+
+
+FAMILY = "👨\u200d👩\u200d👧\u200d👦"
+CLUSTERED = FAMILY + "🇮🇪" + "\u1100\u1161\u11a8" * 12 + ("🇯🇵" + FAMILY) * 3
+WHOLE = {FAMILY, "🇮🇪", "🇯🇵", "\u1100\u1161\u11a8"}  # the only clusters of CLUSTERED
+
+
+def test_a_word_broken_across_lines_keeps_its_clusters() -> None:
+    m = Measure(40, Widths(700))
+    # GIVEN a word of families, flags and jamo syllables far wider than the line
+    pieces = list(break_word(CLUSTERED, False, 150.0, m))
+    # THEN it is cut into several pieces, and only between grapheme clusters
+    assert len(pieces) > 3 and "".join(pieces) == CLUSTERED
+    for piece in pieces:
+        assert set(clusters(piece)) <= WHOLE
+
+
+def test_the_ellipsis_never_cuts_a_cluster() -> None:
+    m = Measure(40, Widths(700))
+    cut = ellipsize(CLUSTERED, False, 260.0, m)
+    assert cut.endswith("…") and len(cut) < len(CLUSTERED)
+    kept = cut.removesuffix("…")
+    assert kept and CLUSTERED.startswith(kept)
+    assert set(clusters(kept)) <= WHOLE
+    assert m.line(cut, False).width <= 260.0
