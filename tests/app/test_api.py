@@ -423,8 +423,7 @@ def test_unfinished_work_resumes_after_a_restart(
     bootstrap.reset()
     # WHEN the server starts again
     b = bootstrap.backends()
-    assert isinstance(b.orchestrator, LocalOrchestrator)
-    assert b.orchestrator.resume(b.jobs) == 2  # type: ignore[arg-type]
+    assert b.orchestrator.resume() == 2
     # THEN both finish
     assert wait_for(client, f"/renders/{render['render_id']}", finished)["status"] == "done"
     done = wait_for(client, f"/batches/{batch['batch_id']}", finished)

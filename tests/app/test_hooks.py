@@ -334,7 +334,7 @@ def test_missing_headers_are_named(client: Client) -> None:
 
 def test_a_hook_without_its_secret_is_off(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REEL_SALESFORCE_HOOK_SECRET", "")
-    get_settings.cache_clear()
+    bootstrap.reset()
     payload = encode(ADA)
     response = client.http.post(
         "/hooks/salesforce/tiny", headers=salesforce_headers(payload, time.time()), body=payload

@@ -140,9 +140,9 @@ def test_two_viewers_at_once_cause_one_render(
     rendered: Counter[str] = Counter()
     real = engine.render_run
 
-    def counting(run: Any, profile: Any, work: Path, out: Path) -> None:
+    def counting(run: Any, profile: Any, work: Path, out: Path, config: Any) -> None:
         rendered[f"{profile.height}:{run.start}"] += 1
-        real(run, profile, work, out)
+        real(run, profile, work, out, config)
 
     monkeypatch.setattr(engine, "render_run", counting)
     # GIVEN a new recipient nobody has watched

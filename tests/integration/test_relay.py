@@ -196,9 +196,8 @@ def test_dead_letters_through_the_api(
     drain(worker, clock)
     monkeypatch.setenv("REEL_API_KEYS", "relay-test-key-0123")
     monkeypatch.setattr(bootstrap, "relay", lambda: worker.relay)
-    from chalicelib.settings import get_settings
 
-    get_settings.cache_clear()
+    bootstrap.reset()
     headers = {"x-api-key": "relay-test-key-0123"}
     with Client(app, stage_name="local") as client:
         # WHEN the operator lists the dead letters

@@ -34,7 +34,7 @@ def setenv(monkeypatch: pytest.MonkeyPatch) -> Setenv:
     def set_(**values: object) -> None:
         for name, value in values.items():
             monkeypatch.setenv(f"REEL_{name.upper()}", str(value))
-        get_settings.cache_clear()
+        bootstrap.reset()
 
     return set_
 

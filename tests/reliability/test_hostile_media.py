@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib import bootstrap
 from chalicelib.errors import AssetError
 from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.render.engine import render
@@ -84,7 +85,7 @@ def hostile(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ass
         monkeypatch.setenv("REEL_FETCH_CA_BUNDLE", str(host.tls_files.ca))
         monkeypatch.setenv("REEL_FETCH_ALLOW_NETWORKS", "127.0.0.1/32")
         monkeypatch.setenv("REEL_RENDER_TIMEOUT", str(RENDER_TIMEOUT))
-        get_settings.cache_clear()
+        bootstrap.reset()
         yield host
 
 
