@@ -30,10 +30,14 @@ condition that its token is new), so the pointer always names a stored page and 
 put for a recipient is its current one; `campaign_pages` is then one paginated Query of the
 campaign's partition, in recipient id order, with no GetItem per recipient.
 
-Differences from SqliteJobStore: `put_result` requires the batch item to exist (KeyError
-otherwise), and result indexes must lie in 0..9_999_999_999 (they are zero-padded in `sk`);
-`put_page` raises ValueError for a token already stored; `campaign_pages` is in recipient id
-order (SQLite: the order in which the current pages were put).
+Differences from SqliteJobStore: result indexes must lie in 0..9_999_999_999 (ValueError
+otherwise: they are zero-padded in `sk`); `campaign_pages` is in recipient id order (SQLite: the
+order in which the current pages were put); a claim's `expires_at` is rounded up to a whole
+second (the TTL attribute's unit).
+
+A write that loses a race to another writer (a failed `rev` condition, a TransactionConflict)
+reads again and is retried a few times, after a short random wait (`retry.Retry` with jitter);
+then it fails with RuntimeError. Queries follow LastEvaluatedKey through boto3's paginator.
 
 DynamoDeliveryStore keeps the relay's deliveries in the same table. Times in index sort keys
 are zero-padded (`{t:020.6f}`, epoch seconds >= 0), so one Query of an index partition, forward
@@ -62,12 +66,14 @@ race; `for_campaign` is one paginated Query of the campaign's partition.
 from __future__ import annotations
 
 import math
-import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.records import job_model, merge_state
+from chalicelib.adapters.retry import GaveUp, Retry
 from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
 from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
@@ -83,18 +89,16 @@ from chalicelib.tracking.events import Event
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, PaginatorConfigTypeDef
 
-_MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
-    "render": RenderRecord,
-    "batch": BatchRecord,
-}
+T = TypeVar("T")
 _JOB = "job"
 _LATEST = "latest"
 _MAX_INDEX = 9_999_999_999
-_SET_STATE_ATTEMPTS = 10
 _PAGE = "page"
-_PAGE_ATTEMPTS = 5
+# Racing writers of one item: a few tries, each after a random wait of up to 10, 20, 40… ms.
+_RACE = Retry(attempts=10, base=0.01, cap=0.1, jitter=True)
+_SHORT_RACE = Retry(attempts=5, base=0.01, cap=0.1, jitter=True)
 
 
 def _code(exc: ClientError) -> str:
@@ -109,16 +113,32 @@ def _counter(status: str) -> str:
     return f"n_{status}"
 
 
-def _query_all(client: DynamoDBClient, **query: Any) -> list[dict[str, AttributeValueTypeDef]]:
-    """Every item a Query matches, following LastEvaluatedKey (DynamoDB pages at 1 MB)."""
-    items: list[dict[str, AttributeValueTypeDef]] = []
-    while True:
-        response = client.query(**query)
-        items.extend(response["Items"])
-        last = response.get("LastEvaluatedKey")
-        if not last:
-            return items
-        query["ExclusiveStartKey"] = last
+def _reasons(exc: ClientError) -> list[str]:
+    """The cancellation reasons of a TransactionCanceledException, one per item."""
+    return [str(r.get("Code", "")) for r in exc.response.get("CancellationReasons", [])]
+
+
+class _Lost(Exception):
+    """Another writer got in between our read and our write: read again and recheck."""
+
+
+def _until_won(retry: Retry, what: str, attempt: Callable[[], T]) -> T:
+    """`attempt()`'s result, tried again (after `retry`'s wait) each time it raises _Lost;
+    RuntimeError when it lost every time."""
+    try:
+        return retry.run(attempt, errors=(_Lost,), transient=lambda _: True)
+    except GaveUp as failed:
+        raise RuntimeError(f"{what}: {failed.attempts} conflicting writes in a row") from None
+
+
+def _query(
+    client: DynamoDBClient, *, limit: int | None = None, **query: Any
+) -> list[dict[str, AttributeValueTypeDef]]:
+    """The items a Query matches (the first `limit` of them, if given), page after page:
+    DynamoDB stops a page at 1 MB, and boto3's paginator follows LastEvaluatedKey."""
+    config: PaginatorConfigTypeDef = {} if limit is None else {"MaxItems": limit, "PageSize": limit}
+    pages = client.get_paginator("query").paginate(**query, PaginationConfig=config)
+    return [item for page in pages for item in page["Items"]]
 
 
 class DynamoJobStore:
@@ -215,14 +235,13 @@ class DynamoJobStore:
         expect: tuple[JobState, ...],
         **fields: Any,
     ) -> bool:
-        model = _MODELS[kind]
+        model = job_model(kind)
         pk = f"{kind}#{job_id}"
-        for attempt in range(_SET_STATE_ATTEMPTS):
+
+        def attempt() -> bool:
             item = self._get_item(pk, _JOB)
             if item is None or item["state"]["S"] not in expect:
                 return False
-            current = model.model_validate_json(item["doc"]["S"])
-            updated = model.model_validate({**current.model_dump(), **fields, "state": state})
             try:
                 self.client.update_item(
                     TableName=self.table,
@@ -231,19 +250,19 @@ class DynamoJobStore:
                     ConditionExpression="rev = :rev",
                     ExpressionAttributeNames={"#state": "state"},
                     ExpressionAttributeValues={
-                        ":doc": {"S": updated.model_dump_json()},
+                        ":doc": {"S": merge_state(model, item["doc"]["S"], state, fields)},
                         ":state": {"S": str(state)},
                         ":rev": item["rev"],
                         ":next": {"N": str(int(item["rev"]["N"]) + 1)},
                     },
                 )
-                return True
             except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise
-            # Another writer got in between our read and our write: read again and recheck.
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-        raise RuntimeError(f"{kind} {job_id}: {_SET_STATE_ATTEMPTS} conflicting writes in a row")
+                if _code(exc) == "ConditionalCheckFailedException":
+                    raise _Lost from exc
+                raise
+            return True
+
+        return _until_won(_RACE, f"{kind} {job_id}", attempt)
 
     # ── batch results ──────────────────────────────────────────────────────────────────
 
@@ -282,7 +301,7 @@ class DynamoJobStore:
         except ClientError as exc:
             if _code(exc) != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = _reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False  # the result exists: first write wins, the counter is untouched
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
@@ -293,32 +312,27 @@ class DynamoJobStore:
     def list_results(
         self, batch_id: str, *, after: int = -1, limit: int = 100
     ) -> list[tuple[int, RecipientResult]]:
-        out: list[tuple[int, RecipientResult]] = []
         first = max(after + 1, 0)
         if limit <= 0 or first > _MAX_INDEX:
-            return out
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {
+            return []
+        items = _query(
+            self.client,
+            limit=limit,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
                 ":pk": {"S": f"batch#{batch_id}"},
                 ":lo": {"S": _result_sk(first)},
                 ":hi": {"S": _result_sk(_MAX_INDEX)},
             },
-            "ProjectionExpression": "idx, doc",
-            "ConsistentRead": True,
-            "ScanIndexForward": True,
-        }
-        while len(out) < limit:
-            response = self.client.query(**query, Limit=limit - len(out))
-            for item in response["Items"]:
-                doc = RecipientResult.model_validate_json(item["doc"]["S"])
-                out.append((int(item["idx"]["N"]), doc))
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                break
-            query["ExclusiveStartKey"] = last
-        return out
+            ProjectionExpression="idx, doc",
+            ConsistentRead=True,
+            ScanIndexForward=True,
+        )
+        return [
+            (int(item["idx"]["N"]), RecipientResult.model_validate_json(item["doc"]["S"]))
+            for item in items
+        ]
 
     def count_results(self, batch_id: str) -> dict[str, int]:
         names = {f"#{s.value}": _counter(s.value) for s in Status}
@@ -335,15 +349,11 @@ class DynamoJobStore:
     # ── landing pages ──────────────────────────────────────────────────────────────────
 
     def put_page(self, page: Page) -> None:
-        for attempt in range(_PAGE_ATTEMPTS):
-            if self._put_page(page):
-                return
-            # Another page of the same recipient was being put: ours goes in after it.
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-        raise RuntimeError(f"page {page.token}: {_PAGE_ATTEMPTS} conflicting writes in a row")
+        # Another page of the same recipient being put at once: ours goes in after it.
+        _until_won(_SHORT_RACE, f"page {page.token}", lambda: self._put_page(page))
 
-    def _put_page(self, page: Page) -> bool:
-        """Put the page and its pointer; False if the transaction lost a conflict."""
+    def _put_page(self, page: Page) -> None:
+        """Put the page and its pointer; _Lost if the transaction lost a conflict."""
         doc: AttributeValueTypeDef = {"S": page.model_dump_json()}
         try:
             self.client.transact_write_items(
@@ -372,20 +382,19 @@ class DynamoJobStore:
         except ClientError as exc:
             if _code(exc) != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = _reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise ValueError(f"page {page.token} exists") from None
             if "TransactionConflict" in reasons:
-                return False
+                raise _Lost from exc
             raise
-        return True
 
     def get_page(self, token: str) -> Page | None:
         item = self._get_item(f"page#{token}", _PAGE)
         return Page.model_validate_json(item["doc"]["S"]) if item else None
 
     def campaign_pages(self, campaign_id: str) -> list[Page]:
-        items = _query_all(
+        items = _query(
             self.client,
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :recipient)",
@@ -465,7 +474,7 @@ class DynamoEventStore:
         return stored
 
     def for_campaign(self, campaign_id: str) -> list[Event]:
-        items = _query_all(
+        items = _query(
             self.client,
             TableName=self.table,
             KeyConditionExpression="pk = :pk",
@@ -476,7 +485,7 @@ class DynamoEventStore:
         return [Event.model_validate_json(item["doc"]["S"]) for item in items]
 
     def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Event]:
-        items = _query_all(
+        items = _query(
             self.client,
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :rid)",
@@ -497,8 +506,6 @@ class DynamoEventStore:
 _DELIVERY = "delivery"
 _DUE = "deliveries#due"
 _CONNECTORS = "connectors"
-_DELIVERY_ATTEMPTS = 10
-_ADD_ATTEMPTS = 5
 
 
 def _at(t: float) -> str:
@@ -514,10 +521,6 @@ def _index(key: str, status: str, next_at: float, updated_at: float) -> dict[tup
     if status == DeliveryStatus.pending:
         found[(_DUE, f"{_at(next_at)}#{key}")] = "next_at"
     return found
-
-
-def _reasons(exc: ClientError) -> list[str]:
-    return [str(r.get("Code", "")) for r in exc.response.get("CancellationReasons", [])]
 
 
 class DynamoDeliveryStore:
@@ -564,7 +567,8 @@ class DynamoDeliveryStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        for attempt in range(_ADD_ATTEMPTS):
+
+        def attempt() -> bool:
             try:
                 self.client.transact_write_items(TransactItems=[put, *self._index_puts(d, doc)])
             except ClientError as exc:
@@ -573,13 +577,12 @@ class DynamoDeliveryStore:
                 reasons = _reasons(exc)
                 if reasons and reasons[0] == "ConditionalCheckFailed":
                     return False  # first write wins
-                if "TransactionConflict" not in reasons:
-                    raise
-                # The same delivery being added concurrently: the retry sees it exists.
-                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-                continue
+                if "TransactionConflict" in reasons:
+                    raise _Lost from exc  # the same delivery being added: the retry sees it
+                raise
             return True
-        raise RuntimeError(f"delivery {d.key}: {_ADD_ATTEMPTS} conflicting writes in a row")
+
+        return _until_won(_SHORT_RACE, f"delivery {d.key}", attempt)
 
     def get(self, key: str) -> Delivery | None:
         response = self.client.get_item(
@@ -594,30 +597,24 @@ class DynamoDeliveryStore:
     def _query(self, pk: str, limit: int, *, forward: bool, upto: str | None = None) -> list[str]:
         """The `doc`s of up to `limit` index items of partition `pk`, in sort key order
         (`forward`) or reverse, with sort keys below `upto` if given."""
-        docs: list[str] = []
         if limit <= 0:
-            return docs
+            return []
         values: dict[str, AttributeValueTypeDef] = {":pk": {"S": pk}}
         condition = "pk = :pk"
         if upto is not None:
             condition += " AND sk < :upto"
             values[":upto"] = {"S": upto}
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "doc",
-            "ConsistentRead": True,
-            "ScanIndexForward": forward,
-        }
-        while len(docs) < limit:
-            response = self.client.query(**query, Limit=limit - len(docs))
-            docs.extend(item["doc"]["S"] for item in response["Items"])
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                break
-            query["ExclusiveStartKey"] = last
-        return docs
+        items = _query(
+            self.client,
+            limit=limit,
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ProjectionExpression="doc",
+            ConsistentRead=True,
+            ScanIndexForward=forward,
+        )
+        return [item["doc"]["S"] for item in items]
 
     def due(self, now: float, limit: int = 100) -> list[Delivery]:
         # Sort keys are "{next_at:020.6f}#{key}": every one whose time prints as `now` or
@@ -631,7 +628,8 @@ class DynamoDeliveryStore:
         pk = f"delivery#{delivery.key}"
         doc = delivery.model_dump_json()
         new = _index(delivery.key, delivery.status, delivery.next_at, delivery.updated_at)
-        for attempt in range(_DELIVERY_ATTEMPTS):
+
+        def attempt() -> None:
             current = self.client.get_item(
                 TableName=self.table, Key=self._key(pk, _DELIVERY), ConsistentRead=True
             ).get("Item")
@@ -673,17 +671,11 @@ class DynamoDeliveryStore:
                 if _code(exc) != "TransactionCanceledException":
                     raise
                 reasons = _reasons(exc)
-                if reasons[:1] != ["ConditionalCheckFailed"] and "TransactionConflict" not in (
-                    reasons
-                ):
-                    raise
-                # Another writer moved it between our read and our write: read again.
-                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-                continue
-            return
-        raise RuntimeError(
-            f"delivery {delivery.key}: {_DELIVERY_ATTEMPTS} conflicting writes in a row"
-        )
+                if reasons[:1] == ["ConditionalCheckFailed"] or "TransactionConflict" in reasons:
+                    raise _Lost from exc  # another writer moved it since we read it
+                raise
+
+        _until_won(_RACE, f"delivery {delivery.key}", attempt)
 
     def by_status(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[Delivery]:
         statuses = list(DeliveryStatus) if status is None else [status]
@@ -713,7 +705,7 @@ class DynamoDeliveryStore:
         )
 
     def disabled(self) -> dict[str, str]:
-        items = _query_all(
+        items = _query(
             self.client,
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :disabled)",

@@ -1,8 +1,10 @@
 """One small retry helper for the adapters: a bounded number of attempts with exponential
-backoff; the sleep is injectable, so tests replay a fault without waiting."""
+backoff (with full jitter where writers race); the sleep is injectable, so tests replay a fault
+without waiting."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +25,14 @@ class GaveUp(Exception):
 
 @dataclass(frozen=True)
 class Retry:
-    """`attempts` tries in all, waiting `base`·2^n seconds (at most `cap`) after try n."""
+    """`attempts` tries in all, waiting `base`·2^n seconds (at most `cap`) after try n; with
+    `jitter`, a random time up to that (racing writers then part instead of meeting again)."""
 
     attempts: int = 3
     base: float = 0.5
     cap: float = 8.0
     sleep: Callable[[float], None] = time.sleep
+    jitter: bool = False
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed try `attempt` (counted from 0)."""
@@ -49,5 +53,6 @@ class Retry:
             except errors as exc:
                 if not transient(exc) or attempt + 1 >= self.attempts:
                     raise GaveUp(exc, attempt + 1) from exc
-            self.sleep(self.delay(attempt))
+            delay = self.delay(attempt)
+            self.sleep(random.uniform(0, delay) if self.jitter else delay)
         raise AssertionError("unreachable")  # the loop returns or raises

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.records import job_model, merge_state
 from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
 from chalicelib.delivery.pages import Page
 from chalicelib.pipeline.jobs import (
@@ -56,11 +57,6 @@ CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NUL
 CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 """
 
-_MODELS: dict[str, type[RenderRecord] | type[BatchRecord]] = {
-    "render": RenderRecord,
-    "batch": BatchRecord,
-}
-
 
 class _Sqlite:
     def __init__(self, path: Path | str):
@@ -78,6 +74,19 @@ class _Sqlite:
             yield db
         finally:
             db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one transaction, begun IMMEDIATE so that what it reads cannot change
+        before it writes: committed when the block ends, rolled back if it raises."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
 
 class SqliteJobStore(_Sqlite):
@@ -143,27 +152,18 @@ class SqliteJobStore(_Sqlite):
         expect: tuple[JobState, ...],
         **fields: Any,
     ) -> bool:
-        model = _MODELS[kind]
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")  # read-check-write under one write lock
-            try:
-                row = db.execute(
-                    "SELECT state, doc FROM jobs WHERE kind = ? AND id = ?", (kind, job_id)
-                ).fetchone()
-                if row is None or row[0] not in expect:
-                    db.execute("ROLLBACK")
-                    return False
-                current = model.model_validate_json(row[1])
-                updated = model.model_validate({**current.model_dump(), **fields, "state": state})
-                db.execute(
-                    "UPDATE jobs SET state = ?, doc = ? WHERE kind = ? AND id = ?",
-                    (state, updated.model_dump_json(), kind, job_id),
-                )
-                db.execute("COMMIT")
-                return True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        model = job_model(kind)
+        with self._transaction() as db:  # read-check-write under one write lock
+            row = db.execute(
+                "SELECT state, doc FROM jobs WHERE kind = ? AND id = ?", (kind, job_id)
+            ).fetchone()
+            if row is None or row[0] not in expect:
+                return False
+            db.execute(
+                "UPDATE jobs SET state = ?, doc = ? WHERE kind = ? AND id = ?",
+                (state, merge_state(model, row[1], state, fields), kind, job_id),
+            )
+            return True
 
     def unfinished(self, kind: str) -> list[str]:
         """Ids of renders or batches still queued or running (to resume after a restart)."""
@@ -253,37 +253,23 @@ class SqliteJobStore(_Sqlite):
     # ── claims (replay protection of inbound hooks) ────────────────────────────────────
 
     def claim(self, key: str, expires_at: float) -> bool:
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM claims WHERE expires_at <= ?", (time.time(),))
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, float(expires_at))
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.execute("DELETE FROM claims WHERE expires_at <= ?", (time.time(),))
+            cur = db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, float(expires_at)))
         return cur.rowcount == 1
 
 
 class SqliteEventStore(_Sqlite):
     def add(self, events: list[Event]) -> list[Event]:
         stored = []
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for event in events:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?)",
-                        (event.key, event.campaign_id, event.model_dump_json()),
-                    )
-                    if cur.rowcount == 1:
-                        stored.append(event)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            for event in events:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?)",
+                    (event.key, event.campaign_id, event.model_dump_json()),
+                )
+                if cur.rowcount == 1:
+                    stored.append(event)
         return stored
 
     def for_campaign(self, campaign_id: str) -> list[Event]:
@@ -334,20 +320,14 @@ class SqliteOutbox(_Sqlite):
 class SqliteDeliveryStore(_Sqlite):
     def add(self, outgoing: list[Outgoing], now: float) -> int:
         added = 0
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for out in outgoing:
-                    d = Delivery(out=out, next_at=now, created_at=now, updated_at=now)
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?)",
-                        (d.key, d.status, d.next_at, d.updated_at, d.model_dump_json()),
-                    )
-                    added += cur.rowcount
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            for out in outgoing:
+                d = Delivery(out=out, next_at=now, created_at=now, updated_at=now)
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?)",
+                    (d.key, d.status, d.next_at, d.updated_at, d.model_dump_json()),
+                )
+                added += cur.rowcount
         return added
 
     def get(self, key: str) -> Delivery | None:

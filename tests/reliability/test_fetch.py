@@ -254,15 +254,23 @@ def test_a_body_that_never_ends_stops_at_the_size_cap(
     assert not fetched_dir().exists() or list(fetched_dir().iterdir()) == []
 
 
-def test_a_silent_or_slow_server_times_out(trusted: AssetHost, png: bytes) -> None:
-    # GIVEN servers that stall before answering, in the middle of the body, or drip
-    before = trusted.serve("/slow-start.png", png, "image/png", stall=5)
-    middle = trusted.serve("/stalled.png", png, "image/png", stall_mid_body=5)
-    drip = trusted.serve("/drip.png", png, "image/png", drip=0.3)
-    # THEN each is refused with the timeout that applies, not waited for
+def test_a_silent_or_slow_server_times_out(trusted: AssetHost, png: bytes, setenv: Setenv) -> None:
+    # Each timeout is at least ten times shorter or longer than what it is tested against, so a
+    # busy machine (a thread scheduled late) cannot make one fire for the other.
+    # GIVEN servers that stall (10 s) before answering or in the middle of the body
+    before = trusted.serve("/slow-start.png", png, "image/png", stall=10)
+    middle = trusted.serve("/stalled.png", png, "image/png", stall_mid_body=10)
+    # THEN each is refused with the read timeout (0.5 s), not waited for
     assert "did not answer within 0.5s" in refused(before)
     assert "stopped sending for 0.5s" in refused(middle)
-    assert "took longer than 3s" in refused(drip)  # each byte in time, the whole too slow
+    # GIVEN a server that sends a byte every 0.05 s: the whole takes 7 s or more
+    drip = trusted.serve("/drip.png", png, "image/png", drip=0.05)
+    assert len(png) * 0.05 >= 5
+    # WHEN no pause may last 30 s, but the whole download only 1.5 s (each read then waits at
+    # most the 1.5 s left: still 30 times a pause)
+    setenv(fetch_read_timeout=30, fetch_deadline=1.5)
+    # THEN it is refused by the deadline: each byte in time, the whole too slow
+    assert "took longer than 1.5s" in refused(drip)
 
 
 @pytest.mark.parametrize(

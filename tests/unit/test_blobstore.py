@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import errno
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from moto import mock_aws
+from moto.core.botocore_stubber import MockRawResponse
 
 from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.adapters.retry import Retry
 from chalicelib.adapters.s3 import S3BlobStore
+from chalicelib.errors import StorageError
 from chalicelib.ports import BlobStore
 from tests.aws import create_bucket
 
 BUCKET = "reel-test-media"
+PART = 5 * 1024 * 1024  # S3's smallest part of a multipart upload
 
 
 @pytest.fixture
@@ -35,10 +46,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
 
 
 # ── every store ───────────────────────────────────────────────────────────────────────────
-
-
-def test_it_is_a_blobstore(store: BlobStore) -> None:
-    assert isinstance(store, BlobStore)
 
 
 def test_put_get_fetch_delete(store: BlobStore, tmp_path: Path) -> None:
@@ -74,6 +81,81 @@ def test_a_prefix_of_a_key_is_not_an_object(store: BlobStore) -> None:
     store.put_bytes("a/b/c.txt", b"hello")
     assert not store.exists("a/b")
     assert not store.exists("a/b/c")
+
+
+@dataclass
+class Broken:
+    """A store whose writes fail part-way (after some of the bytes were written or sent) for
+    a reason that does not pass; `leftovers()` lists what a failed write left anywhere."""
+
+    store: BlobStore
+    leftovers: Callable[[], list[str]]
+
+
+@pytest.fixture(params=["local", "s3"])
+def broken(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Broken]:
+    if request.param == "local":
+        local = LocalBlobStore(tmp_path / "s", retry=Retry(sleep=lambda _: None))
+        local.put_bytes("v.mp4", b"the old video")
+
+        def half_then_read_only(src: Any, dst: Any, length: int = 0) -> None:
+            dst.write(src.read(PART // 2))
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        # the copy of a source file into the store's temporary file
+        monkeypatch.setattr(shutil, "copyfileobj", half_then_read_only)
+        yield Broken(local, lambda: sorted(p.name for p in local.root.rglob("*.part")))
+        return
+    with mock_aws():
+        client = create_bucket(BUCKET)
+        # Two parts: the first is uploaded, the second refused (403: botocore does not retry).
+        s3 = S3BlobStore(
+            client,
+            BUCKET,
+            transfer=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART),
+        )
+        parts: list[int] = []
+
+        def refuse_the_second_part(request: Any, **_: Any) -> AWSResponse | None:
+            parts.append(1)
+            if len(parts) < 2:
+                return None
+            body = b"<Error><Code>AccessDenied</Code><Message>denied</Message></Error>"
+            url, request.url = request.url, "http://s3-fault.invalid/"  # moto stores nothing
+            headers = {"Content-Type": "application/xml"}
+            return AWSResponse(url, 403, headers, MockRawResponse(body))  # type: ignore[arg-type]
+
+        s3.put_bytes("v.mp4", b"the old video")
+        client.meta.events.register_first("before-send.s3.UploadPart", refuse_the_second_part)
+
+        def leftovers() -> list[str]:
+            uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+            objects = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+            return [u["Key"] for u in uploads] + [o["Key"] for o in objects if o["Key"] != "v.mp4"]
+
+        yield Broken(s3, leftovers)
+
+
+def test_a_write_that_fails_part_way_leaves_the_old_object(broken: Broken, tmp_path: Path) -> None:
+    # GIVEN an object stored, and a new version of it, larger than one write or one part
+    source = tmp_path / "new.mp4"
+    source.write_bytes(os.urandom(PART + PART // 2))
+    # WHEN storing the new version fails part-way
+    with pytest.raises(StorageError, match=r"writing v\.mp4"):
+        broken.store.put_file("v.mp4", source)
+    # THEN readers still get the old object whole, nothing of the new one is anywhere, and a
+    # key never written is still absent
+    assert broken.store.get_bytes("v.mp4") == b"the old video"
+    assert broken.store.fetch("v.mp4", tmp_path / "scratch").read_bytes() == b"the old video"
+    assert broken.leftovers() == []
+    with pytest.raises(StorageError):
+        broken.store.put_file("never.mp4", source)
+    assert not broken.store.exists("never.mp4")
+    with pytest.raises(KeyError):
+        broken.store.get_bytes("never.mp4")
+    assert broken.leftovers() == []
 
 
 @pytest.mark.parametrize("key", ["", "/etc/passwd", "../x", "a/../../x", "a\\b"])

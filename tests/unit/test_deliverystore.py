@@ -51,10 +51,6 @@ def moved(d: Delivery, **update: object) -> Delivery:
     return d.model_copy(update=update)
 
 
-def test_the_port_is_implemented(store: DeliveryStore) -> None:
-    assert isinstance(store, DeliveryStore)
-
-
 def test_add_stores_pending_deliveries_due_now(store: DeliveryStore) -> None:
     assert store.add([out("a"), out("b")], T0) == 2
     d = store.get("a")

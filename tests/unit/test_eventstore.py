@@ -47,10 +47,6 @@ def keys(events: list[Event]) -> list[str]:
     return sorted(e.key for e in events)
 
 
-def test_it_is_an_eventstore(store: EventStore) -> None:
-    assert isinstance(store, EventStore)
-
-
 def test_events_are_stored_with_every_field(store: EventStore) -> None:
     progress = Event(
         id="evt_progress_1",

@@ -1,4 +1,6 @@
-"""The JobStore contract, run against every backend: SQLite and DynamoDB (on moto)."""
+"""The JobStore contract, run against every backend: SQLite and DynamoDB (on moto), by concern
+(templates; renders, batches and their results; landing pages and recipients; claims), then
+what only DynamoDB does (its pages of results, its races, its key limits)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from chalicelib.delivery.pages import Cue, Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,
+    RecipientData,
     RecipientResult,
     RenderRecord,
     Status,
@@ -102,10 +105,6 @@ def by_recipient(pages: list[Page]) -> dict[str, str]:
     return found
 
 
-def test_it_is_a_jobstore(store: JobStore) -> None:
-    assert isinstance(store, JobStore)
-
-
 # ── templates ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -136,7 +135,7 @@ def test_templates_are_kept_apart(store: JobStore) -> None:
     assert latest is not None and latest.version == "v1"
 
 
-# ── renders and batches ───────────────────────────────────────────────────────────────────
+# ── renders, batches and their results ────────────────────────────────────────────────────
 
 
 def test_create_and_get(store: JobStore) -> None:
@@ -222,9 +221,6 @@ def test_set_state_validates_fields(store: JobStore) -> None:
     assert b is not None and b.state == JobState.queued
 
 
-# ── batch results ─────────────────────────────────────────────────────────────────────────
-
-
 def test_the_first_result_wins(store: JobStore) -> None:
     store.create_batch(batch())
     assert store.put_result("b_1", 0, result(2, Status.rendered))
@@ -300,7 +296,7 @@ def test_moving_a_batch_keeps_its_counts(store: JobStore) -> None:
     assert store.count_results("b_1") == {"rendered": 0, "cached": 1, "failed": 0}
 
 
-# ── landing pages ─────────────────────────────────────────────────────────────────────────
+# ── landing pages and recipients ──────────────────────────────────────────────────────────
 
 
 def test_put_and_get_a_page(store: JobStore) -> None:
@@ -365,6 +361,69 @@ def test_many_pages(store: JobStore) -> None:
         f"rcpt-{i:04d}": (f"tok_again_{i:04d}" if i % 3 == 0 else f"tok_first_{i:04d}")
         for i in range(120)
     }
+
+
+def test_a_token_is_refused_twice(store: JobStore) -> None:
+    store.put_page(page("tok_ada_0001", "ada"))
+    with pytest.raises(ValueError, match="exists"):
+        store.put_page(page("tok_ada_0001", "bob"))
+    # AND nothing of the refused page was written: Bob has no current page
+    assert store.get_page("tok_ada_0001") == page("tok_ada_0001", "ada")
+    assert by_recipient(store.campaign_pages("welcome")) == {"ada": "tok_ada_0001"}
+
+
+def recipient(rid: str = "ada", campaign_id: str = "welcome", name: str = "Ada") -> RecipientData:
+    return RecipientData(
+        campaign_id=campaign_id,
+        recipient_id=rid,
+        data={"first_name": name, "plan": "pro"},
+        data_hash=f"hash-{name}",
+        token=f"tok_{rid}_0001",
+        updated_at=1.0,
+    )
+
+
+def test_a_recipients_record_is_replaced_and_kept_apart(store: JobStore) -> None:
+    assert store.get_recipient("welcome", "ada") is None
+    # GIVEN Ada's record, then a newer one, and another campaign's Ada
+    store.put_recipient(recipient())
+    store.put_recipient(recipient(name="Ada L."))
+    store.put_recipient(recipient(campaign_id="spring", name="Ada S."))
+    # THEN each campaign has Ada's latest record, and no one else's
+    assert store.get_recipient("welcome", "ada") == recipient(name="Ada L.")
+    assert store.get_recipient("spring", "ada") == recipient(campaign_id="spring", name="Ada S.")
+    assert store.get_recipient("welcome", "bob") is None
+    assert store.get_recipient("summer", "ada") is None
+
+
+# ── claims (replay protection of inbound hooks) ───────────────────────────────────────────
+
+
+def test_the_first_claim_wins(store: JobStore) -> None:
+    later = time.time() + 600
+    assert store.claim("hook:generic:msg_1", later) is True
+    # WHEN the same key is claimed again (a replayed message), even with another expiry
+    assert store.claim("hook:generic:msg_1", later + 600) is False
+    assert store.claim("hook:generic:msg_1", later) is False
+    # THEN other keys are untouched
+    assert store.claim("hook:generic:msg_2", later) is True
+    assert store.claim("hook:hubspot:msg_1", later) is True
+
+
+def test_an_expired_claim_can_be_claimed_again(store: JobStore) -> None:
+    assert store.claim("old", time.time() - 1) is True
+    assert store.claim("old", time.time() + 600) is True
+    assert store.claim("old", time.time() + 600) is False
+
+
+def test_claims_race(store: JobStore) -> None:
+    if isinstance(store, DynamoJobStore):
+        pytest.skip("moto does not serialize writes; DynamoDB's conditional put is atomic")
+    # GIVEN eight callers claiming one key at once THEN exactly one wins
+    later = time.time() + 600
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda _: store.claim("raced", later), range(8)))
+    assert wins.count(True) == 1
 
 
 # ── DynamoDB only ─────────────────────────────────────────────────────────────────────────
@@ -464,15 +523,6 @@ def test_dynamo_campaign_pages_follows_last_evaluated_key(dynamo: DynamoJobStore
     assert len(calls) == 3
 
 
-def test_dynamo_refuses_a_token_twice(dynamo: DynamoJobStore) -> None:
-    dynamo.put_page(page("tok_ada_0001", "ada"))
-    with pytest.raises(ValueError, match="exists"):
-        dynamo.put_page(page("tok_ada_0001", "bob"))
-    # AND nothing of the refused page was written: Bob has no current page
-    assert dynamo.get_page("tok_ada_0001") == page("tok_ada_0001", "ada")
-    assert by_recipient(dynamo.campaign_pages("welcome")) == {"ada": "tok_ada_0001"}
-
-
 def test_dynamo_put_page_retries_a_transaction_conflict(dynamo: DynamoJobStore) -> None:
     # GIVEN DynamoDB cancelling the first transaction: another page of Ada was being put
     calls: list[int] = []
@@ -494,34 +544,23 @@ def test_dynamo_put_page_retries_a_transaction_conflict(dynamo: DynamoJobStore) 
     assert dynamo.campaign_pages("welcome") == [page("tok_ada_0001")]
 
 
-# ── claims (replay protection of inbound hooks) ───────────────────────────────────────────
+def test_dynamo_put_page_gives_up_on_endless_conflicts(dynamo: DynamoJobStore) -> None:
+    # GIVEN DynamoDB cancelling every transaction: a conflict each time
+    calls: list[int] = []
 
+    def conflict(**_: object) -> tuple[AWSResponse, dict[str, Any]]:
+        calls.append(1)
+        error = {"Code": "TransactionCanceledException", "Message": "conflict"}
+        reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}]
+        parsed = {"Error": error, "CancellationReasons": reasons, "ResponseMetadata": {}}
+        return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), parsed
 
-def test_the_first_claim_wins(store: JobStore) -> None:
-    later = time.time() + 600
-    assert store.claim("hook:generic:msg_1", later) is True
-    # WHEN the same key is claimed again (a replayed message), even with another expiry
-    assert store.claim("hook:generic:msg_1", later + 600) is False
-    assert store.claim("hook:generic:msg_1", later) is False
-    # THEN other keys are untouched
-    assert store.claim("hook:generic:msg_2", later) is True
-    assert store.claim("hook:hubspot:msg_1", later) is True
-
-
-def test_an_expired_claim_can_be_claimed_again(store: JobStore) -> None:
-    assert store.claim("old", time.time() - 1) is True
-    assert store.claim("old", time.time() + 600) is True
-    assert store.claim("old", time.time() + 600) is False
-
-
-def test_claims_race(store: JobStore) -> None:
-    if isinstance(store, DynamoJobStore):
-        pytest.skip("moto does not serialize writes; DynamoDB's conditional put is atomic")
-    # GIVEN eight callers claiming one key at once THEN exactly one wins
-    later = time.time() + 600
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        wins = list(pool.map(lambda _: store.claim("raced", later), range(8)))
-    assert wins.count(True) == 1
+    dynamo.client.meta.events.register("before-call.dynamodb.TransactWriteItems", conflict)
+    # WHEN a page is put THEN it fails after five tries, and nothing was written
+    with pytest.raises(RuntimeError, match="page tok_ada_0001: 5 conflicting writes in a row"):
+        dynamo.put_page(page("tok_ada_0001"))
+    assert len(calls) == 5
+    assert dynamo.get_page("tok_ada_0001") is None
 
 
 def test_dynamo_claim_item_has_a_ttl_attribute(dynamo: DynamoJobStore) -> None:

@@ -1,4 +1,5 @@
-"""The Step Functions orchestrator on moto: one execution per batch, renders invoked async."""
+"""The Step Functions orchestrator on moto: one execution per batch, renders invoked async.
+(What every orchestrator does with a render or a batch: tests/integration/test_orchestrator.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 
 from chalicelib.adapters.stepfunctions import StepFunctionsOrchestrator
-from chalicelib.ports import Orchestrator
 
 PASS_MACHINE = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 ROLE = "arn:aws:iam::123456789012:role/reel-batch"
@@ -33,10 +33,6 @@ def aws() -> Iterator[tuple[Any, Any, str]]:
 def orchestrator(aws: tuple[Any, Any, str]) -> StepFunctionsOrchestrator:
     sfn, lam, arn = aws
     return StepFunctionsOrchestrator(sfn, lam, state_machine_arn=arn, render_function="reel-render")
-
-
-def test_it_is_an_orchestrator(orchestrator: StepFunctionsOrchestrator) -> None:
-    assert isinstance(orchestrator, Orchestrator)
 
 
 def test_start_batch_starts_one_execution_named_after_the_batch(
