@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.pipeline import service
 from chalicelib.pipeline.jobs import JobState
-from chalicelib.ports import Orchestrator
+from chalicelib.ports import Backends, Orchestrator
+from chalicelib.services import batches, renders, templates
 from tests.aws import ACCOUNT, EXECUTION_DEADLINE, REGION, Env
 from tests.conftest import Campaign
 
@@ -44,7 +44,7 @@ class Running:
 def running(request: pytest.FixtureRequest, campaign: Campaign) -> Iterator[Running]:
     if request.param == "local":
         b = bootstrap.backends()
-        service.register_folder(b, campaign.root)
+        templates.register_folder(b, campaign.root)
         local = b.orchestrator
         wait: Callable[[float], None] = local.wait  # type: ignore[attr-defined]
         yield Running(local, lambda kind, job_id: wait(EXECUTION_DEADLINE))
@@ -68,7 +68,7 @@ def running(request: pytest.FixtureRequest, campaign: Campaign) -> Iterator[Runn
     yield Running(bootstrap.backends().orchestrator, settle)
 
 
-def held() -> tuple[service.Backends, Held]:
+def held() -> tuple[Backends, Held]:
     """The process's backends with an orchestrator that starts nothing."""
     hold = Held()
     return dataclasses.replace(bootstrap.backends(), orchestrator=hold), hold
@@ -77,8 +77,8 @@ def held() -> tuple[service.Backends, Held]:
 def test_start_render_renders_it(running: Running) -> None:
     # GIVEN a render stored and queued, not started
     b, hold = held()
-    record = service.create_render(
-        b, service.RenderRequest(template_id="tiny", data={"first_name": "Ann"})
+    record = renders.create_render(
+        b, renders.RenderRequest(template_id="tiny", data={"first_name": "Ann"})
     )
     assert hold.started == [("render", record.id)]
     assert b.jobs.get_render(record.id).state == JobState.queued  # type: ignore[union-attr]
@@ -96,8 +96,8 @@ def test_start_batch_plans_renders_and_finalizes_it(running: Running) -> None:
     # GIVEN a batch of three stored and queued, not started, one of whose records is invalid
     b, hold = held()
     records = [{"first_name": "Ann"}, {"first_name": "Bo", "plan": "gold"}, {"first_name": "Cy"}]
-    request = service.BatchRequest(template_id="tiny", records=records)
-    record = service.create_batch(b, request)
+    request = batches.BatchRequest(template_id="tiny", records=records)
+    record = batches.create_batch(b, request)
     assert hold.started == [("batch", record.id)]
     # WHEN the orchestrator is asked to start it
     running.orchestrator.start_batch(record.id)
@@ -106,8 +106,8 @@ def test_start_batch_plans_renders_and_finalizes_it(running: Running) -> None:
     done = b.jobs.get_batch(record.id)
     assert done is not None and done.state == JobState.done, done
     assert done.total == 3
-    assert b.jobs.count_results(record.id) == {"rendered": 2, "cached": 0, "failed": 1}
-    results = dict(b.jobs.list_results(record.id))
+    assert b.results.count_results(record.id) == {"rendered": 2, "cached": 0, "failed": 1}
+    results = dict(b.results.list_results(record.id))
     assert sorted(results) == [0, 1, 2]
     assert results[1].code == "invalid_data" and results[1].field == "plan"
     assert all(b.blobs.exists(str(results[i].output_key)) for i in (0, 2))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import bootstrap
 from chalicelib.adapters.addresses import address_refusal, parse_networks
 from chalicelib.adapters.fetcher import FetchPolicy, HttpFetcher
 from chalicelib.errors import AssetError, DataError
