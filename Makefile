@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-HLSJS  := chalicelib/delivery/static/vendor/hls.min.js
+HLSJS  := chalicelib/landing/static/vendor/hls.min.js
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every machine installs the same versions: the lock files pin each package with its hashes.
 # requirements.lock: the runtime dependencies; requirements-dev.lock: runtime + dev + infra.
@@ -39,7 +39,7 @@ $(HLSJS): package.json package-lock.json
 	mkdir -p $(dir $@)
 	cp node_modules/hls.js/dist/hls.min.js $@
 
-## player: install hls.js into chalicelib/delivery/static/vendor/
+## player: install hls.js into chalicelib/landing/static/vendor/
 player: $(HLSJS)
 
 ## demo: render the demo campaign through the local API into out/demo, then serve it
@@ -89,4 +89,4 @@ deploy: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build \
-		node_modules chalicelib/delivery/static/vendor
+		node_modules chalicelib/landing/static/vendor

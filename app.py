@@ -9,9 +9,9 @@ from chalice.app import Response
 
 from chalicelib import __version__
 from chalicelib.api import ReelApp
-from chalicelib.api.delivery import delivery
 from chalicelib.api.hls import hls
 from chalicelib.api.hooks import hooks
+from chalicelib.api.landing import landing
 from chalicelib.api.openapi import Health, openapi_document
 from chalicelib.api.operations import JSON_DOCUMENT, Media, Operation
 from chalicelib.api.routes import api
@@ -20,7 +20,7 @@ from chalicelib.template.schema import template_json_schema
 app = ReelApp(app_name="reel")
 app.api.binary_types.extend(["video/mp4", "application/zip"])
 app.register_blueprint(api)
-app.register_blueprint(delivery)
+app.register_blueprint(landing)
 app.register_blueprint(hooks)
 app.register_blueprint(hls)
 

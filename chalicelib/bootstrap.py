@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.fetcher import HttpFetcher
     from chalicelib.connectors.base import Connector
     from chalicelib.connectors.relay import Relay, RelayWorker
-    from chalicelib.delivery.stream import Streams
+    from chalicelib.landing.stream import Streams
 
 
 def render_config(s: Settings) -> RenderConfig:
@@ -222,7 +222,7 @@ class Wiring:
             return self._streams
 
     def _make_streams(self) -> Streams:
-        from chalicelib.delivery.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
+        from chalicelib.landing.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
 
         s, b = self.settings, self.backends
         backend: RenderBackend

@@ -479,7 +479,7 @@ def report(
     if limit:
         out.print(recipients_table(found, limit=limit))
     if png is not None:
-        from chalicelib.delivery.charts import report_png
+        from chalicelib.landing.charts import report_png
 
         report_png(found, png)
         out.print(f"[green]✓[/] {png}")

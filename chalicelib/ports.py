@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
-    from chalicelib.delivery.pages import Page
+    from chalicelib.landing.pages import Page
     from chalicelib.pipeline.jobs import (
         BatchRecord,
         JobState,

@@ -75,7 +75,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters.records import job_model, merge_state
 from chalicelib.adapters.retry import GaveUp, Retry
 from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
-from chalicelib.delivery.pages import Page
+from chalicelib.landing.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,

@@ -23,8 +23,8 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from chalicelib.adapters.retry import GaveUp, Retry
-from chalicelib.delivery.tokens import media_signature
 from chalicelib.errors import StorageError
+from chalicelib.landing.tokens import media_signature
 
 # Failures that may pass if we wait a little: space freed, a device back, descriptors closed.
 TRANSIENT_ERRNOS = frozenset(
@@ -184,7 +184,7 @@ class LocalBlobStore:
         self.path(key).unlink(missing_ok=True)
 
     def url(self, key: str) -> str:
-        """`{base_url}/{key}?expires=…&sig=…`, valid `url_expiry` s (see delivery/tokens.py),
+        """`{base_url}/{key}?expires=…&sig=…`, valid `url_expiry` s (see landing/tokens.py),
         or a file:// URL when nothing serves the store."""
         if self.base_url and self.secret:
             self.path(key)  # validates the key

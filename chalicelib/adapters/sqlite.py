@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.adapters.records import job_model, merge_state
 from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
-from chalicelib.delivery.pages import Page
+from chalicelib.landing.pages import Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,

@@ -353,8 +353,8 @@ def media_file(folder: str, name: str) -> Response:
     (`?expires=…&sig=…`, see LocalBlobStore.url); on AWS, CloudFront serves signed URLs."""
     import time
 
-    from chalicelib.delivery.tokens import verify_media
     from chalicelib.errors import ForbiddenError
+    from chalicelib.landing.tokens import verify_media
 
     b = bootstrap.backends()
     if bootstrap.settings().backend != "local" or folder not in MEDIA_FOLDERS:

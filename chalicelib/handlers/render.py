@@ -53,13 +53,13 @@ def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
     bytes); `{"action": "hls_still", …}` → a poster frame from a stored chunk. Unexpected
     errors propagate, so Step Functions' Retry and Catch see them."""
     if isinstance(event, HlsStillEvent):
-        from chalicelib.delivery.stream import LocalBackend
+        from chalicelib.landing.stream import LocalBackend
 
         b = bootstrap.backends()
         LocalBackend(b.cache, b.render).still(event.chunk, event.frame, event.out)
         return {"out": event.out, "state": "done"}
     if isinstance(event, HlsGroupEvent):
-        from chalicelib.delivery.stream import render_group_event
+        from chalicelib.landing.stream import render_group_event
 
         logger.append_keys(campaign_id=event.campaign_id, group=event.key[:16])
         fields = event.model_dump(exclude={"action"})

@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from chalicelib.backends import Backends
-from chalicelib.delivery.pages import Page
 from chalicelib.errors import NotFoundError
+from chalicelib.landing.pages import Page
 from chalicelib.services.recipients import get_page, page_url
 from chalicelib.services.templates import scratch
 
@@ -31,7 +31,7 @@ def email_snippet(b: Backends, page: Page) -> str:
     to it. The GIF starts a second before the poster frame: the personal moment."""
     from PIL import Image
 
-    from chalicelib.delivery.snippet import gif_thumbnail, snippet_html
+    from chalicelib.landing.snippet import gif_thumbnail, snippet_html
 
     key = _gif_key(page)
     if not b.blobs.exists(key):

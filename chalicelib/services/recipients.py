@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.backends import Backends
-from chalicelib.delivery.pages import Page, make_page
 from chalicelib.errors import NotFoundError
+from chalicelib.landing.pages import Page, make_page
 from chalicelib.pipeline.jobs import RecipientData, RecipientJob
 from chalicelib.pipeline.steps import make_job
 from chalicelib.services.templates import get_template, materialize

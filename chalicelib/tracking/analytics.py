@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 
 from pydantic import Field
 
-from chalicelib.delivery.pages import Page
+from chalicelib.landing.pages import Page
 from chalicelib.template.model import Strict
 from chalicelib.tracking.events import Event, EventKind
 

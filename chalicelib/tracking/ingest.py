@@ -8,8 +8,8 @@ import time
 from pydantic import BaseModel
 
 from chalicelib.backends import Backends
-from chalicelib.delivery.tokens import split, verify
 from chalicelib.errors import ForbiddenError
+from chalicelib.landing.tokens import split, verify
 from chalicelib.tracking.events import Event, EventBatch
 
 

@@ -250,7 +250,7 @@ def test_on_aws_two_api_instances_render_a_group_once(
     same new recipient at once: each group is rendered by one Lambda call, not two."""
     import boto3
 
-    from chalicelib.delivery.stream import LambdaBackend, Streams
+    from chalicelib.landing.stream import LambdaBackend, Streams
     from chalicelib.settings import get_settings
 
     b = bootstrap.backends()

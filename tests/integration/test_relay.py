@@ -20,7 +20,7 @@ from chalicelib.connectors.hubspot import HubSpotConnector
 from chalicelib.connectors.relay import Relay, RelayWorker
 from chalicelib.connectors.salesforce import SalesforceConnector
 from chalicelib.connectors.webhook import WebhookConnector
-from chalicelib.delivery.tokens import signed_token
+from chalicelib.landing.tokens import signed_token
 from chalicelib.services import batches, recipients, renders, templates
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chalicelib.delivery.snippet import gif_thumbnail, snippet_html
 from chalicelib.errors import DataError, RenderError
+from chalicelib.landing.snippet import gif_thumbnail, snippet_html
 from chalicelib.render import ffmpeg as ff
 
 

@@ -23,7 +23,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
-from chalicelib.delivery.tokens import signed_token
+from chalicelib.landing.tokens import signed_token
 from chalicelib.services import recipients
 from tests.app.test_hooks import NEW_WHSEC, OLD_WHSEC, standard_headers
 from tests.aws import EVENTS_TABLE, TABLE, TRACKING_SECRET, Env

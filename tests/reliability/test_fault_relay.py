@@ -26,7 +26,7 @@ from chalicelib.backends import Backends
 from chalicelib.connectors.base import Delivery, DeliveryStatus
 from chalicelib.connectors.relay import Relay, RelayWorker
 from chalicelib.connectors.webhook import WebhookConnector
-from chalicelib.delivery.tokens import signed_token
+from chalicelib.landing.tokens import signed_token
 from chalicelib.services import recipients
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import ingest

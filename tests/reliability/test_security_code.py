@@ -155,8 +155,8 @@ def _calls(tree: ast.AST, function: str) -> set[str]:
 @pytest.mark.parametrize(
     ("path", "function"),
     [
-        ("chalicelib/delivery/tokens.py", "verify"),  # the page script's signed token
-        ("chalicelib/delivery/tokens.py", "verify_media"),  # local signed media URLs
+        ("chalicelib/landing/tokens.py", "verify"),  # the page script's signed token
+        ("chalicelib/landing/tokens.py", "verify_media"),  # local signed media URLs
         ("chalicelib/api/__init__.py", "require_key"),  # x-api-key
         ("chalicelib/connectors/inbound.py", "verify_hubspot_v3"),
         ("chalicelib/connectors/inbound.py", "verify_salesforce"),
@@ -180,7 +180,7 @@ def test_standard_webhooks_verify_uses_compare_digest() -> None:
 
 
 def test_verifiers_refuse_what_they_were_not_given() -> None:
-    from chalicelib.delivery import tokens
+    from chalicelib.landing import tokens
 
     signed = tokens.signed_token("k", "tok", "ada", "tiny")
     assert tokens.verify("k", signed, "ada", "tiny")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.delivery.pages import Page
+from chalicelib.landing.pages import Page
 from chalicelib.tracking.analytics import (
     FUNNEL_STEPS,
     campaign_report,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chalicelib.delivery.charts import PNG_SIZE, funnel_svg, report_png, retention_svg
+from chalicelib.landing.charts import PNG_SIZE, funnel_svg, report_png, retention_svg
 from chalicelib.tracking.analytics import CampaignReport, campaign_report
 from tests.unit.test_analytics import CAMPAIGN, campaign_events, page
 

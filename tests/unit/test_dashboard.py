@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from chalicelib.delivery.dashboard import dashboard_html
+from chalicelib.landing.dashboard import dashboard_html
 from chalicelib.tracking.analytics import CampaignReport, campaign_report, clock, iso_utc
 from tests.unit.test_analytics import CAMPAIGN, campaign_events, ev, full_view, page
 

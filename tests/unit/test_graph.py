@@ -190,7 +190,7 @@ def _input_options(args: list[str]) -> list[tuple[str, dict[str, str]]]:
 
 def test_every_input_is_opened_file_only_with_bounded_probing() -> None:
     # GIVEN every argument list the builders make, with every kind of input they open
-    from chalicelib.delivery.snippet import gif_args
+    from chalicelib.landing.snippet import gif_args
     from chalicelib.render.ffmpeg import INPUT_GUARDS, guard_inputs
     from chalicelib.render.graph import frame_args
     from chalicelib.render.hls import split_audio_args, split_video_args

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.delivery.stream import _uri
+from chalicelib.landing.stream import _uri
 from chalicelib.render import hls
 from chalicelib.render.profile import StreamProfile
 from chalicelib.render.segments import plan_runs

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from chalicelib.adapters.dynamodb import DynamoJobStore
 from chalicelib.adapters.sqlite import SqliteJobStore
-from chalicelib.delivery.pages import Cue, Page
+from chalicelib.landing.pages import Cue, Page
 from chalicelib.pipeline.jobs import (
     BatchRecord,
     JobState,

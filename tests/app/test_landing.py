@@ -13,7 +13,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import bootstrap
-from chalicelib.delivery.tokens import signed_token, split
+from chalicelib.landing.tokens import signed_token, split
 from tests.conftest import API_KEY
 
 KEY = API_KEY

@@ -7,7 +7,7 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from chalicelib.delivery.charts import funnel_svg, retention_svg
+from chalicelib.landing.charts import funnel_svg, retention_svg
 from chalicelib.tracking.analytics import CampaignReport, clock, iso_utc, percent, step_label
 
 HEADLINE_STEPS = ("sent", "opened", "played", "100%", "clicked")
@@ -16,7 +16,7 @@ HEADLINE_STEPS = ("sent", "opened", "played", "100%", "clicked")
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("chalicelib.delivery", "templates"),
+        loader=PackageLoader("chalicelib.landing", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

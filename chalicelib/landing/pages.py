@@ -7,8 +7,8 @@ import time
 
 from pydantic import Field
 
-from chalicelib.delivery.tokens import new_token
 from chalicelib.errors import DataError
+from chalicelib.landing.tokens import new_token
 from chalicelib.template.bind import bind_values
 from chalicelib.template.expr import interpolate
 from chalicelib.template.library import LoadedTemplate

@@ -7,8 +7,8 @@ from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from chalicelib.delivery.pages import Page
-from chalicelib.delivery.tokens import signed_token
+from chalicelib.landing.pages import Page
+from chalicelib.landing.tokens import signed_token
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -16,7 +16,7 @@ STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; char
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     return Environment(
-        loader=PackageLoader("chalicelib.delivery", "templates"),
+        loader=PackageLoader("chalicelib.landing", "templates"),
         autoescape=select_autoescape(["html", "xml"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -74,7 +74,7 @@ def static_file(name: str) -> tuple[bytes, str] | None:
     suffix = name[name.rfind(".") :] if "." in name else ""
     if "/" in name or "\\" in name or name.startswith(".") or suffix not in STATIC_TYPES:
         return None
-    static = resources.files("chalicelib.delivery").joinpath("static")
+    static = resources.files("chalicelib.landing").joinpath("static")
     for ref in (static.joinpath(name), static.joinpath("vendor", name)):
         if ref.is_file():
             return ref.read_bytes(), STATIC_TYPES[suffix]

@@ -17,7 +17,7 @@ from chalicelib.tracking.analytics import CampaignReport
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import IngestResult, ingest
 
-delivery = Blueprint(__name__)
+landing = Blueprint(__name__)
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -36,11 +36,11 @@ def _html(body: str, status: int = 200) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": HTML, **NO_STORE})
 
 
-@delivery.route("/v/{token}")
-@Operation("A recipient's landing page", "delivery", HTML_PAGE, params=(TOKEN,))
+@landing.route("/v/{token}")
+@Operation("A recipient's landing page", "landing", HTML_PAGE, params=(TOKEN,))
 @handles_errors
 def landing_page(token: str) -> Response:
-    from chalicelib.delivery.web import landing_page as render_page
+    from chalicelib.landing.web import landing_page as render_page
 
     b = bootstrap.backends()
     page = recipients.get_page(b, token)
@@ -71,16 +71,16 @@ def landing_page(token: str) -> Response:
     )
 
 
-@delivery.route("/v/{token}/captions.vtt")
+@landing.route("/v/{token}/captions.vtt")
 @Operation(
     "The captions of a recipient's video",
-    "delivery",
+    "landing",
     Media(("text/vtt",), "WebVTT captions"),
     params=(TOKEN,),
 )
 @handles_errors
 def captions(token: str) -> Response:
-    from chalicelib.delivery.web import captions_vtt
+    from chalicelib.landing.web import captions_vtt
 
     page = recipients.get_page(bootstrap.backends(), token)
     return Response(
@@ -90,10 +90,10 @@ def captions(token: str) -> Response:
     )
 
 
-@delivery.route("/v/{token}/poster.jpg")
+@landing.route("/v/{token}/poster.jpg")
 @Operation(
     "A recipient's poster (made from their stream when first asked for)",
-    "delivery",
+    "landing",
     Media(("image/jpeg",), "the poster", BINARY),
     params=(TOKEN,),
     errors=(400, 404, 503),
@@ -109,10 +109,10 @@ def poster(token: str) -> Response:
     )
 
 
-@delivery.route("/v/{token}/email.gif")
+@landing.route("/v/{token}/email.gif")
 @Operation(
     "The animated GIF of a recipient's email snippet (a link that does not expire)",
-    "delivery",
+    "landing",
     Media(("image/gif",), "the GIF", BINARY),
     params=(TOKEN,),
 )
@@ -127,16 +127,16 @@ def email_gif(token: str) -> Response:
     )
 
 
-@delivery.route("/static/{name}")
+@landing.route("/static/{name}")
 @Operation(
     "The landing page's script and style sheet",
-    "delivery",
+    "landing",
     Media(("text/javascript", "text/css"), "the file"),
     params=(Param("name", "the file's name"),),
 )
 @handles_errors
 def static(name: str) -> Response:
-    from chalicelib.delivery.web import static_file
+    from chalicelib.landing.web import static_file
 
     found = static_file(name)
     if found is None:
@@ -149,10 +149,10 @@ def static(name: str) -> Response:
     )
 
 
-@delivery.route("/events", methods=["POST"], content_types=["application/json", "text/plain"])
+@landing.route("/events", methods=["POST"], content_types=["application/json", "text/plain"])
 @Operation(
     "The player's tracking events",
-    "delivery",
+    "landing",
     IngestResult,
     status=202,
     request=EventBatch,
@@ -162,7 +162,7 @@ def static(name: str) -> Response:
 @handles_errors
 def events() -> Response:
     """The player's beacons: `{"token", "events": [≤ 50]}` → 202 with what was stored."""
-    request = delivery.current_request
+    request = landing.current_request
     batch = parse_model(EventBatch, parse_document(request))
     result = ingest(bootstrap.backends(), batch)
     return Response(
@@ -172,10 +172,10 @@ def events() -> Response:
     )
 
 
-@delivery.route("/campaigns/{campaign_id}/analytics")
+@landing.route("/campaigns/{campaign_id}/analytics")
 @Operation(
     "A campaign's funnel, retention and per-recipient stats",
-    "delivery",
+    "landing",
     CampaignReport,
     params=(CAMPAIGN,),
 )
@@ -191,24 +191,24 @@ def analytics(campaign_id: str) -> Response:
     )
 
 
-@delivery.route("/dashboard/{campaign_id}")
-@Operation("A campaign's dashboard", "delivery", HTML_PAGE, params=(CAMPAIGN,))
+@landing.route("/dashboard/{campaign_id}")
+@Operation("A campaign's dashboard", "landing", HTML_PAGE, params=(CAMPAIGN,))
 @handles_errors
 def dashboard(campaign_id: str) -> Response:
     """The campaign at a glance: headline numbers, funnel and retention charts (SVG rendered
     here), and the recipients."""
-    from chalicelib.delivery.dashboard import dashboard_html
+    from chalicelib.landing.dashboard import dashboard_html
 
     report = campaign_analytics(bootstrap.backends(), campaign_id)
     return _html(dashboard_html(report))
 
 
-@delivery.route(
+@landing.route(
     "/recipients/{recipient_id}/data", methods=["PUT"], content_types=["application/json"]
 )
 @Operation(
     "Replace a recipient's record (their stream shows it at once)",
-    "delivery",
+    "landing",
     RecipientDataView,
     request=recipients.RecipientDataRequest,
     params=(Param("recipient_id", "the recipient's id in the campaign"),),
@@ -218,7 +218,7 @@ def dashboard(campaign_id: str) -> Response:
 @handles_errors
 def recipient_data(recipient_id: str) -> Response:
     """Replace a recipient's record: their stream shows it from the next playlist request."""
-    request = delivery.current_request
+    request = landing.current_request
     require_key(request)
     body = parse_model(recipients.RecipientDataRequest, parse_document(request))
     record = recipients.set_recipient_data(
