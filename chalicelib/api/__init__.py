@@ -104,16 +104,20 @@ def parse_model(model: type[M], data: Any) -> M:
 
 
 class _PerThread:
-    """An attribute with one value per thread."""
+    """An attribute with one value per object and thread."""
 
-    def __init__(self) -> None:
-        self._local = threading.local()
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_by_thread"
+
+    def _local(self, obj: object) -> threading.local:
+        found: threading.local = obj.__dict__.setdefault(self._slot, threading.local())
+        return found
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:
-        return getattr(self._local, "value", None)
+        return None if obj is None else getattr(self._local(obj), "value", None)
 
     def __set__(self, obj: object, value: Any) -> None:
-        self._local.value = value
+        self._local(obj).value = value
 
 
 class ReelApp(Chalice):

@@ -69,10 +69,9 @@ def create_batch(
     template = get_template(b, req.template_id, req.version)
     batch_id = batch_id or new_id("b")
     if req.records is not None:
-        limit = max_inline
-        if len(req.records) > limit:
+        if len(req.records) > max_inline:
             raise DataError(
-                f"{len(req.records)} inline records; at most {limit} (upload a file and pass "
+                f"{len(req.records)} inline records; at most {max_inline} (upload a file and pass "
                 "its key as `source` for more)",
                 field="records",
             )

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from chalicelib import bootstrap
+from chalicelib.backends import Backends
 from chalicelib.pipeline.jobs import JobState
-from chalicelib.ports import Backends, Orchestrator
+from chalicelib.ports import Orchestrator
 from chalicelib.services import batches, renders, templates
 from tests.aws import ACCOUNT, EXECUTION_DEADLINE, REGION, Env
 from tests.conftest import Campaign

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.adapters.addresses import address_refusal, parse_networks
-from chalicelib.adapters.fetcher import FetchPolicy, HttpFetcher
+from chalicelib.adapters.addresses import address_refusal
+from chalicelib.adapters.fetcher import HttpFetcher
 from chalicelib.errors import AssetError, DataError
 from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.pipeline.steps import make_job
@@ -74,19 +74,7 @@ def fetched_dir() -> Path:
 def fetcher() -> HttpFetcher:
     """The fetcher the REEL_FETCH_* settings describe, as the wiring builds it: a test sets the
     environment once, and a batch and a direct fetch see the same policy and the same store."""
-    s = get_settings()
-    return HttpFetcher(
-        FetchPolicy(
-            store=fetched_dir(),
-            allow_http=s.fetch_allow_http,
-            allow_networks=parse_networks(s.fetch_allow_networks),
-            max_bytes=s.fetch_max_bytes,
-            connect_timeout=s.fetch_connect_timeout,
-            read_timeout=s.fetch_read_timeout,
-            deadline=s.fetch_deadline,
-            ca_bundle=str(s.fetch_ca_bundle) if s.fetch_ca_bundle else None,
-        )
-    )
+    return bootstrap.fetcher(get_settings())
 
 
 def refused(url: str, kind: str = "image") -> str:
@@ -102,13 +90,15 @@ def test_an_image_url_in_data_is_fetched_and_rendered(
     # GIVEN a recipient whose avatar is an https URL
     url = trusted.serve("/people/ann.png", png, "image/png")
     lt = load_template(campaign.template)
-    job = make_job(lt, {"first_name": "Ann", "avatar": url}, "ann", 0)
+    job = make_job(lt, {"first_name": "Ann", "avatar": url}, "ann", 0, fetcher=fetcher())
     # THEN the plan holds a local, content-addressed copy of the bytes
     src = Path(job.plan.scenes[1].layers[1].layer.src)  # type: ignore[union-attr]
     assert src == fetched_dir() / f"{hashlib.sha256(png).hexdigest()}.png"
     assert src.read_bytes() == png
     # AND the output's key comes from the bytes: the same picture given as a file, same key
-    local = make_job(lt, {"first_name": "Ann", "avatar": "assets/avatar.png"}, "ann", 0)
+    local = make_job(
+        lt, {"first_name": "Ann", "avatar": "assets/avatar.png"}, "ann", 0, fetcher=fetcher()
+    )
     assert job.output_key == local.output_key
     # AND the video shows it (green, in the circle at (136, 19))
     frame = frame_at(render(job.plan, out / "ann.mp4").path, 15).astype(int)
@@ -346,7 +336,7 @@ def test_a_file_url_is_a_data_error_before_anything_is_fetched(campaign: Campaig
     lt = load_template(campaign.template)
     for value in ("file:///etc/passwd", "FILE:///etc/shadow", "data:,x", "ftp://x/a.png"):
         with pytest.raises(DataError) as info:
-            make_job(lt, {"first_name": "A", "avatar": value}, "r", 0)
+            make_job(lt, {"first_name": "A", "avatar": value}, "r", 0, fetcher=fetcher())
         assert info.value.field == "avatar"
 
 

@@ -204,12 +204,6 @@ def test_verifiers_refuse_what_they_were_not_given() -> None:
 #: Files that touch os.environ, each with its reason. Everything else reads `get_settings()`.
 ENVIRON_USERS = {
     "chalicelib/settings.py": "the Settings object: every REEL_* variable (through pydantic)",
-    "chalicelib/cli.py": "`reel serve`/`reel demo` export the settings of the server they "
-    "start (data dir, workers, public URL, a dev API key) for it and its render processes",
-    "chalicelib/adapters/local_runner.py": "a render process pins the REEL_* settings of the "
-    "orchestrator that started it, whatever the environment became since",
-    "chalicelib/render/ffmpeg.py": "passes the environment on to the ffmpeg child process "
-    "(plus AV_LOG_FORCE_NOCOLOR); reads no setting",
 }
 _ENVIRON_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"})
 
