@@ -49,7 +49,7 @@ def _flatten(value: Any) -> str:
         return value
     if isinstance(value, dict) and "Fn::Join" in value:
         sep, parts = value["Fn::Join"]
-        return sep.join(_flatten(p) for p in parts)
+        return str(sep).join(_flatten(p) for p in parts)
     return "TOKEN"
 
 
