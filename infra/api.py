@@ -90,9 +90,9 @@ class Api(Construct):
         pipeline: BatchPipeline,
     ) -> None:
         super().__init__(scope, id)
-        role = lambda_role(self, "Role", "Reel HTTP API and its S3 trigger (Chalice functions)")
+        role = lambda_role(self, "ApiRole", "Reel HTTP API and its S3 trigger (Chalice functions)")
         log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+            self, "ApiLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
         log_group.grant_write(role)
         # Uploads, bundles, thumbnails; reads of media, sources and segments. No deletes.
@@ -137,7 +137,7 @@ class Api(Construct):
         # `chalice package` then zips only app.py and chalicelib: no pip, no index, a second.
         layer = lambda_.LayerVersion(
             self,
-            "Dependencies",
+            "ApiDependencies",
             code=lambda_.Code.from_asset(str(api_layer)),
             compatible_runtimes=[
                 lambda_.Runtime(deps.LAMBDA_RUNTIME, lambda_.RuntimeFamily.PYTHON)
@@ -147,7 +147,7 @@ class Api(Construct):
         )
         chalice = ChaliceApi(
             self,
-            "Chalice",
+            "Api",
             stage=stage,
             source_dir=str(deps.ROOT),
             stage_config={

@@ -29,7 +29,7 @@ class MediaCdn(Construct):
         )
         self._bucket = s3.Bucket(
             self,
-            "Bucket",
+            "Media",
             bucket_name=self.bucket_name,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -43,19 +43,25 @@ class MediaCdn(Construct):
         )
         #: The bucket by name: what every other construct uses (see the class docstring).
         self.bucket = s3.Bucket.from_bucket_attributes(
-            self, "ByName", bucket_name=self.bucket_name, region=stack.region
+            self, "MediaByName", bucket_name=self.bucket_name, region=stack.region
         )
 
+        # CloudFront's resources are named after their place in the construct tree (the key
+        # group's, the public key's and the OAC's names, the origin's id, and the public key's
+        # caller reference, which CloudFront never lets change): they sit on the stack, where
+        # they were when stacks were first deployed, not in this construct.
         self.public_key = cloudfront.PublicKey(
-            self,
-            "PublicKey",
+            stack,
+            "MediaPublicKey",
             encoded_key=public_key_pem,
             comment="Reel signed media URLs; the private key stays with the API's secret",
         )
-        key_group = cloudfront.KeyGroup(self, "KeyGroup", items=[self.public_key])
-        oac = cloudfront.S3OriginAccessControl(self, "Oac", signing=cloudfront.Signing.SIGV4_ALWAYS)
+        key_group = cloudfront.KeyGroup(stack, "MediaKeyGroup", items=[self.public_key])
+        oac = cloudfront.S3OriginAccessControl(
+            stack, "MediaOac", signing=cloudfront.Signing.SIGV4_ALWAYS
+        )
         self.distribution = cloudfront.Distribution(
-            self,
+            stack,
             "Cdn",
             comment=f"{stack.stack_name} media",
             default_behavior=cloudfront.BehaviorOptions(
@@ -100,7 +106,7 @@ class MediaCdn(Construct):
         stack = cdk.Stack.of(self)
         permission = lambda_.CfnPermission(
             self,
-            "Notify",
+            "IncomingFromMedia",
             action="lambda:InvokeFunction",
             function_name=function.function_arn,
             principal="s3.amazonaws.com",

@@ -140,7 +140,7 @@ class BatchPipeline(Construct):
         )
         role = iam.Role(
             self,
-            "Role",
+            "BatchRole",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description="Reel batch state machine (Distributed Map)",
         )
@@ -168,14 +168,14 @@ class BatchPipeline(Construct):
         )
         machine_logs = logs.LogGroup(
             self,
-            "Logs",
+            "BatchLogs",
             log_group_name=f"/aws/vendedlogs/states/{machine_name}",
             retention=LOG_RETENTION,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.machine = sfn.StateMachine(
             self,
-            "StateMachine",
+            "Batch",
             state_machine_name=machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(json.dumps(asl)),

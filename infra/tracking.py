@@ -71,7 +71,7 @@ class Tracking(Construct):
         # The HMAC key of page tokens: lost or changed, every link already sent stops counting.
         self.secret = secretsmanager.Secret(
             self,
-            "Secret",
+            "TrackingSecret",
             description=f"{cdk.Stack.of(self).stack_name}: HMAC key of landing-page tokens",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True
@@ -82,7 +82,7 @@ class Tracking(Construct):
         # The relay function's own role: consume the relay queue, the deliveries (and the
         # templates, pages and recipients it reads) in the jobs table, the events it aggregates,
         # and the templates' bundles (rules.yaml) in the bucket; nothing else.
-        role = lambda_role(self, "WorkerRole", "Reel relay: SQS relay queue to the CRM connectors")
+        role = lambda_role(self, "RelayRole", "Reel relay: SQS relay queue to the CRM connectors")
         env = {k: v for k, v in environment(media, tables).items() if k != "REEL_IDEMPOTENCY_TABLE"}
         env |= {
             "REEL_EVENTS_TABLE": tables.events.table_name,
@@ -97,7 +97,7 @@ class Tracking(Construct):
         secret_env, secrets = context_secrets(self, RELAY_SECRET_CONTEXT)
         self.worker = image_function(
             self,
-            "Worker",
+            "RelayWorker",
             RELAY_HANDLER,
             memory=512,
             timeout=SHORT_TIMEOUT,  # the queue's visibility timeout is six times this
