@@ -1,4 +1,4 @@
-"""CloudFormation logical ids as they were before the stack's constructs (see ReelStack)."""
+"""Logical ids that leave a layer of constructs out (FlatStack), by CDK's own makeUniqueId."""
 
 from __future__ import annotations
 
@@ -39,43 +39,53 @@ def make_unique_id(components: Sequence[str]) -> str:
     return readable[:MAX_HUMAN_LEN] + digest
 
 
-class FlatLogicalIds:
-    """Logical ids that ignore a layer of constructs right under the stack: an element inside
-    one gets the id it would have had if that construct's children sat on the stack itself.
+class FlatStack(cdk.Stack):
+    """A stack whose logical ids ignore a layer of constructs right under it (`flatten`): an
+    element inside one gets the id it would have had if that construct's children sat on the
+    stack itself.
 
     A renamed logical id is a new resource to CloudFormation, which replaces the old one on
-    update (the bucket, tables, secret, queues, state machine and log groups; fixed names make
-    that fail, kept ones are orphaned): grouping resources into constructs must not rename them.
-    The constructs' children therefore keep the ids they had on the stack, and so do the
-    construct ids some constructs embed in their children's ids (a Lambda event source is named
-    after its queue's unique id: `SqsEventSource:<Names.uniqueId(queue)>`).
+    update (the bucket, tables, secret, queues, state machine and log groups: fixed names make
+    that fail, kept ones are orphaned), so grouping resources into constructs must not rename
+    them. The constructs' children therefore keep the ids they had on the stack, and so do the
+    construct ids some constructs put in their children's ids (a Lambda event source is named
+    after its queue: `SqsEventSource:<Names.uniqueId(queue)>`). Names that CDK derives from
+    the construct tree in a resource's properties (CloudFront's) are not covered: such
+    resources stay on the stack.
     """
 
-    def __init__(self, stack: cdk.Stack, layers: Sequence[IConstruct]) -> None:
-        self._stack = stack
-        self._layers = list(layers)
-        #: a construct's unique id under the layer → the one it had without it (found lazily)
-        self._unique_ids: dict[str, str] = {}
+    _layers: tuple[IConstruct, ...] = ()
+    #: a construct's unique id under a layer → the one it had without it (found lazily)
+    _unique_ids: dict[str, str]
 
-    def allocate(self, element: cdk.CfnElement) -> str | None:
-        """The element's logical id without the layer, or None if it is not inside one (CDK's
-        own allocation stands)."""
-        path = self._path_below_stack(element)
+    def flatten(self, *layers: IConstruct) -> None:
+        """Leave `layers` (children of this stack) out of the logical ids of their elements."""
+        for layer in layers:
+            if layer.node.scope is not self:
+                raise ValueError(f"layers: {layer.node.path} is not a child of {self.node.path}")
+        self._layers = layers
+        self._unique_ids = {}
+
+    def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
+        # CDK calls this when it resolves logical ids (at synthesis), once the tree is built.
+        path = self._path_below_stack(cfn_element)
         if path is None:
-            return None
-        return make_unique_id([self._unlayered_component(c) for c in path])
+            return super()._allocate_logical_id(cfn_element)
+        # Two layers with children of one id make one logical id twice: CDK refuses that
+        # template ("section 'Resources' already contains …").
+        return make_unique_id([self._unlayered(c) for c in path])
 
     def _path_below_stack(self, construct: IConstruct) -> list[str] | None:
-        """The ids from the stack's child down to `construct`, the layer left out; None if
-        `construct` is not inside the layer."""
+        """The ids from the stack's child down to `construct`, its layer left out; None if
+        `construct` is not inside a layer."""
         scopes = construct.node.scopes
-        below = scopes[scopes.index(self._stack) + 1 :]
+        below = scopes[scopes.index(self) + 1 :]
         if len(below) < 2 or not any(below[0] is layer for layer in self._layers):
             return None
         return [s.node.id for s in below[1:]]
 
-    def _unlayered_component(self, component: str) -> str:
-        """`component`, with a unique id of a construct inside the layer that it ends with (as
+    def _unlayered(self, component: str) -> str:
+        """`component`, with the unique id of a construct inside a layer that it ends with (as
         in `SqsEventSource:<unique id>`) replaced by that construct's unique id without it."""
         kind, colon, unique = component.rpartition(":")
         if not colon:
@@ -85,9 +95,8 @@ class FlatLogicalIds:
         return f"{kind}:{self._unique_ids.get(unique, unique)}"
 
     def _find_unique_ids(self) -> None:
-        for construct in self._stack.node.find_all():
+        above = [s.node.id for s in self.node.scopes[1:]]  # Names.uniqueId: below the app
+        for construct in self.node.find_all():
             path = self._path_below_stack(construct)
             if path is not None:
-                # Names.uniqueId: the path below the app, the stack's id included
-                above = [s.node.id for s in self._stack.node.scopes[1:]]
                 self._unique_ids[cdk.Names.unique_id(construct)] = make_unique_id(above + path)

@@ -9,14 +9,14 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import INCOMING_PREFIX, Api
-from infra.logical_ids import FlatLogicalIds
+from infra.logical_ids import FlatStack
 from infra.media import MediaCdn
 from infra.pipeline import BatchPipeline
 from infra.tables import Tables
 from infra.tracking import Tracking
 
 
-class ReelStack(cdk.Stack):
+class ReelStack(FlatStack):
     """Everything Reel needs on AWS; idle, it costs (almost) nothing.
 
     The five constructs do not show in logical ids: a resource keeps the id it had when it sat
@@ -59,7 +59,7 @@ class ReelStack(cdk.Stack):
             pipeline=pipeline,
         )
         media.send_created_objects(INCOMING_PREFIX, api.incoming)
-        self._logical_ids = FlatLogicalIds(self, [media, tables, tracking, pipeline, api])
+        self.flatten(media, tables, tracking, pipeline, api)
 
         cdk.CfnOutput(self, "MediaBucket", value=media.bucket_name)
         cdk.CfnOutput(self, "CdnDomain", value=media.distribution.distribution_domain_name)
@@ -71,8 +71,3 @@ class ReelStack(cdk.Stack):
         cdk.CfnOutput(self, "RelayDeadLetterQueueUrl", value=tracking.dead_letters.queue_url)
         cdk.CfnOutput(self, "RelayFunction", value=tracking.worker.function_name)
         cdk.CfnOutput(self, "TrackingSecretArn", value=tracking.secret.secret_arn)
-
-    def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
-        # CDK calls this when it resolves logical ids (at synthesis), after __init__.
-        flat = self._logical_ids.allocate(cfn_element)
-        return flat if flat is not None else super()._allocate_logical_id(cfn_element)
