@@ -88,7 +88,7 @@ def _target(value: Any) -> str:
 def names(template: dict[str, Any]) -> dict[str, str]:
     """logical id → what the resource is to Reel (Jobs, Relay, RenderRole, ApiLogs…), found by
     how the template wires it (the handler a function runs, the API's environment, a function's
-    role and log group), never by CDK's logical ids, which follow the construct tree."""
+    role and log group), not by logical ids (test_logical_ids.py pins those)."""
     resources = template["Resources"]
     found: dict[str, str] = {}
 
