@@ -29,6 +29,7 @@ from chalicelib.handlers import batch as batch_handlers
 from chalicelib.handlers import render as render_handlers
 from chalicelib.pipeline import statemachine
 from chalicelib.services import batches, templates
+from chalicelib.settings import Settings
 from tests.conftest import Campaign
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "failure": batch_handlers.record_failure,
 }
 EXECUTION_DEADLINE = 120.0
+#: The state machine's tolerance as deployed (chalicelib.settings; infra/app.py uses the same).
+TOLERATED_FAILURE_PERCENTAGE = float(Settings.model_fields["tolerated_failure_percentage"].default)
 
 
 @dataclass
@@ -247,10 +250,19 @@ def aws(campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             render_function=FUNCTIONS["render"],
             finalize_function=FUNCTIONS["finalize"],
             failure_function=FUNCTIONS["failure"],
-            # One item at a time: moto's backends are not thread-safe (two iterations putting
-            # the same S3 key at once can break its in-memory object), and real S3 is not here.
+            # One item at a time, not production's 200: moto's S3 is not thread-safe. Items
+            # render concurrently; their audio track has one cache key (audio/…, not warmed by
+            # Plan), and two items putting it at once break moto's put_object: the second put
+            # disposes of the first one's FakeKey (_VersionedKeyStore.setlist closes its
+            # buffer) before the first builds its response from it (FakeKey.etag), and
+            # upload_file fails with "ValueError: I/O operation on closed file". Real S3 takes
+            # concurrent puts of a key (the last one wins). Seen in 1 run out of 3 to 6 of these
+            # tests with MaxConcurrency 200 (moto 5.2.5; a render thread per item).
             max_concurrency=1,
-            tolerated_failure_percentage=0,
+            # Production's tolerance (100 %). moto does not enforce it (its Distributed Map
+            # counts a failed child execution and goes on whatever the figure); what the batch
+            # makes of a failed child is tested in test_statemachine_moto.
+            tolerated_failure_percentage=TOLERATED_FAILURE_PERCENTAGE,
             results_bucket=BUCKET,
             render_timeout=120,
         )

@@ -54,3 +54,74 @@ def template_json() -> dict[str, Any]:
     """The stack's CloudFormation template (a fresh copy each call)."""
     data: dict[str, Any] = json.loads((cdk_out() / f"{STACK}.template.json").read_text())
     return data
+
+
+#: The image functions by the handler their image runs (the name `names` gives each).
+FUNCTIONS = {
+    "chalicelib.handlers.render.handler": "Render",
+    "chalicelib.handlers.batch.plan": "Plan",
+    "chalicelib.handlers.batch.finalize": "Finalize",
+    "chalicelib.handlers.batch.record_failure": "RecordFailure",
+    "chalicelib.handlers.relay.handler": "RelayWorker",
+}
+#: What the API's environment variables point at.
+API_ENVIRONMENT = {
+    "REEL_TABLE": "Jobs",
+    "REEL_IDEMPOTENCY_TABLE": "Idempotency",
+    "REEL_EVENTS_TABLE": "Events",
+    "REEL_RELAY_QUEUE_URL": "Relay",
+    "REEL_TRACKING_SECRET": "TrackingSecret",
+    "REEL_STATE_MACHINE_ARN": "Batch",
+}
+
+
+def _target(value: Any) -> str:
+    """The logical id a Ref, a GetAtt or a Join around one Ref (the secret reference) names."""
+    if "Ref" in value:
+        return str(value["Ref"])
+    if "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    (ref,) = [p for p in value["Fn::Join"][1] if isinstance(p, dict)]
+    return _target(ref)
+
+
+def names(template: dict[str, Any]) -> dict[str, str]:
+    """logical id → what the resource is to Reel (Jobs, Relay, RenderRole, ApiLogs…), found by
+    how the template wires it (the handler a function runs, the API's environment, a function's
+    role and log group), not by logical ids (test_logical_ids.py pins those)."""
+    resources = template["Resources"]
+    found: dict[str, str] = {}
+
+    def function(rid: str, name: str, role: str, logs: str) -> None:
+        props = resources[rid]["Properties"]
+        found[rid] = name
+        found[_target(props["Role"])] = role
+        found[_target(props["LoggingConfig"]["LogGroup"])] = logs
+
+    for rid, res in resources.items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Lambda::Function" and "ImageConfig" in props:
+            name = FUNCTIONS[props["ImageConfig"]["Command"][0]]
+            role = "RelayRole" if name == "RelayWorker" else f"{name}Role"
+            function(rid, name, role, f"{name}Logs")
+        if res["Type"] == "AWS::StepFunctions::StateMachine":
+            found[_target(props["RoleArn"])] = "BatchRole"
+            (destination,) = props["LoggingConfiguration"]["Destinations"]
+            found[_target(destination["CloudWatchLogsLogGroup"]["LogGroupArn"])] = "BatchLogs"
+    # Both Chalice functions have the API's role and log group.
+    function("APIHandler", "APIHandler", "ApiRole", "ApiLogs")
+    env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    for variable, name in API_ENVIRONMENT.items():
+        found[_target(env[variable])] = name
+    relay = resources[_inverse(found)["Relay"]]["Properties"]
+    found[_target(relay["RedrivePolicy"]["deadLetterTargetArn"])] = "RelayDeadLetters"
+    return found
+
+
+def _inverse(found: dict[str, str]) -> dict[str, str]:
+    return {name: rid for rid, name in found.items()}
+
+
+def logical_ids(template: dict[str, Any]) -> dict[str, str]:
+    """What `names` gives, the other way round: Reel's name → logical id."""
+    return _inverse(names(template))

@@ -33,6 +33,12 @@ def template(template_json: dict[str, Any]) -> Template:
     return Template.from_json(template_json)
 
 
+@pytest.fixture(scope="module")
+def ids(template_json: dict[str, Any]) -> dict[str, str]:
+    """Reel's name of a resource (Events, Relay, ApiRole…) → its logical id (synth.names)."""
+    return synth.logical_ids(template_json)
+
+
 def _resources(template_json: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
 
@@ -43,7 +49,7 @@ def _flatten(value: Any) -> str:
         return value
     if isinstance(value, dict) and "Fn::Join" in value:
         sep, parts = value["Fn::Join"]
-        return sep.join(_flatten(p) for p in parts)
+        return str(sep).join(_flatten(p) for p in parts)
     return "TOKEN"
 
 
@@ -156,10 +162,10 @@ def test_tables(template: Template) -> None:
     )
 
 
-def test_events_table(template_json: dict[str, Any]) -> None:
+def test_events_table(template_json: dict[str, Any], ids: dict[str, str]) -> None:
     # The DynamoEventStore table: pk/sk strings, on demand, PITR, kept on stack deletion.
-    tables = _resources(template_json, "AWS::DynamoDB::Table")
-    (events,) = [t for rid, t in tables.items() if rid.startswith("Events")]
+    events = template_json["Resources"][ids["Events"]]
+    assert events["Type"] == "AWS::DynamoDB::Table"
     props = events["Properties"]
     assert props["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -175,10 +181,12 @@ def test_events_table(template_json: dict[str, Any]) -> None:
     assert events["DeletionPolicy"] == "Retain"
 
 
-def test_relay_queue_has_a_dead_letter_queue_and_sse(template_json: dict[str, Any]) -> None:
+def test_relay_queue_has_a_dead_letter_queue_and_sse(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
     queues = _resources(template_json, "AWS::SQS::Queue")
-    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
-    (dlq_id,) = [rid for rid in queues if rid.startswith("RelayDeadLetters")]
+    relay_id, dlq_id = ids["Relay"], ids["RelayDeadLetters"]
+    assert set(queues) == {relay_id, dlq_id}
     relay = queues[relay_id]["Properties"]
     assert relay["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
@@ -198,7 +206,9 @@ def test_relay_queue_has_a_dead_letter_queue_and_sse(template_json: dict[str, An
     assert ssl_only == {relay_id, dlq_id}
 
 
-def test_tracking_secret_is_generated_by_the_stack(template_json: dict[str, Any]) -> None:
+def test_tracking_secret_is_generated_by_the_stack(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
     ((secret_id, secret),) = _resources(template_json, "AWS::SecretsManager::Secret").items()
     assert "GenerateSecretString" in secret["Properties"]
     assert "SecretString" not in secret["Properties"]  # no value in the template
@@ -213,16 +223,14 @@ def test_tracking_secret_is_generated_by_the_stack(template_json: dict[str, Any]
     readers = {
         rid for rid, s in _statements(template_json) if {"Ref": secret_id} in _listed(s["Resource"])
     }
-    assert len(readers) == 1 and next(iter(readers)).startswith("ApiRole")
+    assert readers == {ids["ApiRole"]}
 
 
 def test_api_role_reaches_events_and_relay_queue_only_as_needed(
-    template_json: dict[str, Any],
+    template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
-    tables = _resources(template_json, "AWS::DynamoDB::Table")
-    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
-    queues = _resources(template_json, "AWS::SQS::Queue")
-    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
+    events_id, relay_id = ids["Events"], ids["Relay"]
+    names = synth.names(template_json)
 
     def grants(resource_id: str) -> dict[str, set[str]]:
         """role-ish policy id → the actions its statements allow on `resource_id`."""
@@ -235,11 +243,7 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
         return found
 
     def by_role(found: dict[str, set[str]]) -> dict[str, set[str]]:
-        roles: dict[str, set[str]] = {}
-        for rid, actions in found.items():
-            role = rid.split("Role")[0] + "Role"
-            roles.setdefault(role, set()).update(actions)
-        return roles
+        return {names[rid]: actions for rid, actions in found.items()}
 
     # Only the API role (which writes them) and the relay's role (which reads them, and stores
     # the one it is handed if ingest did not get to) touch them, with exactly these actions.
@@ -329,12 +333,14 @@ def test_render_and_batch_steps_are_image_functions_of_one_asset(
     assert sum(p.stat().st_size for p in context.rglob("*") if p.is_file()) < 50 * 2**20
 
 
-def test_chalice_api_uses_our_role_layer_and_environment(template_json: dict[str, Any]) -> None:
+def test_chalice_api_uses_our_role_layer_and_environment(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
     functions = _resources(template_json, "AWS::Serverless::Function")
     assert {"APIHandler", "Incoming"} <= set(functions)
     assert "DefaultRole" not in template_json["Resources"]  # no chalice-managed role
     for props in (f["Properties"] for f in functions.values()):
-        assert props["Role"]["Fn::GetAtt"][0].startswith("ApiRole")
+        assert props["Role"]["Fn::GetAtt"] == [ids["ApiRole"], "Arn"]
         assert props["Runtime"] == deps.LAMBDA_RUNTIME
         assert len(props["Layers"]) == 1
         env = props["Environment"]["Variables"]
@@ -376,17 +382,17 @@ def _relay_function(template_json: dict[str, Any]) -> tuple[str, dict[str, Any]]
 
 
 def test_relay_function_consumes_the_relay_queue_with_partial_batch_responses(
-    template_json: dict[str, Any],
+    template_json: dict[str, Any], ids: dict[str, str]
 ) -> None:
     # GIVEN the relay function (the render image, the relay handler as its command)
     relay_fn_id, relay_fn = _relay_function(template_json)
     assert relay_fn["PackageType"] == "Image"
-    assert relay_fn["Role"]["Fn::GetAtt"][0].startswith("RelayRole")
+    assert relay_fn["Role"]["Fn::GetAtt"] == [ids["RelayRole"], "Arn"]
     assert relay_fn["Timeout"] == 60
     # THEN one event source feeds it the relay queue, ten records at a time, and it may report
     # which records failed
     queues = _resources(template_json, "AWS::SQS::Queue")
-    (relay_id,) = [rid for rid in queues if rid.startswith("Relay") and "DeadLetter" not in rid]
+    relay_id = ids["Relay"]
     (mapping,) = _resources(template_json, "AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": relay_fn_id}
@@ -398,13 +404,13 @@ def test_relay_function_consumes_the_relay_queue_with_partial_batch_responses(
     assert visibility >= 6 * relay_fn["Timeout"]
 
 
-def test_relay_function_environment_comes_from_context(template_json: dict[str, Any]) -> None:
+def test_relay_function_environment_comes_from_context(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
     _, relay_fn = _relay_function(template_json)
     env = relay_fn["Environment"]["Variables"]
-    tables = _resources(template_json, "AWS::DynamoDB::Table")
-    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
     assert env["REEL_BACKEND"] == "aws"
-    assert env["REEL_EVENTS_TABLE"] == {"Ref": events_id}
+    assert env["REEL_EVENTS_TABLE"] == {"Ref": ids["Events"]}
     assert env["REEL_RELAY_MAX_ATTEMPTS"] == "5"  # the queue's maxReceiveCount
     assert env["REEL_WEBHOOK_URL"] == "https://crm.example.com/hooks/reel"
     assert env["REEL_WEBHOOK_SECRETS"] == f"secretsmanager:{synth.WEBHOOK_SECRETS_SECRET}"
@@ -420,11 +426,9 @@ def test_relay_function_environment_comes_from_context(template_json: dict[str, 
         assert name not in env, name
 
 
-def test_relay_role_is_least_privilege(template_json: dict[str, Any]) -> None:
-    tables = _resources(template_json, "AWS::DynamoDB::Table")
-    (jobs_id,) = [rid for rid in tables if rid.startswith("Jobs")]
-    (events_id,) = [rid for rid in tables if rid.startswith("Events")]
-    statements = [s for rid, s in _statements(template_json) if rid.startswith("RelayRole")]
+def test_relay_role_is_least_privilege(template_json: dict[str, Any], ids: dict[str, str]) -> None:
+    jobs_id, events_id = ids["Jobs"], ids["Events"]
+    statements = [s for rid, s in _statements(template_json) if rid == ids["RelayRole"]]
     by_sid = {s.get("Sid"): s for s in statements}
     assert set(by_sid["Deliveries"]["Action"]) == {
         "dynamodb:GetItem",
@@ -450,16 +454,16 @@ def _listed(value: Any) -> list[Any]:
 
 
 def _statements(template_json: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role logical id, statement) of every identity policy, inline or not."""
     found = []
     for rid, res in template_json["Resources"].items():
         props = res.get("Properties", {})
-        docs = []
         if res["Type"] == "AWS::IAM::Policy":
-            docs.append(props["PolicyDocument"])
+            for role in props["Roles"]:
+                found += [(role["Ref"], s) for s in props["PolicyDocument"]["Statement"]]
         if res["Type"] == "AWS::IAM::Role":
-            docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
-        for doc in docs:
-            found += [(rid, s) for s in doc["Statement"]]
+            for policy in props.get("Policies", []):
+                found += [(rid, s) for s in policy["PolicyDocument"]["Statement"]]
     return found
 
 

@@ -111,6 +111,42 @@ def test_a_crashing_render_is_caught_and_recorded_failed(
     assert batches.get_batch(bootstrap.backends(), batch_id).state == JobState.done
 
 
+def test_a_failed_child_execution_does_not_fail_the_batch(
+    aws: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one recipient whose render crashes AND whose failure cannot be recorded either, so
+    # that its child execution of the Distributed Map fails (the Catch's target raised)
+    real_render, real_failure = batches.render_item, batches.record_failure
+
+    def crash_for_bo(b: Backends, batch_id: str, item: BatchItem) -> Any:
+        if (item.fields or {}).get("first_name") == "Bo":
+            raise RuntimeError("segfault in the encoder")
+        return real_render(b, batch_id, item)
+
+    def unrecordable(b: Backends, batch_id: str, item: BatchItem, reason: str, *args: Any) -> Any:
+        if (item.fields or {}).get("first_name") == "Bo":
+            raise RuntimeError("the jobs table is unreachable")
+        return real_failure(b, batch_id, item, reason, *args)
+
+    monkeypatch.setattr(batches, "render_item", crash_for_bo)
+    monkeypatch.setattr(batches, "record_failure", unrecordable)
+
+    # WHEN the batch runs (the Map tolerates failed children: production's 100 %, tests/aws.py;
+    # moto goes on after a failed child whatever the figure, so this is about what follows)
+    batch_id, execution = aws.run_batch(people("Ann", "Bo", "Cy"))
+
+    # THEN the others render, Finalize still closes the batch, and the execution succeeds
+    assert execution["status"] == "SUCCEEDED", execution
+    assert aws.dispatcher.count("failure") == 1  # the Catch did run, and raised
+    got = results(batch_id)
+    assert got == {"r0": ("rendered", None), "r2": ("rendered", None)}  # Bo has no result
+    counts = {"rendered": 2, "cached": 0, "failed": 0}
+    assert json.loads(execution["output"]) == {"batch_id": batch_id, "counts": counts}
+    record = batches.get_batch(bootstrap.backends(), batch_id)
+    assert (record.state, record.total) == (JobState.done, 3)
+    assert len(aws.videos()) == 2
+
+
 def test_a_batch_that_cannot_be_planned_fails(aws: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN planning fails (an unreadable source)
     def unreadable(b: Backends, batch_id: str) -> BatchRecord:

@@ -4,7 +4,6 @@ functions' handlers do — those actions, on those named resources — and nothi
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -31,8 +30,9 @@ STAR_ACTIONS = {
 #: Action wildcards allowed, each with its reason (none today: every action is spelled out).
 ACTION_WILDCARDS: dict[str, str] = {}
 
-# Resources, as `label` names them: a resource's logical id without CDK's hash suffix; the
-# media bucket and its objects; a Secrets Manager secret by name.
+# Resources, as `label` names them: what the resource is to Reel (`synth.names`: found by how the
+# template wires it, not by CDK's logical ids); the media bucket and its objects; a Secrets
+# Manager secret by name.
 BUCKET, OBJECTS = "media", "media/*"
 XRAY = {"xray:PutTraceSegments": {"*"}, "xray:PutTelemetryRecords": {"*"}}
 JOBS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
@@ -146,34 +146,26 @@ BATCH_ROLE = _merge(
     {a: {"*"} for a in STAR_ACTIONS},
 )
 
-_HASH = re.compile(r"[0-9A-F]{8}$")
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "{region}", "AWS::AccountId": "{account}"}
 
 
-def _id(logical_id: str) -> str:
-    return _HASH.sub("", logical_id)
-
-
-def _text(value: Any) -> str:
+def _text(value: Any, names: dict[str, str]) -> str:
     """A CloudFormation string expression, its tokens named."""
     if isinstance(value, str):
         return value
     if "Fn::Join" in value:
         sep, parts = value["Fn::Join"]
-        return str(sep).join(_text(p) for p in parts)
+        return str(sep).join(_text(p, names) for p in parts)
     if "Ref" in value:
-        return {
-            "AWS::Partition": "aws",
-            "AWS::Region": "{region}",
-            "AWS::AccountId": "{account}",
-        }.get(value["Ref"], _id(value["Ref"]))
+        return PSEUDO.get(value["Ref"]) or names[value["Ref"]]
     if "Fn::GetAtt" in value:
-        return _id(value["Fn::GetAtt"][0])
+        return names[value["Fn::GetAtt"][0]]
     raise AssertionError(f"unexpected expression {value}")
 
 
-def label(resource: Any) -> str:
+def label(resource: Any, names: dict[str, str]) -> str:
     """A statement's resource as EXPECTED names it."""
-    text = _text(resource)
+    text = _text(resource, names)
     bucket = "arn:aws:s3:::reel-dev-media-{account}-{region}"
     if text.startswith(bucket):
         return BUCKET + text.removeprefix(bucket)
@@ -206,12 +198,13 @@ def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def grants(template: dict[str, Any]) -> dict[str, dict[str, set[str]]]:
     """role logical id → action → resource labels."""
+    names = synth.names(template)
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for role, s in _statements(template):
         assert s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s, s
         assert "Condition" not in s, s  # not needed by any of ours: a condition would hide scope
         for action in _listed(s["Action"]):
-            out[role][action] |= {label(r) for r in _listed(s["Resource"])}
+            out[role][action] |= {label(r, names) for r in _listed(s["Resource"])}
     return {role: dict(actions) for role, actions in out.items()}
 
 
@@ -269,7 +262,7 @@ def test_no_action_wildcards_and_no_star_resources_beyond_xray_and_logs(
 
 def test_the_roles_reach_secrets_by_reference_only(template: dict[str, Any]) -> None:
     from chalicelib.settings import SECRETS_MANAGER_PREFIX
-    from infra.stack import SECRET_REFERENCE
+    from infra.functions import SECRET_REFERENCE
 
     # The stack's references are what the settings resolve
     assert SECRET_REFERENCE == SECRETS_MANAGER_PREFIX
@@ -281,7 +274,8 @@ def test_the_roles_reach_secrets_by_reference_only(template: dict[str, Any]) -> 
         for role, actions in grants(template).items()
         if "secretsmanager:GetSecretValue" in actions
     }
-    assert {_id(role) for role in readers} == {"ApiRole", "RelayRole"}
+    names = synth.names(template)
+    assert {names[role] for role in readers} == {"ApiRole", "RelayRole"}
     assert all(
         a.startswith("secretsmanager:GetSecretValue")
         for actions in grants(template).values()
@@ -293,11 +287,11 @@ def test_the_roles_reach_secrets_by_reference_only(template: dict[str, Any]) -> 
 def test_the_expectations_are_not_vacuous() -> None:
     # A grant broader than expected must show: one more action, or "*" for a resource.
     template = synth.template_json()
+    relay_role = synth.logical_ids(template)["RelayRole"]
     (policy,) = [
         r
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::IAM::Policy"
-        and _id(r["Properties"]["Roles"][0]["Ref"]) == "RelayRole"
+        if r["Type"] == "AWS::IAM::Policy" and r["Properties"]["Roles"] == [{"Ref": relay_role}]
     ]
     policy["Properties"]["PolicyDocument"]["Statement"].append(
         {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}

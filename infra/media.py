@@ -1,0 +1,131 @@
+"""The media bucket (private) and CloudFront in front of it (OAC, signed URLs only)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class MediaCdn(Construct):
+    """The bucket of uploads, bundles, segments, videos and batch results, served through
+    CloudFront to signed URLs of the key group holding `public_key_pem`.
+
+    The bucket's notification names a function of the API (`send_created_objects`), so
+    CloudFormation creates the bucket after that function. Everything upstream of it (the roles,
+    the state machine, the distribution) therefore refers to the bucket by its name, never by
+    Ref, through `bucket`; only the bucket policy and the notification touch the bucket itself.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, public_key_pem: str) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        self.bucket_name = cdk.Fn.join(
+            "-", [stack.stack_name.lower(), "media", stack.account, stack.region]
+        )
+        self._bucket = s3.Bucket(
+            self,
+            "Media",
+            bucket_name=self.bucket_name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=cdk.Duration.days(1)),
+                s3.LifecycleRule(prefix="sfn-results/", expiration=cdk.Duration.days(30)),
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        #: The bucket by name: what every other construct uses (see the class docstring).
+        self.bucket = s3.Bucket.from_bucket_attributes(
+            self, "MediaByName", bucket_name=self.bucket_name, region=stack.region
+        )
+
+        # CloudFront's resources are named after their place in the construct tree (the key
+        # group's, the public key's and the OAC's names, the origin's id, and the public key's
+        # caller reference, which CloudFront never lets change): they sit on the stack, where
+        # they were when stacks were first deployed, not in this construct.
+        self.public_key = cloudfront.PublicKey(
+            stack,
+            "MediaPublicKey",
+            encoded_key=public_key_pem,
+            comment="Reel signed media URLs; the private key stays with the API's secret",
+        )
+        key_group = cloudfront.KeyGroup(stack, "MediaKeyGroup", items=[self.public_key])
+        oac = cloudfront.S3OriginAccessControl(
+            stack, "MediaOac", signing=cloudfront.Signing.SIGV4_ALWAYS
+        )
+        self.distribution = cloudfront.Distribution(
+            stack,
+            "Cdn",
+            comment=f"{stack.stack_name} media",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(
+                    self.bucket,
+                    origin_access_control=oac,
+                    origin_access_levels=[cloudfront.AccessLevel.READ],
+                ),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                trusted_key_groups=[key_group],
+            ),
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+        )
+        cdk.Annotations.of(self.distribution).acknowledge_warning(
+            "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
+            "the bucket policy statement for the OAC is added on the bucket itself below",
+        )
+        self._bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontOriginAccessControl",
+                actions=["s3:GetObject"],
+                resources=[self._bucket.arn_for_objects("*")],
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                conditions={
+                    "StringEquals": {
+                        "AWS:SourceArn": stack.format_arn(
+                            service="cloudfront",
+                            region="",
+                            resource="distribution",
+                            resource_name=self.distribution.distribution_id,
+                        )
+                    }
+                },
+            )
+        )
+
+    def send_created_objects(self, prefix: str, function: lambda_.IFunction) -> None:
+        """Invoke `function` for each object created under `prefix`: a native notification (no
+        CDK custom resource with s3:PutBucketNotification on "*")."""
+        stack = cdk.Stack.of(self)
+        permission = lambda_.CfnPermission(
+            self,
+            "IncomingFromMedia",
+            action="lambda:InvokeFunction",
+            function_name=function.function_arn,
+            principal="s3.amazonaws.com",
+            source_account=stack.account,
+            source_arn=self.bucket.bucket_arn,
+        )
+        cfn_bucket = self._bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            lambda_configurations=[
+                s3.CfnBucket.LambdaConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    function=function.function_arn,
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix)]
+                        )
+                    ),
+                )
+            ]
+        )
+        cfn_bucket.add_resource_dependency(permission)  # S3 checks it when it saves this
