@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.backends import Backends
@@ -85,6 +85,11 @@ def segment_cache(root: Path | None = None) -> SegmentCache:
     return _segment_cache((root or settings().cache_dir).resolve())
 
 
+def _job_stores(store: Any) -> dict[str, Any]:
+    """One adapter (SQLite, DynamoDB) serving every job-store concern of `Backends`."""
+    return dict.fromkeys(("templates", "jobs", "results", "recipients", "claims"), store)
+
+
 @dataclass(frozen=True)
 class Spec:
     """What a wiring is built from: the settings, and for `reel batch` the output folder (its
@@ -141,11 +146,7 @@ class Wiring:
         jobs = SqliteJobStore(db)
         return Backends(
             blobs=blobs,
-            templates=jobs,
-            jobs=jobs,
-            results=jobs,
-            recipients=jobs,
-            claims=jobs,
+            **_job_stores(jobs),
             cache=segment_cache(s.cache_dir),
             orchestrator=LocalOrchestrator(
                 s.workers,
@@ -191,11 +192,7 @@ class Wiring:
         jobs = DynamoJobStore(boto3.client("dynamodb", region_name=s.region), s.table)
         return Backends(
             blobs=blobs,
-            templates=jobs,
-            jobs=jobs,
-            results=jobs,
-            recipients=jobs,
-            claims=jobs,
+            **_job_stores(jobs),
             cache=SegmentCache(blobs),
             orchestrator=StepFunctionsOrchestrator(
                 boto3.client("stepfunctions", region_name=s.region),

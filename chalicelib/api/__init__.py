@@ -110,7 +110,9 @@ class _PerThread:
         self._slot = f"_{name}_by_thread"
 
     def _local(self, obj: object) -> threading.local:
-        found: threading.local = obj.__dict__.setdefault(self._slot, threading.local())
+        found: threading.local | None = obj.__dict__.get(self._slot)
+        if found is None:  # setdefault: two threads' first uses keep one
+            found = obj.__dict__.setdefault(self._slot, threading.local())
         return found
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:
