@@ -296,10 +296,13 @@ def use(s: Settings | None = None, *, folder: Path | None = None) -> Wiring:
 
 
 def current() -> Wiring:
-    """The process's wiring (made from the environment on first use)."""
+    """The process's wiring (made from the environment on first use, once: request threads
+    may all ask at the start)."""
+    global _current
     with _guard:
-        found = _current
-    return found if found is not None else use()
+        if _current is None:
+            _current = Wiring(Spec(get_settings()))
+        return _current
 
 
 def settings() -> Settings:
