@@ -168,6 +168,27 @@ def test_partials_of_dead_writers_are_cleaned_and_live_ones_kept(
     assert not dead.exists() and live.exists()
 
 
+def test_the_partial_of_a_killed_writer_not_yet_reaped_is_cleaned(store: LocalBlobStore) -> None:
+    # GIVEN a writer killed mid-write whose parent has not reaped it yet (a zombie: a render
+    # worker's pool joins it only after its jobs were told that it died)
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        part = store.root / f".c.jpg.{child.pid}.z0mb1e00.part"
+        part.write_bytes(b"half")
+        child.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not die"
+            time.sleep(0.01)
+        # WHEN the store is cleaned, THEN its partial file is gone
+        assert store.clean_partials() == 1 and not part.exists()
+    finally:
+        child.wait()
+
+
 # ── the failure of one recipient's write, in a batch of the embedded default ──────────────
 
 
