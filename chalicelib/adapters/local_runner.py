@@ -28,7 +28,7 @@ from chalicelib.adapters.sqlite import SqliteJobStore
 from chalicelib.backends import Backends
 from chalicelib.data.mapping import recipient_id
 from chalicelib.pipeline.jobs import BatchItem, JobState
-from chalicelib.pipeline.steps import internal_error
+from chalicelib.pipeline.steps import internal_error, internal_reason
 from chalicelib.services import batches, renders
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class LocalOrchestrator:
             batches.run_batch(b, batch_id, render_items)
         except Exception as exc:  # an entry point: the batch fails, the server goes on
             log.exception("batch %s could not run", batch_id)
-            batches.fail_batch(b, batch_id, f"internal error: {type(exc).__name__}: {exc}")
+            batches.fail_batch(b, batch_id, internal_reason(exc))
 
     def _run_item(self, b: Backends, batch_id: str, item: BatchItem) -> bool:
         """Render one item in a worker; False when the workers were shut down first."""
@@ -291,7 +291,7 @@ class LocalOrchestrator:
         except Stopped:
             return False
         except Exception as crash:  # like the state machine's Catch: the recipient alone fails
-            reason = f"internal error: {type(crash).__name__}: {crash}"
+            reason = internal_reason(crash)
             batches.record_failure(b, batch_id, item, reason, code="internal_error")
         return True
 

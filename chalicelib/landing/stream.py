@@ -40,9 +40,7 @@ from chalicelib.render.cache import SegmentCache
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.graph import frame_args
 from chalicelib.render.hls import AudioGroup, Chunk, ChunkGroup, StreamPlan
-from chalicelib.render.localize import localize
 from chalicelib.services.streams import StreamSource, stream_plan, stream_source
-from chalicelib.services.templates import get_template, materialize
 from chalicelib.template.plan import RenderPlan
 
 WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
@@ -187,10 +185,7 @@ def render_group_event(
 ) -> None:
     """The render Lambda's side of `LambdaBackend`: make one group's chunks exist in the chunk
     store (idempotent: the same content lands under the same keys)."""
-    from chalicelib.template.bind import bind
-
-    lt = materialize(b, get_template(b, campaign_id, version))
-    plan = localize(bind(lt, data), b.fetcher)
+    plan = stream_plan(b, campaign_id, version, data)
     planned = hls.plan_stream(plan, config=b.render)
     group: ChunkGroup | AudioGroup = (
         planned.audio if rendition is None else planned.groups[rendition][index]
@@ -331,7 +326,7 @@ class Streams:
         if found is None:
             # URLs from data fetched once per (version, data): the plan keeps the local copies
             # its groups and audio are rendered from.
-            plan = stream_plan(self.b, source)
+            plan = stream_plan(self.b, source.campaign_id, source.version, source.data)
             found = (plan, hls.plan_stream(plan, config=self.b.render))
             self._plans.put(memo, found)
         opened = _Open(source, *found)

@@ -11,7 +11,6 @@ run completes, results.jsonl is rewritten with exactly one line per recipient, i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from chalicelib.data.mapping import FieldMapping
 from chalicelib.errors import ReelError
 from chalicelib.pipeline.jobs import JobState, RecipientResult
 from chalicelib.pipeline.steps import finalize
+from chalicelib.render.cache import file_digest
 from chalicelib.services import batches, templates
 
 RESULTS = "results.jsonl"
@@ -56,7 +56,7 @@ def run_batch(
     b.blobs.clean_partials()
     b.cache.store.clean_partials()
     record = templates.register_file(b, template, exclude=out_dir)
-    source = f"sources/{_digest(data)}{data.suffix.lower()}"
+    source = f"sources/{file_digest(str(data))[:32]}{data.suffix.lower()}"
     if not b.blobs.exists(source):
         b.blobs.put_file(source, data)
     request = batches.BatchRequest(
@@ -66,15 +66,20 @@ def run_batch(
     batch = batches.create_batch(b, request, folder=True)
     log_path = out_dir / RESULTS
     seen: dict[int, RecipientResult] = {}
+    contiguous = -1  # every index up to it is seen: results come in any order, but near it
     with log_path.open("a", encoding="utf-8") as log:
         while True:
             state = batches.get_batch(b, batch.id)
-            for index, result in _new_results(b, batch.id, seen):
+            for index, result in _results_after(b, batch.id, contiguous):
+                if index in seen:
+                    continue
                 seen[index] = result
                 log.write(result.model_dump_json() + "\n")
                 log.flush()
                 if progress:
                     progress(result, len(seen), state.total or len(seen))
+            while contiguous + 1 in seen:
+                contiguous += 1
             if state.state in (JobState.done, JobState.failed) and len(seen) >= (state.total or 0):
                 break
             time.sleep(POLL_SECONDS)
@@ -88,27 +93,13 @@ def run_batch(
     return BatchSummary(finalize(ordered), ordered, log_path, out_dir)
 
 
-def _new_results(
-    b: Backends, batch_id: str, seen: dict[int, RecipientResult]
-) -> list[tuple[int, RecipientResult]]:
-    """The batch's stored results not seen yet. They are recorded in any order, but near the
-    first one missing: the listing starts there."""
-    after = -1
-    while after + 1 in seen:
-        after += 1
+def _results_after(b: Backends, batch_id: str, after: int) -> list[tuple[int, RecipientResult]]:
+    """The batch's stored results with an index over `after`, in index order."""
     found = []
     while page := b.results.list_results(batch_id, after=after, limit=1000):
-        found += [(index, result) for index, result in page if index not in seen]
+        found += page
         after = page[-1][0]
     return found
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            h.update(chunk)
-    return h.hexdigest()[:32]
 
 
 def read_results(path: Path) -> list[RecipientResult]:

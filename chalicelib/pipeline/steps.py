@@ -43,12 +43,17 @@ def failed(rid: str, line: int, exc: ReelError) -> RecipientResult:
     )
 
 
+def internal_reason(exc: BaseException) -> str:
+    """Why a job failed that crashed (its worker died, a bug): not the recipient's doing."""
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 def internal_error(
     rid: str, line: int, reason: str | BaseException, *, code: str = "internal_error"
 ) -> RecipientResult:
     """A recipient whose render crashed (its worker died, a bug): it alone fails, saying why."""
     if isinstance(reason, BaseException):
-        reason = f"internal error: {type(reason).__name__}: {reason}"
+        reason = internal_reason(reason)
     return RecipientResult(
         recipient_id=rid, line=line, status=Status.failed, reason=reason[:2000], code=code
     )

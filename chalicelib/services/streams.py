@@ -43,11 +43,11 @@ def stream_source(b: Backends, token: str) -> StreamSource:
     )
 
 
-def stream_plan(b: Backends, source: StreamSource) -> RenderPlan:
+def stream_plan(b: Backends, campaign_id: str, version: str, data: dict[str, Any]) -> RenderPlan:
     """Bind a stream's record into its localized render plan: its URLs from data fetched, its
     media checked (milliseconds once fetched: no rendering)."""
     from chalicelib.render.localize import localize
     from chalicelib.template.bind import bind
 
-    lt = materialize(b, get_template(b, source.campaign_id, source.version))
-    return localize(bind(lt, source.data), b.fetcher)
+    lt = materialize(b, get_template(b, campaign_id, version))
+    return localize(bind(lt, data), b.fetcher)
