@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 HLSJS  := chalicelib/landing/static/vendor/hls.min.js
+STUDIOJS := chalicelib/studio/static/studio.js
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every machine installs the same versions: the lock files pin each package with its hashes.
 # requirements.lock: the runtime dependencies; requirements-dev.lock: runtime + dev + infra.
@@ -13,7 +14,8 @@ DEV_LOCK := requirements-dev.lock
 LOCK_ARGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command "make lock" --quiet $(UV_ARGS)
 
-.PHONY: demo test lint lock bench bench-realtime bench-ingest player layer synth deploy clean
+.PHONY: demo test lint lock bench bench-realtime bench-ingest bench-studio player studio layer \
+	synth deploy clean
 
 # The locked packages (setuptools among them, chalice needs it), then the project itself without
 # dependencies or build isolation: nothing unlocked enters the venv.
@@ -23,7 +25,7 @@ $(VENV)/.base: pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.base $(DEV_LOCK) $(HLSJS)
+$(VENV)/.dev: $(VENV)/.base $(DEV_LOCK) $(HLSJS) $(STUDIOJS)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
 	touch $@
 
@@ -32,18 +34,30 @@ lock: $(VENV)/.dev
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra infra $(LOCK_ARGS) -o $(DEV_LOCK)
 	$(BIN)/uv pip compile pyproject.toml -c $(DEV_LOCK) $(LOCK_ARGS) -o $(LOCK)
 
-# The landing page's HLS player: hls.js pinned in package-lock.json, installed from npm and
-# served by the app from its static folder (git-ignored; no third-party CDN).
-$(HLSJS): package.json package-lock.json
+# The browser's packages, pinned in package-lock.json and installed from npm. The app serves
+# what is made of them from its static folders (git-ignored; no third-party CDN).
+node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The landing page's HLS player: hls.js.
+$(HLSJS): node_modules/.installed
 	mkdir -p $(dir $@)
 	cp node_modules/hls.js/dist/hls.min.js $@
+
+# Reel Studio's page script: CodeMirror 6 and the JSON Schema completion, bundled by esbuild.
+$(STUDIOJS): node_modules/.installed chalicelib/studio/web/main.js
+	node_modules/.bin/esbuild chalicelib/studio/web/main.js --bundle --minify --format=iife \
+		--target=es2020 --legal-comments=none --log-level=warning --outfile=$@
 
 ## player: install hls.js into chalicelib/landing/static/vendor/
 player: $(HLSJS)
 
+## studio: bundle Reel Studio's editor into chalicelib/studio/static/studio.js
+studio: $(STUDIOJS)
+
 ## demo: render the demo campaign through the local API into out/demo, then serve it
-demo: $(VENV)/.base $(HLSJS)
+demo: $(VENV)/.base $(HLSJS) $(STUDIOJS)
 	$(BIN)/reel demo --out out/demo
 
 # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
@@ -89,4 +103,4 @@ deploy: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build \
-		node_modules chalicelib/landing/static/vendor
+		node_modules chalicelib/landing/static/vendor $(STUDIOJS)

@@ -15,14 +15,16 @@ from chalicelib.api.landing import landing
 from chalicelib.api.openapi import Health, openapi_document
 from chalicelib.api.operations import JSON_DOCUMENT, Media, Operation
 from chalicelib.api.routes import api
+from chalicelib.api.studio import studio
 from chalicelib.template.schema import template_json_schema
 
 app = ReelApp(app_name="reel")
-app.api.binary_types.extend(["video/mp4", "application/zip"])
+app.api.binary_types.extend(["video/mp4", "application/zip", "image/webp", "video/quicktime"])
 app.register_blueprint(api)
 app.register_blueprint(landing)
 app.register_blueprint(hooks)
 app.register_blueprint(hls)
+app.register_blueprint(studio)
 
 
 @app.route("/health")

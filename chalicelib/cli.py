@@ -297,9 +297,11 @@ class _Local:
     settings: Settings
 
     @classmethod
-    def start(cls, host: str, port: int, data_dir: Path | None, workers: int) -> _Local:
+    def start(
+        cls, host: str, port: int, data_dir: Path | None, workers: int, **more: Any
+    ) -> _Local:
         """Listen on `host:port`, and wire the app with settings that say so (they win over
-        the environment): the data folder, the workers, the URL, an API key."""
+        the environment): the data folder, the workers, the URL, an API key, and `more`."""
         import secrets
 
         from app import app as chalice_app
@@ -308,7 +310,7 @@ class _Local:
         from chalicelib.settings import get_settings
 
         server = LocalServer(chalice_app, host, port)
-        overrides: dict[str, Any] = {"workers": workers, "public_url": server.url}
+        overrides: dict[str, Any] = {"workers": workers, "public_url": server.url, **more}
         if data_dir is not None:
             overrides["data_dir"] = data_dir.resolve()
         base = get_settings()
@@ -404,6 +406,7 @@ def demo(
     for _, result in results:
         if result.page:
             out.print(f"  ▶ {result.recipient_id}: {result.page}")
+    out.print("make it yours, with a live preview: [bold]reel studio examples/demo[/]")
     if serve:
         local.announce()
         local.serve_forever()
@@ -441,6 +444,53 @@ def serve_command(
         markup=False,
         highlight=False,
     )
+    local.serve_forever()
+
+
+@app.command("studio")
+def studio_command(
+    campaign: Annotated[
+        Path, typer.Argument(help="The campaign folder (template.yaml, scenes/, assets/)")
+    ] = DEMO_DIR,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Recipients (CSV/JSONL); default: the campaign's")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one)")] = 8100,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Renders and versions (default: DIR/.reel)")
+    ] = None,
+    workers: WorkersOption = 1,
+    browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in a browser if one is here")
+    ] = True,
+) -> None:
+    """Edit a campaign in the browser, with every frame drawn as you type (on 127.0.0.1)."""
+    from chalicelib.studio.watch import watcher
+
+    folder = campaign.resolve()
+    if not any((folder / n).is_file() for n in ("template.yaml", "template.yml", "template.json")):
+        raise _fail(ReelError(f"{campaign}: no template.yaml in this folder", "CAMPAIGN"))
+    if data is not None and not data.is_file():
+        raise _fail(ReelError(f"{data}: no such file", "--data"))
+    studio_data = data.resolve() if data is not None else None
+    local = _Local.start(
+        "127.0.0.1",
+        port,
+        data_dir or folder / ".reel",
+        workers,
+        studio_dir=folder,
+        studio_data=studio_data,
+    )
+    watcher(folder)  # before the page can load: no edit made after it is missed
+    url = f"{local.url}/studio" + (f"#key={local.dev_key}" if local.dev_key else "")
+    out.print(f"Reel Studio on [bold]{url}[/] · editing {folder}", soft_wrap=True)
+    if browser:
+        import webbrowser
+
+        try:
+            webbrowser.get().open(url)
+        except webbrowser.Error:
+            out.print("(no browser here: open the URL above)")
     local.serve_forever()
 
 

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     api_keys: str = Field(
         default="", description="comma-separated API keys accepted in the x-api-key header"
     )
+    studio_dir: Path | None = Field(
+        default=None, description="Reel Studio: the campaign folder it edits (`reel studio DIR`)"
+    )
+    studio_data: Path | None = Field(
+        default=None, description="Reel Studio: the recipients' file (default: the campaign's)"
+    )
     # AWS (REEL_BACKEND=aws): names of the resources infra/ creates.
     region: str | None = Field(default=None, description="AWS region; default: boto3's")
     bucket: str = Field(default="reel-media", description="S3 bucket of every blob")

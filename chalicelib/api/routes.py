@@ -47,6 +47,7 @@ class RenderView(Strict):
     version: str
     urls: Urls = Field(description="the video, poster and landing page, once rendered")
     error: ErrorDetail | None = Field(None, description="why the render failed")
+    progress: float = Field(0.0, description="the share of the render done, 0 to 1")
 
 
 class BatchView(Strict):
@@ -138,6 +139,7 @@ def _render(record: RenderRecord) -> RenderView:
         version=record.version,
         urls=renders.render_urls(b, record),
         error=error,
+        progress=1.0 if record.state is JobState.done else record.progress,
     )
 
 

@@ -94,6 +94,7 @@ class RenderRecord(Strict):
     preview: bool = False
     result: RecipientResult | None = None
     page_token: str | None = None
+    progress: float = Field(0.0, ge=0, le=1, description="the share of the render done")
 
 
 class BatchRecord(Strict):

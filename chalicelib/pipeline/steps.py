@@ -18,7 +18,7 @@ from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
 from chalicelib.ports import AssetFetcher, BlobStore
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
-from chalicelib.render.engine import cache_context, render
+from chalicelib.render.engine import ProgressFn, cache_context, render
 from chalicelib.render.localize import localize
 from chalicelib.render.segments import plan_key
 from chalicelib.template.bind import bind
@@ -117,11 +117,16 @@ def make_job(
 
 
 def render_recipient(
-    job: RecipientJob, outputs: BlobStore, cache: SegmentCache, config: RenderConfig = DEFAULT
+    job: RecipientJob,
+    outputs: BlobStore,
+    cache: SegmentCache,
+    config: RenderConfig = DEFAULT,
+    progress: ProgressFn | None = None,
 ) -> RecipientResult:
     """Render one job through the segment cache and store its video and poster.
 
     Idempotent: when the output already exists, nothing is rendered (status `cached`).
+    `progress` hears of each step of the render (`engine.render`'s).
     """
     if outputs.exists(job.output_key):  # written last: its presence means the job is done
         return _done(job, outputs, Status.cached)
@@ -130,7 +135,13 @@ def render_recipient(
         with tempfile.TemporaryDirectory(prefix="reel-job-", dir=config.scratch()) as tmp:
             video, poster = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
             result = render(
-                job.plan, video, poster=poster, preview=job.preview, cache=cache, config=config
+                job.plan,
+                video,
+                poster=poster,
+                preview=job.preview,
+                cache=cache,
+                progress=progress,
+                config=config,
             )
             # Poster first: the video's presence is what marks the job done.
             outputs.put_file(job.poster_key, poster)

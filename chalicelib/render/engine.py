@@ -35,13 +35,21 @@ from chalicelib.render.graph import (
     SceneInput,
     VideoSource,
     audio_args,
+    draw_args,
     mux_args,
     poster_args,
     segment_args,
 )
 from chalicelib.render.localize import localize
 from chalicelib.render.profile import EncodingProfile
-from chalicelib.render.segments import Run, content_key, layer_frames, plan_runs, run_key
+from chalicelib.render.segments import (
+    Run,
+    content_key,
+    frame_run,
+    layer_frames,
+    plan_runs,
+    run_key,
+)
 from chalicelib.render.text import fonts_fingerprint
 from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
@@ -193,6 +201,33 @@ def render_run(
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(segment_args(inputs, profile, str(out), run.window), config=config)
+
+
+def render_frame(
+    plan: RenderPlan,
+    at: float,
+    out: Path,
+    *,
+    work: Path,
+    preview: bool = False,
+    config: RenderConfig = DEFAULT,
+) -> int:
+    """Draw the frame at `at` seconds of `plan`'s video as a JPEG at `out` (a path of the
+    caller's own: it is written in place); return the frame's index.
+
+    The frame is cut from the timeline as the video's runs are and goes through the same
+    scene graph, so it shows what the encoder of the final video is given. `work` keeps the
+    rasterized layers (content-addressed) from one frame to the next.
+    """
+    plan = localize(plan)
+    profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
+    run = frame_run(plan, profile, round(at * profile.fps))
+    inputs = [
+        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
+        for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
+    ]
+    ff.run(draw_args(inputs, profile, str(out), run.window), config=config)
+    return run.start
 
 
 def cache_context(config: RenderConfig = DEFAULT) -> dict[str, str]:

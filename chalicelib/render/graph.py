@@ -269,14 +269,33 @@ def segment_args(
 ) -> list[str]:
     """Arguments rendering a chain of scenes (joined by crossfades, else back to back) into
     one video-only segment, keeping the frames of `window` (default: all of them)."""
+    stream, (start, end) = _window(scenes, profile, window)
+    out_opts = {**profile.video_args(), "frames:v": end - start}
+    return list(ffmpeg.output(stream, out, **out_opts).global_args(*DECODING).get_args())
+
+
+def draw_args(
+    scenes: Sequence[SceneInput], profile: EncodingProfile, out: str, window: tuple[int, int]
+) -> list[str]:
+    """Arguments drawing the first frame of `window` of a chain of scenes as a JPEG: the same
+    graph as `segment_args`, stopped before the encoder (the Studio's preview); its
+    limited-range video expanded to the full range a JPEG is read in, as `frame_args` does."""
+    stream, _ = _window(scenes, profile, window)
+    stream = stream.filter("scale", in_range="tv", out_range="pc").filter("format", "yuvj420p")
+    opts = {"frames:v": 1, "q:v": 2, "f": "image2", "update": 1}
+    return list(ffmpeg.output(stream, out, **opts).global_args(*DECODING).get_args())
+
+
+def _window(
+    scenes: Sequence[SceneInput], profile: EncodingProfile, window: tuple[int, int] | None
+) -> tuple[ffmpeg.nodes.FilterableStream, tuple[int, int]]:
     stream, length = _chain(scenes, profile, Inputs())
     start, end = window or (0, length)
     if (start, end) != (0, length):
         stream = stream.filter("trim", start_frame=start, end_frame=end).filter(
             "setpts", "PTS-STARTPTS"
         )
-    out_opts = {**profile.video_args(), "frames:v": end - start}
-    return list(ffmpeg.output(stream, out, **out_opts).global_args(*DECODING).get_args())
+    return stream, (start, end)
 
 
 def _chain(

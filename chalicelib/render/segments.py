@@ -163,6 +163,15 @@ def plan_runs(plan: RenderPlan, profile: EncodingProfile, *, split: bool = True)
     return [_run(placed, a, b, personal, fps) for a, b, personal in pieces]
 
 
+def frame_run(plan: RenderPlan, profile: EncodingProfile, frame: int) -> Run:
+    """The one-frame run at `frame` (clamped to the timeline): what the Studio draws, cut from
+    the timeline exactly as `plan_runs` cuts the runs of the video."""
+    placed = timeline(plan, profile)
+    frame = max(0, min(frame, total_frames(placed) - 1))
+    personal = any(a <= frame < b for p in placed for a, b in _personal_spans(p, profile.fps))
+    return _run(placed, frame, frame + 1, personal, profile.fps)
+
+
 Digest = Callable[[str], str]
 
 

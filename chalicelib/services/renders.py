@@ -84,7 +84,12 @@ def run_render(b: Backends, render_id: str) -> RenderRecord:
         )
         keys = {"output_key": record.output_key, "poster_key": record.poster_key}
         job = job.model_copy(update=keys)
-        result = render_recipient(job, b.blobs, b.cache, b.render)
+
+        def step(_stage: str, done: int, total: int) -> None:
+            share = round(done / total, 3)
+            b.jobs.set_state("render", render_id, JobState.running, expect=running, progress=share)
+
+        result = render_recipient(job, b.blobs, b.cache, b.render, step)
         if result.status != Status.failed:
             token = publish(b, lt, job, record.template_id)
             result = result.model_copy(update={"page": page_url(b, token)})

@@ -11,6 +11,7 @@ import stat
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -83,22 +84,30 @@ def _template_file(root: Path) -> Path:
     return next(root / n for n in TEMPLATE_NAMES if (root / n).is_file())
 
 
-def pack(folder: Path, *, exclude: Path | None = None) -> bytes:
+def pack(
+    folder: Path, *, exclude: Path | None = None, replace: Mapping[str, bytes] | None = None
+) -> bytes:
     """A deterministic zip of a campaign folder: same files → same bytes → same version.
-    Hidden files and `exclude` (an output folder inside the campaign's) are left out."""
-    buf = io.BytesIO()
+    Hidden files and `exclude` (an output folder inside the campaign's) are left out;
+    `replace` gives some files (relative POSIX paths) other contents (the Studio's drafts)."""
+    files: dict[str, Path | bytes] = {}
     skip = exclude.resolve() if exclude is not None else None
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        if skip is not None and path.resolve().is_relative_to(skip):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
+            continue
+        files[rel] = path
+    files.update(replace or {})
+    buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if skip is not None and path.resolve().is_relative_to(skip):
-                continue
-            rel = path.relative_to(folder).as_posix()
-            if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
-                continue
+        for rel in sorted(files):
             info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, path.read_bytes())
+            data = files[rel]
+            zf.writestr(info, data if isinstance(data, bytes) else data.read_bytes())
     return buf.getvalue()
 
 

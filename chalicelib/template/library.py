@@ -4,7 +4,7 @@ reported as `path: reason` (e.g. `scenes[2].layers[0].src: file not found: asset
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -133,8 +133,11 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+Reader = Callable[[Path], Any]
+
+
 def _load_library(
-    template: Template, root: Path, problems: list[Problem]
+    template: Template, root: Path, problems: list[Problem], read: Reader
 ) -> tuple[dict[str, Scene], dict[str, Path]]:
     scenes: dict[str, Scene] = {}
     files: dict[str, Path] = {}
@@ -161,7 +164,7 @@ def _load_library(
             continue
         rel = found.relative_to(root).as_posix()
         try:
-            data = read_document(found)
+            data = read(found)
             scene = Scene.model_validate(data)
         except TemplateError as exc:
             problems.append(Problem(where, exc.message))
@@ -178,11 +181,14 @@ def _load_library(
     return scenes, files
 
 
-def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedTemplate:
+def load_template_data(
+    data: Any, root: Path, *, strict: bool = True, read: Reader = read_document
+) -> LoadedTemplate:
     """Validate parsed template data against the model and load its library scenes.
 
     Raises TemplateError listing every structural problem (file checks are `check_template`'s).
     With `strict=False`, library problems are kept in `LoadedTemplate.problems` instead.
+    `read` parses a scene file (the Studio's reads its editor's unsaved text first).
     """
     root = root.resolve()
     if not isinstance(data, dict):
@@ -197,18 +203,21 @@ def load_template_data(data: Any, root: Path, *, strict: bool = True) -> LoadedT
         found = pydantic_problems(exc)
         raise TemplateError(f"{len(found)} problem(s) in the template", problems=found) from exc
     problems: list[Problem] = []
-    library, files = _load_library(template, root, problems)
+    library, files = _load_library(template, root, problems, read)
     if problems and strict:
         raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems)
     return LoadedTemplate(template, root, library, files, problems)
 
 
-def load_template(path: Path | str, *, strict: bool = True) -> LoadedTemplate:
-    """Load a template file (YAML or JSON); its directory is the campaign root."""
+def load_template(
+    path: Path | str, *, strict: bool = True, read: Reader = read_document
+) -> LoadedTemplate:
+    """Load a template file (YAML or JSON); its directory is the campaign root. `read` parses
+    the template and scene files (default: from disk)."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise TemplateError(f"{path.name}: a template is a .yaml, .yml or .json file")
-    return load_template_data(read_document(path), path.parent, strict=strict)
+    return load_template_data(read(path), path.parent, strict=strict, read=read)
 
 
 # ── assets ─────────────────────────────────────────────────────────────────────────────────
@@ -394,10 +403,10 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
     return problems
 
 
-def validate_template_file(path: Path | str) -> list[Problem]:
+def validate_template_file(path: Path | str, read: Reader = read_document) -> list[Problem]:
     """All problems of a template file; empty when it is valid. Never raises TemplateError."""
     try:
-        lt = load_template(path, strict=False)
+        lt = load_template(path, strict=False, read=read)
     except TemplateError as exc:
         return exc.problems
     return lt.problems + check_template(lt)
