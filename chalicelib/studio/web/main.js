@@ -285,6 +285,12 @@ async function refreshTimeline() {
     `for this recipient ≈ ${layout.estimated_cpu_seconds.toFixed(2)} CPU s each ` +
     `(≈ ${(layout.estimated_cpu_seconds * 1000 / 3600).toFixed(1)} CPU h per 1,000 recipients)`;
   state.layout = layout;
+  if (!state.placed) {
+    // First look: the middle of the first personal run, where this recipient's video differs.
+    state.placed = true;
+    const run = layout.runs.find((r) => r.personal);
+    seek(run ? (run.start + run.end) / 2 : 0);
+  }
 }
 
 // Time ↔ x over the scenes that play (skipped ones are drawn but take no time).
@@ -380,9 +386,18 @@ $("use-paste").addEventListener("click", async () => {
 // ── refreshing as the designer types ──────────────────────────────────────────────────────
 
 let refreshTimer = null;
+let refreshing = 0;
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(refresh, CHECK_DELAY);
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    refreshing += 1;
+    try {
+      await refresh();
+    } finally {
+      refreshing -= 1;
+    }
+  }, CHECK_DELAY);
 }
 
 async function refresh() {
@@ -487,16 +502,25 @@ drop.addEventListener("drop", async (ev) => {
   for (const file of ev.dataTransfer.files) await upload(file);
 });
 
+$("pick").addEventListener("change", async (ev) => {
+  for (const file of ev.target.files) await upload(file);
+  ev.target.value = "";
+});
+
 async function upload(file) {
   try {
     const added = await call("PUT", api(`assets/${encodeURIComponent(file.name)}`), undefined, file);
-    drop.textContent = `added ${added.path}`;
-    drop.classList.remove("error");
+    uploadNote(`added ${added.path}`, false);
     await reloadFiles();
   } catch (err) {
-    drop.textContent = `${file.name} refused: ${err.message}`;
-    drop.classList.add("error");
+    uploadNote(`${file.name} refused: ${err.message}`, true);
   }
+}
+
+function uploadNote(text, bad) {
+  const note = $("upload-note");
+  note.textContent = text;
+  note.className = bad ? "error" : "muted";
 }
 
 async function reloadFiles() {
@@ -567,4 +591,6 @@ async function start() {
 }
 
 start().catch((err) => status(err.message, true));
-window.reelStudio = { view, state, seek, drafts };
+// For tests and the curious: nothing is waiting to be checked or drawn when idle() is true.
+const idle = () => refreshTimer === null && refreshing === 0 && !drawing && !wanted;
+window.reelStudio = { view, state, seek, drafts, idle };
