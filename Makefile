@@ -83,6 +83,10 @@ bench: $(VENV)/.base
 bench-realtime: $(VENV)/.base $(HLSJS)
 	$(BIN)/python bench/realtime_bench.py
 
+## bench-studio: Reel Studio's frames, checks and recipient switches on the demo (prints JSON)
+bench-studio: $(VENV)/.base $(STUDIOJS)
+	$(BIN)/python bench/studio_bench.py
+
 ## bench-ingest: tracking ingest under load, POST /events on `reel serve` for 30 s (prints JSON)
 bench-ingest: $(VENV)/.base $(HLSJS)
 	$(BIN)/python bench/ingest_bench.py

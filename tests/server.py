@@ -29,10 +29,37 @@ def reel_serve(
 ) -> Iterator[tuple[str, str]]:
     """Start `reel serve` and yield (base URL, dev API key) once it is listening. `workers`
     None: the server's default; `env`: more environment for it."""
-    environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
     args = ["serve", "--port", "0", "--data-dir", str(data_dir), "--templates", str(templates)]
     if workers is not None:
         args += ["--workers", str(workers)]
+    wants = {
+        "url": r"serving on (http://127\.0\.0\.1:\d+)",
+        "key": r"dev API key \(x-api-key\): (\S+)",
+    }
+    with reel_process(args, wants, env=env, start_timeout=start_timeout) as found:
+        yield found["url"], found["key"]
+
+
+@contextmanager
+def reel_studio(campaign: Path, data_dir: Path, *, start_timeout: float = 60) -> Iterator[str]:
+    """Start `reel studio` on a campaign folder; yield the page's URL (with its key)."""
+    args = ["studio", str(campaign), "--port", "0", "--no-open", "--data-dir", str(data_dir)]
+    wants = {"url": r"Reel Studio on (http://127\.0\.0\.1:\d+/studio#key=\S+)"}
+    with reel_process(args, wants, start_timeout=start_timeout) as found:
+        yield found["url"]
+
+
+@contextmanager
+def reel_process(
+    args: list[str],
+    wants: dict[str, str],
+    *,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 60,
+) -> Iterator[dict[str, str]]:
+    """Run `reel ARGS` until it has printed a match of each pattern of `wants`; yield the first
+    group of each, by name, and stop the process afterwards."""
+    environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.cli", *args],
         stdout=subprocess.PIPE,
@@ -41,23 +68,22 @@ def reel_serve(
         env=environ,
     )
     assert proc.stdout is not None
-    url = key = None
+    found: dict[str, str] = {}
     lines = []
     deadline = time.monotonic() + start_timeout
     try:
-        while (url is None or key is None) and time.monotonic() < deadline:
+        while len(found) < len(wants) and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             lines.append(line)
-            if m := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
-                url = m.group(1)
-            if m := re.search(r"dev API key \(x-api-key\): (\S+)", line):
-                key = m.group(1)
-        assert url and key, "".join(lines)
-        # Keep reading what the server prints, or a full pipe would block it.
+            for name, pattern in wants.items():
+                if m := re.search(pattern, line):
+                    found[name] = m.group(1)
+        assert len(found) == len(wants), "".join(lines)
+        # Keep reading what the process prints, or a full pipe would block it.
         threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield url, key
+        yield found
     finally:
         proc.terminate()
         try:

@@ -191,6 +191,7 @@ def files(ws: str) -> Response:
     return _json(
         {
             "workspace": found.id,
+            "name": found.root.name if found.folder else found.id,
             "folder": found.folder,
             "version": found.version,
             "template": draft.template_rel,

@@ -92,6 +92,9 @@ def workspaces(folder: Path | None) -> list[dict[str, Any]]:
     return [{"id": LOCAL, "name": folder.resolve().name, "folder": True}]
 
 
+_DOCS: Lru[tuple[str, ...], Any] = Lru(256)
+
+
 @dataclass
 class Draft:
     """A workspace seen through the editor: `files` (relative path → text) win over disk."""
@@ -115,15 +118,32 @@ class Draft:
         return workspace.read_text(self.ws.root, rel)
 
     def read(self, path: Path) -> Any:
-        """Parse a campaign file: the editor's text when it has one, else the file."""
+        """Parse a campaign file: the editor's text when it has one, else the file. Parsed
+        documents are kept by content (or file stamp): a keystroke reparses one file."""
         rel = path.resolve().relative_to(self.ws.root).as_posix()
-        if rel not in self.files:
-            return read_document(path)
-        try:
+        key: tuple[str, ...]
+        if rel in self.files:
             text = self.files[rel]
-            return load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
+            key = (
+                "text",
+                path.suffix.lower(),
+                hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
+            )
+        else:
+            try:
+                st = path.stat()
+            except OSError:
+                return read_document(path)  # it says why, naming the file
+            key = ("file", str(path), str(st.st_mtime_ns), str(st.st_size))
+        if (found := _DOCS.get(key)) is not None:
+            return found
+        if rel not in self.files:
+            return _DOCS.put(key, read_document(path))
+        try:
+            data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
         except DocumentError as exc:
             raise TemplateError(f"{path.name}: {exc.message}", field=exc.field) from None
+        return _DOCS.put(key, data)
 
     @property
     def key(self) -> str:

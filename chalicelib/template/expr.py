@@ -138,7 +138,8 @@ def has_expr(text: str) -> bool:
     return "{{" in text
 
 
-def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> set[str]:
+@lru_cache(maxsize=4096)  # the same texts are checked at every keystroke and every binding
+def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> frozenset[str]:
     """The variable names `text` uses; raises ValueError if it does not parse or has statements."""
     env = environment(locale)
     try:
@@ -147,7 +148,7 @@ def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> set[str]:
             if not isinstance(node, _ALLOWED_STMTS):
                 raise ValueError("only {{ expressions }} are allowed here, not {% statements %}")
         env.compile(ast)  # unknown filters are reported at compile time
-        return set(find_undeclared_variables(ast))
+        return frozenset(find_undeclared_variables(ast))
     except TemplateSyntaxError as exc:
         raise ValueError(f"bad interpolation: {exc.message}") from exc
     except RecursionError:  # jinja's parser and compiler recurse once per nesting level

@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import io
 import os
-import re
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import Campaign
 from tests.e2e.test_browser import CHROMIUM, FLAGS
+from tests.server import reel_studio
 
 RECIPIENTS = "recipient_id,first_name,plan\nr1,Ada,basic\nr2,Maximiliane,basic\n"
 
@@ -33,36 +32,8 @@ RECIPIENTS = "recipient_id,first_name,plan\nr1,Ada,basic\nr2,Maximiliane,basic\n
 def studio(campaign: Campaign, tmp_path: Path) -> Iterator[str]:
     """`reel studio` on the tiny campaign (with a recipients file), its URL with the key."""
     (campaign.root / "recipients.csv").write_text(RECIPIENTS)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REEL_API_KEYS": ""}
-    args = ["studio", str(campaign.root), "--port", "0", "--no-open"]
-    args += ["--data-dir", str(tmp_path / "data")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url, lines = None, []
-    deadline = time.monotonic() + 60
-    try:
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if m := re.search(r"Reel Studio on (http://127\.0\.0\.1:\d+/studio#key=\S+)", line):
-                url = m.group(1)
-        assert url, "".join(lines)
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+    with reel_studio(campaign.root, tmp_path / "data") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

@@ -235,7 +235,8 @@ async function drawLoop() {
 function bindError(err) {
   const box = $("bind-error");
   box.hidden = !err;
-  box.textContent = err ? (err.field ? `${err.field}: ` : "") + err.message : "";
+  const named = err && err.field && !err.message.startsWith(err.field);
+  box.textContent = err ? (named ? `${err.field}: ` : "") + err.message : "";
 }
 
 // ── the timeline ──────────────────────────────────────────────────────────────────────────
@@ -582,7 +583,7 @@ async function start() {
     state.ws = workspaces[0].id;
   }
   const found = await reloadFiles();
-  $("workspace").textContent = state.folder ? found.workspace : `${found.workspace} v${found.version}`;
+  $("workspace").textContent = state.folder ? found.name : `${found.name} v${found.version}`;
   openFile(found.template);
   await loadRecipients();
   await refresh();
