@@ -406,11 +406,13 @@ def demo(
     for _, result in results:
         if result.page:
             out.print(f"  ▶ {result.recipient_id}: {result.page}")
-    out.print("make it yours, with a live preview: [bold]reel studio examples/demo[/]")
+    hint = "make it yours, every frame previewed as you type: [bold]reel studio examples/demo[/]"
     if serve:
         local.announce()
+        out.print(hint)
         local.serve_forever()
     else:
+        out.print(hint)
         from chalicelib import bootstrap
 
         bootstrap.reset()
