@@ -220,3 +220,37 @@ def test_a_dropped_file_lands_under_assets_and_a_pixel_bomb_is_refused(
     assert "huge.png" in page.inner_text("#upload-note")
     assert "pixels" in page.inner_text("#upload-note")
     assert not (campaign.root / "assets" / "huge.png").exists()
+
+
+def test_play_renders_the_recipients_video_and_plays_it_in_the_page(page: Page) -> None:
+    page.click("#play")
+    player = page.locator("#player")
+    _until(page, lambda: player.is_visible(), "the video is rendered", seconds=120)
+    src = player.get_attribute("src") or ""
+    assert "/files/videos/" in src
+    _until(
+        page, lambda: page.evaluate("document.getElementById('player').readyState") >= 1, "it loads"
+    )
+    duration = page.evaluate("document.getElementById('player').duration")
+    assert duration == pytest.approx(2.6, abs=0.15)  # intro 1 + greeting 1 + outro 0.6
+    assert "preview rendered" in page.inner_text("#status")
+
+
+def test_the_schema_completes_and_documents_as_you_type(page: Page) -> None:
+    # GIVEN the cursor at the end of a scene taken from the library
+    page.evaluate(
+        """() => {
+            const view = window.reelStudio.view;
+            const at = view.state.doc.toString().indexOf('  - use: outro') + 14;
+            view.dispatch({selection: {anchor: at}});
+            view.focus();
+        }"""
+    )
+    # WHEN the designer starts a new key of it
+    page.keyboard.press("Enter")
+    page.keyboard.type("dur")
+    # THEN the schema offers the key a scene reference may have
+    options = page.locator(".cm-tooltip-autocomplete li")
+    _until(page, lambda: options.count() >= 1, "completion")
+    labels = page.locator(".cm-tooltip-autocomplete li .cm-completionLabel").all_inner_texts()
+    assert "duration" in labels
