@@ -216,8 +216,8 @@ def render_frame(
     caller's own: it is written in place); return the frame's index.
 
     The frame is cut from the timeline as the video's runs are and goes through the same
-    scene graph, so it shows what the encoder of the final video is given. `work` keeps the
-    rasterized layers (content-addressed) from one frame to the next.
+    scene graph, so it shows what the encoder of the final video is given. The rasterized
+    layers are written to `work`.
     """
     plan = localize(plan)
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tempfile
 from collections.abc import Mapping
@@ -121,24 +120,18 @@ class Draft:
         """Parse a campaign file: the editor's text when it has one, else the file. Parsed
         documents are kept by content (or file stamp): a keystroke reparses one file."""
         rel = path.resolve().relative_to(self.ws.root).as_posix()
-        key: tuple[str, ...]
-        if rel in self.files:
-            text = self.files[rel]
-            key = (
-                "text",
-                path.suffix.lower(),
-                hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
-            )
-        else:
+        if rel not in self.files:
             try:
                 st = path.stat()
             except OSError:
                 return read_document(path)  # it says why, naming the file
-            key = ("file", str(path), str(st.st_mtime_ns), str(st.st_size))
+            stamp = ("file", str(path), str(st.st_mtime_ns), str(st.st_size))
+            return _DOCS.get(stamp) or _DOCS.put(stamp, read_document(path))
+        text = self.files[rel]
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        key = ("text", path.suffix.lower(), digest)
         if (found := _DOCS.get(key)) is not None:
             return found
-        if rel not in self.files:
-            return _DOCS.put(key, read_document(path))
         try:
             data = load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
         except DocumentError as exc:
@@ -281,16 +274,14 @@ def parse_record(text: str) -> dict[str, Any]:
 def frame(
     b: Backends, draft: Draft, record: Mapping[str, Any], at: float, work: Path
 ) -> tuple[bytes, int]:
-    """The JPEG of the frame at `at` seconds for this recipient, and its index."""
+    """The JPEG of the frame at `at` seconds for this recipient, and its index. Its layers
+    are rasterized once (kept in memory by content), written for ffmpeg to a folder of the
+    request's own, which goes with it: nothing piles up in `work`."""
     bound = plan(b, draft, record)
-    fd, name = tempfile.mkstemp(prefix="frame-", suffix=".jpg", dir=work)
-    os.close(fd)
-    out = Path(name)
-    try:
-        index = render_frame(bound, at, out, work=work, config=b.render)
+    with tempfile.TemporaryDirectory(prefix="frame-", dir=work) as tmp:
+        out = Path(tmp) / "frame.jpg"
+        index = render_frame(bound, at, out, work=Path(tmp), config=b.render)
         return out.read_bytes(), index
-    finally:
-        out.unlink(missing_ok=True)
 
 
 def layout(b: Backends, draft: Draft, record: Mapping[str, Any]) -> dict[str, Any]:
