@@ -275,3 +275,33 @@ def test_a_registered_template_saves_as_a_new_version(
     assert (hosted.root / "template.yaml").read_text() != text  # a version never changes
     with pytest.raises(TemplateError):
         service.save(b, service.Draft(hosted, {"template.yaml": text + "\nbogus: 1\n"}))
+
+
+def test_the_api_opens_a_registered_template_and_saves_a_new_version(campaign: Campaign) -> None:
+    # GIVEN `reel serve` (no folder open) with the campaign registered
+    bootstrap.use(get_settings().model_copy(update={"api_keys": KEY, "studio_dir": None}))
+    from app import app
+    from chalicelib.services import templates
+
+    first = templates.register_folder(bootstrap.backends(), campaign.root)
+    with Client(app) as client:
+        headers = {"x-api-key": KEY}
+        listed = json.loads(client.http.get("/studio/api/workspaces", headers=headers).body)
+        assert listed == {"workspaces": []}  # the page opens /studio?template=ID
+        opened = json.loads(client.http.get("/studio/api/tiny/files", headers=headers).body)
+        assert opened["version"] == first.version and not opened["folder"]
+        text = opened["files"]["template.yaml"].replace("Made for you", "Made for you.")
+        saved = _post(client, "/studio/api/tiny/save", {"files": {"template.yaml": text}})
+        version = json.loads(saved.body)["version"]
+        assert saved.status_code == 200 and version != first.version
+        # the new version is what POST /renders takes
+        again = client.http.get(f"/studio/api/tiny/files?version={version}", headers=headers)
+        assert json.loads(again.body)["files"]["template.yaml"] == text
+        # a folder-only call says so
+        refused = client.http.put(
+            "/studio/api/tiny/assets/x.png",
+            headers={**headers, "content-type": "image/png"},
+            body=b"\x89PNG\r\n\x1a\n",
+        )
+        assert refused.status_code == 400
+    bootstrap.reset()
