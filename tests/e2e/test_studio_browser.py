@@ -254,3 +254,23 @@ def test_the_schema_completes_and_documents_as_you_type(page: Page) -> None:
     _until(page, lambda: options.count() >= 1, "completion")
     labels = page.locator(".cm-tooltip-autocomplete li .cm-completionLabel").all_inner_texts()
     assert "duration" in labels
+
+
+def test_scrubbing_draws_only_the_latest_frame_asked_for(page: Page) -> None:
+    before = _drawn(page)
+    # WHEN the playhead is dragged through 30 positions faster than frames are drawn
+    page.evaluate("for (let i = 0; i < 30; i++) window.reelStudio.seek(0.05 * i)")
+    _until(page, lambda: _idle(page), "the frames are drawn")
+    # THEN far fewer frames are drawn than asked for, the last one being the playhead's
+    drawn = _drawn(page) - before
+    assert 1 <= drawn <= 3, drawn
+    assert page.get_attribute("#frame", "data-frame") == str(round(0.05 * 29 * 10))
+
+
+def test_a_record_that_does_not_bind_names_its_field(page: Page) -> None:
+    page.click("summary")
+    page.fill("#paste", '{"plan": "pro"}')
+    page.click("#use-paste")
+    error = page.locator("#bind-error")
+    _until(page, lambda: error.is_visible(), "the binding problem")
+    assert "first_name" in error.inner_text()
