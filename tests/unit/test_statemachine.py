@@ -4,6 +4,7 @@ Map is a Distributed Map reading the item list from S3, and the payloads match t
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,21 @@ def test_the_sample_events_are_valid_inputs(event: str, model: type[BaseModel]) 
 )
 def test_a_caught_error_becomes_a_readable_reason(error: TaskError, reason: str) -> None:
     assert task_error_reason(error) == reason
+
+
+ASL_VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "asl-validator"
+
+
+@pytest.mark.parametrize("percentage", [0, 5, 100])
+def test_the_definition_passes_asl_validator(tmp_path: Path, percentage: float) -> None:
+    # A client we did not write: AWS's own ASL rules, as the asl-validator package has them.
+    assert ASL_VALIDATOR.exists(), "asl-validator is missing: `make test` installs it (npm ci)"
+    path = tmp_path / "batch.asl.json"
+    path.write_text(
+        sm.to_json(sm.definition(**{**ARGS, "tolerated_failure_percentage": percentage}))
+    )
+    proc = subprocess.run(
+        [str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is valid" in proc.stdout
