@@ -114,6 +114,7 @@ class ChunkGroup:
     chunks: tuple[Chunk, ...]
     cuts: tuple[int, ...]  # run-local frames where chunks after the first begin
     init: str  # the key of the rendition's initialization segment
+    writes_init: bool  # the rendition's first group stores it; the others check against it
 
     @property
     def personal(self) -> bool:
@@ -175,7 +176,9 @@ def chunk_cuts(frames: int, gop: int) -> list[tuple[int, int]]:
     return [(a, min(a + gop, frames)) for a in range(0, frames, gop)]
 
 
-def _group(run: Run, profile: EncodingProfile, context: dict[str, str], init: str) -> ChunkGroup:
+def _group(
+    run: Run, profile: EncodingProfile, context: dict[str, str], init: str, first: bool
+) -> ChunkGroup:
     rkey = run_key(run, profile, file_digest, context)
     spec = {"format": FORMAT, "run": rkey, "at": run.start, "offset": TS_OFFSET}
     key = content_key(spec)
@@ -191,7 +194,8 @@ def _group(run: Run, profile: EncodingProfile, context: dict[str, str], init: st
         )
         for a, b in pieces
     )
-    return ChunkGroup(key, run, profile, chunks, tuple(a for a, _ in pieces[1:]), init)
+    cuts = tuple(a for a, _ in pieces[1:])
+    return ChunkGroup(key, run, profile, chunks, cuts, init, first)
 
 
 def audio_cuts(total: float) -> list[tuple[float, float]]:
@@ -232,7 +236,9 @@ def plan_stream(
     for r in variants:
         runs = plan_runs(plan, r.profile, split=True)
         init = init_key("video", r.profile, context)
-        groups[r.name] = tuple(_group(run, r.profile, context, init) for run in runs)
+        groups[r.name] = tuple(
+            _group(run, r.profile, context, init, i == 0) for i, run in enumerate(runs)
+        )
         inits[r.name] = InitSegment(init, groups[r.name][0].key)
         frames = total_frames(timeline(plan, r.profile))
     fps = variants[0].profile.fps
@@ -348,7 +354,12 @@ def fragment(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _store(
-    chunks: Sequence[Chunk], init: str, work: Path, prefix: str, cache: SegmentCache
+    chunks: Sequence[Chunk],
+    init: str,
+    work: Path,
+    prefix: str,
+    cache: SegmentCache,
+    writes_init: bool = True,
 ) -> None:
     files = sorted(work.glob(f"{prefix}_*.mp4"))
     if len(files) != len(chunks):
@@ -360,7 +371,9 @@ def _store(
     try:
         stored = cache.store.get_bytes(init_blob(init))
     except KeyError:
-        cache.store.put_bytes(init_blob(init), head)
+        # One writer per stream (its rendition's first group), not every group at once.
+        if writes_init:
+            cache.store.put_bytes(init_blob(init), head)
     else:
         if stored != head:  # the profile's key should have changed (a new encoder?)
             raise RenderError(
@@ -380,7 +393,7 @@ def render_group(
     offset = TS_OFFSET + group.run.start / group.profile.fps
     args = split_video_args(str(mp4), str(work / "v_%04d.mp4"), group.cuts, offset)
     ff.run(args, config=config)
-    _store(group.chunks, group.init, work, "v", cache)
+    _store(group.chunks, group.init, work, "v", cache, group.writes_init)
 
 
 def render_audio(
