@@ -534,14 +534,17 @@ class Streams:
         except KeyError:
             pass
         first = opened.stream.renditions[0].name
-        job = self._jobs(opened, first)[index]
-        self.renders.start([(self.clock(), job)])
-        if not self.renders.wait(job, self.wait):
+        jobs = self._jobs(opened, first)
+        init = opened.stream.inits[first]
+        # The chunk decodes after its rendition's initialization segment, which the
+        # rendition's first group stores.
+        needed = [jobs[index], *(j for j in jobs if j.key == init.group and j is not jobs[index])]
+        self.renders.start([(self.clock(), job) for job in needed])
+        if not all(self.renders.wait(job, self.wait) for job in needed):
             raise NotReady(chunk.key)
         fps = opened.stream.fps
         frame = max(0, min(round(offset * fps), round(chunk.duration * fps) - 1))
-        init = opened.stream.inits[first].blob
-        if not self.renders.still(chunk.blob, init, frame, blob, self.wait):
+        if not self.renders.still(chunk.blob, init.blob, frame, blob, self.wait):
             raise NotReady(chunk.key)
         return self.b.cache.store.get_bytes(blob)
 
