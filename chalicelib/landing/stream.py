@@ -58,7 +58,6 @@ from chalicelib.template.plan import RenderPlan
 
 WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
 WAIT_SECONDS = 25.0  # local: a chunk request waits this long for its group, then 503
-LAMBDA_WAIT_SECONDS = 2.0  # AWS: a chunk request waits this long, then 503 (the player retries)
 LEASE_SECONDS = 15.0  # AWS: a render claim, and a dispatch, hold this long
 FIRST_CHECK = 0.1  # AWS: the first pause between two looks at the store (doubling after)
 PLANS_KEPT = 1024

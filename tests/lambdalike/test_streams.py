@@ -26,7 +26,14 @@ from chalicelib.render import hls
 from chalicelib.services import templates
 from chalicelib.services.streams import stream_plan, stream_source
 from tests.conftest import Campaign
-from tests.lambdalike.harness import API_KEY, BUCKET, Function, Stack, lambda_stack
+from tests.lambdalike.harness import (
+    API_KEY,
+    BUCKET,
+    DEAD_LETTERS,
+    Function,
+    Stack,
+    lambda_stack,
+)
 
 LEASE = "2"  # seconds: a render claim and a dispatch (production: 15)
 RETRY_DELAY = 3.5  # Lambda retries a failed asynchronous invocation after ~1 min: > the lease
@@ -272,3 +279,31 @@ def test_unknown_and_forged_tokens_are_refused(stack: Stack) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(stack.url + path, timeout=60)
         assert err.value.code in (403, 404)
+
+
+def test_a_group_that_keeps_failing_lands_in_the_dead_letter_queue(stack: Stack) -> None:
+    h = stack.harness
+    # GIVEN a group event no render can satisfy (its key is not in that stream any more)
+    event = {
+        "action": "hls_group",
+        "campaign_id": "tiny",
+        "version": templates.get_template(bootstrap.backends(), "tiny").version,
+        "data": {"first_name": "Dee"},
+        "rendition": "96p",
+        "index": 0,
+        "key": "f" * 64,
+    }
+    # WHEN it is invoked asynchronously
+    request_id = h.invoke_async("render", event)
+    assert h.settle(SETTLE)
+    # THEN Lambda tried it three times (the first, two retries), then dead-lettered it
+    attempts = [i for i in h.invocations if i.request_id == request_id]
+    assert [(i.attempt, i.outcome) for i in attempts] == [(1, "error"), (2, "error"), (3, "error")]
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=DEAD_LETTERS)["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    (record,) = [json.loads(m["Body"]) for m in messages]
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"] == event
+    assert "not in this stream" in record["responsePayload"]["errorMessage"]
