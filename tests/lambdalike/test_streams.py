@@ -224,6 +224,8 @@ def test_a_stream_through_the_harness_reads_clean_and_follows_new_data(
     assert kept == [name_of(u) for u in listed if not u.startswith("p/")]
     # AND (stored by now) they are listed by their store's URL: the edge serves them
     assert all(u.startswith("http://") for u in after[rendition] if not u.startswith("p/"))
+    # AND the page's poster is made from the stream by the render Lambda (asynchronously too)
+    assert Player().get(f"{stack.url}/v/{token}/poster.jpg")[:2] == b"\xff\xd8"
     # AND every render was an asynchronous invocation: no Lambda waited on another
     renders = [i for i in stack.harness.invocations if i.function == "render"]
     assert renders and {i.kind for i in renders} == {"async"}
