@@ -20,7 +20,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
-from chalicelib.landing.stream import ThreadRenders
+from chalicelib.landing.stream import LambdaRenders, ThreadRenders
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.services import recipients
@@ -256,6 +256,8 @@ def test_on_aws_groups_render_in_the_render_lambda(
         again = _playlist(client, token, uris(master)[0])
         shared = [u for u in uris(again) if not u.startswith("p/")]
         assert shared and all(u.startswith("https://") and "/hls/s/" in u for u in shared)
+        # (no worker threads on AWS: the renders are the render Lambda's)
+        assert isinstance(bootstrap.streams().renders, LambdaRenders)
         init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', again)
         assert init and init[1].startswith("https://") and ".mp4" in init[1]
         assert [u for u in uris(again) if u.startswith("p/")] == [
@@ -305,7 +307,7 @@ def test_on_aws_two_api_instances_render_a_group_once(
     import boto3
 
     from chalicelib.errors import NotReadyError
-    from chalicelib.landing.stream import LambdaRenders, Streams
+    from chalicelib.landing.stream import Streams
     from chalicelib.settings import get_settings
 
     b = bootstrap.backends()
