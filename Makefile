@@ -91,6 +91,12 @@ bench-studio: $(VENV)/.base $(STUDIOJS)
 bench-ingest: $(VENV)/.base $(HLSJS)
 	$(BIN)/python bench/ingest_bench.py
 
+## bench-realtime-aws: the same HLS benchmark on the emulated AWS stack (tests/lambdalike: Lambda
+## containers frozen between invocations, moto), with invocations and billed time (prints JSON)
+.PHONY: bench-realtime-aws
+bench-realtime-aws: $(VENV)/.dev
+	$(BIN)/python bench/realtime_aws_bench.py
+
 ## layer: the pinned ffmpeg as a Lambda layer zip (layers/ffmpeg/build/ffmpeg-layer.zip)
 layer: $(VENV)/.base
 	$(BIN)/python layers/ffmpeg/build_layer.py

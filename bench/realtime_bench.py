@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,14 @@ def put_data(url: str, key: str, rid: str, data: dict[str, Any]) -> str:
 
 
 def entries(playlist: str, base: str) -> list[tuple[float, str]]:
-    """(duration, absolute URL) of each chunk of a media playlist at `base`/."""
+    """(duration, absolute URL) of each chunk of a media playlist at `base`/, after its
+    initialization segment (EXT-X-MAP: no duration of its own, needed before the first)."""
     out = []
     duration = 0.0
     for line in playlist.splitlines():
-        if line.startswith("#EXTINF:"):
+        if line.startswith('#EXT-X-MAP:URI="'):
+            out.append((0.0, urllib.parse.urljoin(base + "/", line[16:].split('"')[0])))
+        elif line.startswith("#EXTINF:"):
             duration = float(line[8:].split(",")[0])
         elif line and not line.startswith("#"):
             out.append((duration, urllib.parse.urljoin(base + "/", line)))
@@ -91,15 +94,22 @@ def records() -> Iterator[dict[str, Any]]:
 
 
 def fetch_in_order(
-    chunks: list[tuple[float, str]], both: threading.Barrier, firsts: list[float], late: list[int]
+    chunks: list[tuple[float, str]],
+    both: threading.Barrier,
+    firsts: list[float],
+    late: list[int],
+    fetch: Callable[[str], bytes] = get,
 ) -> None:
     """Fetch chunks one after another; count those arriving after their 1× deadline. Playback
     starts when the first video and the first audio chunk have both arrived (`firsts`)."""
     elapsed = 0.0
+    first = next(i for i, (duration, _) in enumerate(chunks) if duration > 0)
     for i, (duration, url) in enumerate(chunks):
-        get(url)
+        fetch(url)
         arrived = time.monotonic()
-        if i == 0:
+        if i < first:
+            continue  # the initialization segment: needed before the first chunk, no deadline
+        if i == first:
             firsts.append(arrived)
             both.wait()
         if arrived > max(firsts) + elapsed + 1e-3:
@@ -108,28 +118,28 @@ def fetch_in_order(
         elapsed += duration
 
 
-def view(url: str, token: str) -> dict[str, Any]:
+def view(url: str, token: str, fetch: Callable[[str], bytes] = get) -> dict[str, Any]:
     """One viewer: master → first rendition → its chunks (and the audio's) in order."""
     base = f"{url}/hls/{token}"
     t0 = time.monotonic()
-    master = get(f"{base}/index.m3u8").decode()
+    master = fetch(f"{base}/index.m3u8").decode()
     first_variant = next(ln for ln in master.splitlines() if ln and not ln.startswith("#"))
-    video = entries(get(f"{base}/{first_variant}").decode(), base)
+    video = entries(fetch(f"{base}/{first_variant}").decode(), base)
     playlist_ms = (time.monotonic() - t0) * 1000
-    audio = entries(get(f"{base}/audio.m3u8").decode(), base)
+    audio = entries(fetch(f"{base}/audio.m3u8").decode(), base)
     firsts: list[float] = []
     both = threading.Barrier(2)
     late_video: list[int] = []
     late_audio: list[int] = []
-    sound = threading.Thread(target=fetch_in_order, args=(audio, both, firsts, late_audio))
+    sound = threading.Thread(target=fetch_in_order, args=(audio, both, firsts, late_audio, fetch))
     sound.start()
-    fetch_in_order(video, both, firsts, late_video)
+    fetch_in_order(video, both, firsts, late_video, fetch)
     sound.join()
     return {
         "playlist_ms": playlist_ms,
         "first_segment_ms": (max(firsts) - t0) * 1000,
         "stalls": len(late_video) + len(late_audio),
-        "segments": len(video) + len(audio),
+        "segments": sum(d > 0 for d, _ in video) + sum(d > 0 for d, _ in audio),
         "personal": sum("/p/" in u for _, u in video),
     }
 

@@ -219,18 +219,30 @@ class Wiring:
             return self._streams
 
     def _make_streams(self) -> Streams:
-        from chalicelib.landing.stream import LambdaBackend, LocalBackend, RenderBackend, Streams
+        from chalicelib.landing.stream import (
+            GroupRenderer,
+            LambdaRenders,
+            Renders,
+            Streams,
+            ThreadRenders,
+        )
 
         s, b = self.settings, self.backends
-        backend: RenderBackend
+        renders: Renders
         if s.backend == "aws":
             import boto3
 
             client = boto3.client("lambda", region_name=s.region)
-            backend = LambdaBackend(client, s.render_function, claims=b.claims, store=b.cache.store)
-        else:
-            backend = LocalBackend(b.cache, b.render)
-        return Streams(b, backend, cdn=s.backend == "aws")
+            renders = LambdaRenders(
+                client,
+                s.render_function,
+                claims=b.claims,
+                store=b.cache.store,
+                lease=s.stream_lease,
+            )
+            return Streams(b, renders, wait=s.stream_wait, cdn=True)
+        renders = ThreadRenders(GroupRenderer(b.cache, b.render), b.cache.store)
+        return Streams(b, renders)
 
     @cached_property
     def connectors(self) -> dict[str, Connector]:

@@ -172,6 +172,20 @@ class Settings(BaseSettings):
         default=100, ge=0, le=100, description="Distributed Map: failed items tolerated"
     )
     max_inline_records: int = Field(default=1000, ge=1, description="POST /batches inline cap")
+    # Streams on AWS (the render Lambda makes missing groups; the API never waits for it long).
+    stream_lease: float = Field(
+        default=15.0,
+        gt=0,
+        description="seconds a stream group's render claim (and its dispatch) holds: a "
+        "crashed or frozen render is taken over after it",
+    )
+    stream_wait: float = Field(
+        default=2.0,
+        ge=0,
+        le=20,
+        description="seconds a chunk request waits for a missing chunk before a 503 "
+        "with Retry-After (AWS)",
+    )
     # Delivery and tracking.
     tracking_secret: str = Field(
         default="",

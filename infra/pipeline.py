@@ -7,6 +7,7 @@ import json
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -78,6 +79,21 @@ class BatchPipeline(Construct):
         allow(render_role, "Jobs", JOB_STORE, [tables.jobs.table_arn])
         allow(render_role, "Idempotency", IDEMPOTENCY, [tables.idempotency.table_arn])
         allow(render_role, "Completions", SEND, [relay.queue_arn])
+        # Stream groups reach the render function by asynchronous invocation (the API's
+        # LambdaRenders; single renders too): Lambda retries a failed one twice, then sends the
+        # event here, where it can be listed (and replayed by invoking it again).
+        self.stream_dead_letters = sqs.Queue(
+            self,
+            "RenderDeadLetters",
+            retention_period=cdk.Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.render.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(1),
+            on_failure=destinations.SqsDestination(self.stream_dead_letters),
+        )
 
         plan_role = lambda_role(self, "PlanRole", "Reel batch plan: items and shared segments")
         plan = image_function(

@@ -66,6 +66,9 @@ class ReelStack(FlatStack):
         cdk.CfnOutput(self, "CdnKeyId", value=media.public_key.public_key_id)
         cdk.CfnOutput(self, "BatchStateMachine", value=pipeline.machine.state_machine_arn)
         cdk.CfnOutput(self, "RenderFunction", value=pipeline.render.function_name)
+        cdk.CfnOutput(
+            self, "RenderDeadLetterQueueUrl", value=pipeline.stream_dead_letters.queue_url
+        )
         cdk.CfnOutput(self, "EventsTable", value=tables.events.table_name)
         cdk.CfnOutput(self, "RelayQueueUrl", value=tracking.relay.queue_url)
         cdk.CfnOutput(self, "RelayDeadLetterQueueUrl", value=tracking.dead_letters.queue_url)

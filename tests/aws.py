@@ -140,6 +140,7 @@ class Dispatcher:
     throttle: Counter[str] = field(default_factory=Counter)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    kinds: Counter[str] = field(default_factory=Counter)  # invocation types of the calls
 
     def count(self, name: str) -> int:
         return sum(1 for n, _ in self.calls if n == name)
@@ -150,8 +151,10 @@ class Dispatcher:
         name = next(n for n, arn in FUNCTIONS.items() if arn == function)
         body = params.get("body") or b"{}"
         payload = json.loads(body.decode() if isinstance(body, bytes) else body)
+        headers = params.get("headers") or {}
         with self.lock:
             self.calls.append((name, payload))
+            self.kinds[str(headers.get("X-Amz-Invocation-Type", "RequestResponse"))] += 1
             throttled = self.throttle[name] > 0
             if throttled:
                 self.throttle[name] -= 1

@@ -30,8 +30,8 @@ class RenderEvent(Strict):
 
 
 class HlsGroupEvent(Strict):
-    """One stream group to render just in time (the synchronous invoke of the API's
-    `LambdaBackend`): a run in one rendition, or (`rendition` null) the audio track."""
+    """One stream group to render just in time (an asynchronous invoke by the API's
+    `LambdaRenders`): a run in one rendition, or (`rendition` null) the audio track."""
 
     action: Literal["hls_group"]
     campaign_id: str
@@ -46,7 +46,8 @@ class HlsStillEvent(Strict):
     """A frame of a stored stream chunk as a JPEG (a page's poster, made from the stream)."""
 
     action: Literal["hls_still"]
-    chunk: str = Field(pattern=r"^hls/[ps]/[0-9a-f]{2}/[0-9a-f]{64}\.ts$")
+    chunk: str = Field(pattern=r"^hls/[ps]/[0-9a-f]{2}/[0-9a-f]{64}\.m4s$")
+    init: str = Field(pattern=r"^hls/s/[0-9a-f]{2}/[0-9a-f]{64}\.mp4$")
     frame: int = Field(ge=0, le=10_000)
     out: str = Field(pattern=r"^posters/stream-[0-9a-f]{32}-[0-9]{1,9}\.jpg$")
 

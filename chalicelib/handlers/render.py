@@ -53,19 +53,20 @@ def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
     bytes); `{"action": "hls_still", …}` → a poster frame from a stored chunk. Unexpected
     errors propagate, so Step Functions' Retry and Catch see them."""
     if isinstance(event, HlsStillEvent):
-        from chalicelib.landing.stream import LocalBackend
+        from chalicelib.landing.stream import GroupRenderer
 
         b = bootstrap.backends()
-        LocalBackend(b.cache, b.render).still(event.chunk, event.frame, event.out)
+        GroupRenderer(b.cache, b.render).still(event.chunk, event.init, event.frame, event.out)
         return {"out": event.out, "state": "done"}
     if isinstance(event, HlsGroupEvent):
         from chalicelib.landing.stream import render_group_event
 
         logger.append_keys(campaign_id=event.campaign_id, group=event.key[:16])
         fields = event.model_dump(exclude={"action"})
-        render_group_event(bootstrap.backends(), **fields)
-        logger.info("stream group rendered", extra={"rendition": event.rendition})
-        return {"key": event.key, "state": "done"}
+        lease = bootstrap.settings().stream_lease
+        state = render_group_event(bootstrap.backends(), **fields, lease=lease)
+        logger.info("stream group", extra={"rendition": event.rendition, "state": state})
+        return {"key": event.key, "state": state}
     if isinstance(event, RenderEvent):
         logger.append_keys(render_id=event.render_id)
         out = once("render", RENDER_IDEMPOTENCY, _render, event, context)

@@ -1,16 +1,29 @@
 """Personal HLS streams rendered just in time: playlists at once, missing chunks in playback order.
 
 A playlist request binds the recipient's current record and plans their stream (milliseconds),
-answers with the playlist, and schedules the groups (a run in one rendition, or the audio
-track) whose chunks are not stored yet, earliest deadline first: the deadline of a group is
-the request's time plus its start on the timeline. Static groups are normally stored already
-(the first request for a template renders them, shared by everyone after). A chunk requested
-before it is ready waits for its group (bounded) instead of failing.
+answers with the playlist, and starts the groups (a run in one rendition, or the audio track)
+whose chunks are not stored yet, earliest deadline first: the deadline of a group is the
+request's time plus its start on the timeline. Static groups are normally stored already (the
+first request for a template renders them, shared by everyone after). A chunk requested before
+it is ready waits for its group (bounded), then is answered 503 with Retry-After.
 
-Rendering goes through a `RenderBackend`. Single flight: one render per group key at a time
-in this process (a dict of futures under a lock, fed to a few worker threads), however many
-viewers ask for it. Locally the backend renders in this process with the ffmpeg runner; on
-AWS the same scheduler would invoke the render Lambda once per group (see `LambdaBackend`).
+How missing groups get made is the one place the two backends differ (`Renders`):
+
+- `ThreadRenders` (`reel serve`, one long-lived process): a single-flight scheduler feeds a few
+  worker threads that render here with the ffmpeg runner (`GroupRenderer`); a chunk request
+  waits on its group's future.
+- `LambdaRenders` (AWS): Lambda freezes a container as soon as it has answered, so nothing may
+  run after the response. Each missing group is handed to the render Lambda by an asynchronous
+  invocation (`InvocationType=Event`), in deadline order, and the request answers at once.
+  Asynchronous invocations rather than a queue: each group starts in its own container at once
+  (an SQS event source polls and scales up gradually), there is no queue to provision, and
+  Lambda's own retries and on-failure destination (a dead-letter queue) handle a crashed
+  render. A chunk request that finds its chunk missing checks the store a few times with
+  growing pauses (about 2 s in all, never a tight loop) and then answers 503 with Retry-After:
+  the player retries, no Lambda waits on another. The renderer claims its group with a
+  conditional write (a lease), so a group dispatched twice is rendered once; a dispatch is
+  itself marked for a lease, so a render that crashed or froze is dispatched again by the next
+  chunk request after it.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -44,7 +57,9 @@ from chalicelib.services.streams import StreamSource, stream_plan, stream_source
 from chalicelib.template.plan import RenderPlan
 
 WORKERS = 2  # groups rendered at once (each ffmpeg uses every core already)
-WAIT_SECONDS = 25.0  # a chunk request waits this long for its group, then 503 (API Gateway: 29 s)
+WAIT_SECONDS = 25.0  # local: a chunk request waits this long for its group, then 503
+LEASE_SECONDS = 15.0  # AWS: a render claim, and a dispatch, hold this long
+FIRST_CHECK = 0.1  # AWS: the first pause between two looks at the store (doubling after)
 PLANS_KEPT = 1024
 CHUNKS_KEPT = 200_000
 
@@ -73,18 +88,9 @@ class RenderJob:
     group: ChunkGroup | AudioGroup
 
 
-class RenderBackend(Protocol):
-    """Makes a group's chunks exist in the chunk store (returns when they are stored)."""
-
-    def render(self, job: RenderJob) -> None: ...
-
-    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
-        """Store frame number `frame` of a stored chunk as a JPEG under `out_blob`."""
-        ...
-
-
-class LocalBackend:
-    """Renders in this process through the ffmpeg runner (`reel serve`, the local backend)."""
+class GroupRenderer:
+    """Renders a group's chunks (and a poster frame) in this process through the ffmpeg
+    runner: behind `reel serve`'s worker threads, and inside the render Lambda."""
 
     def __init__(self, cache: SegmentCache, config: RenderConfig = DEFAULT):
         self.cache = cache
@@ -100,77 +106,149 @@ class LocalBackend:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
+    def still(self, chunk_blob: str, init_blob: str, frame: int, out_blob: str) -> None:
+        """Store frame number `frame` of a stored chunk as a JPEG under `out_blob` (the chunk
+        decodes after its initialization segment)."""
         store = self.cache.store
         with tempfile.TemporaryDirectory(prefix="reel-still-") as tmp:
-            out = Path(tmp) / "still.jpg"
-            source = str(store.fetch(chunk_blob, Path(tmp)))
-            ff.run(frame_args(source, frame, str(out)), config=self.config)
+            out, source = Path(tmp) / "still.jpg", Path(tmp) / "chunk.mp4"
+            source.write_bytes(store.get_bytes(init_blob) + store.get_bytes(chunk_blob))
+            ff.run(frame_args(str(source), frame, str(out)), config=self.config)
             store.put_file(out_blob, out)
 
 
-class LambdaBackend:
-    """AWS: invoke the render Lambda synchronously for one group; the worker rebinds the
-    record, plans the stream and renders the group into S3 (`render_group_event`), where
-    CloudFront serves the chunks. The payload names the group by its place, never media."""
+class Renders(Protocol):
+    """How a stream's missing groups get made: started (never waited for), then waited for
+    briefly by the request that needs one."""
+
+    def start(self, jobs: Sequence[tuple[float, RenderJob]]) -> None:
+        """Start making the groups of (deadline, job) pairs not stored yet: earliest first."""
+        ...
+
+    def wait(self, job: RenderJob, timeout: float) -> bool:
+        """Whether `job`'s group is stored within `timeout` seconds (started already)."""
+        ...
+
+    def still(
+        self, chunk_blob: str, init_blob: str, frame: int, out_blob: str, timeout: float
+    ) -> bool:
+        """Make a poster frame of a stored chunk; whether it is stored within `timeout`."""
+        ...
+
+
+class ThreadRenders:
+    """The local backend: groups rendered on this process's worker threads (`Scheduler`)."""
+
+    def __init__(
+        self,
+        renderer: GroupRenderer,
+        store: BlobStore,
+        workers: int = WORKERS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.renderer = renderer
+        self.clock = clock
+        self.scheduler = Scheduler(renderer, store, workers)
+
+    def start(self, jobs: Sequence[tuple[float, RenderJob]]) -> None:
+        for deadline, job in jobs:
+            self.scheduler.ensure(job, deadline)
+
+    def wait(self, job: RenderJob, timeout: float) -> bool:
+        try:
+            self.scheduler.ensure(job, self.clock()).result(timeout=timeout)
+        except FutureTimeout:
+            return False
+        return True
+
+    def still(
+        self, chunk_blob: str, init_blob: str, frame: int, out_blob: str, timeout: float
+    ) -> bool:
+        self.renderer.still(chunk_blob, init_blob, frame, out_blob)
+        return True
+
+
+class LambdaRenders:
+    """AWS: missing groups handed to the render Lambda by asynchronous invocations (see the
+    module docstring); nothing runs in this container once it has answered."""
 
     def __init__(
         self,
         client: LambdaClient,
         function_name: str,
         *,
-        claims: ClaimStore | None = None,
-        store: BlobStore | None = None,
-        lease: float = 60.0,
+        claims: ClaimStore,
+        store: BlobStore,
+        lease: float = LEASE_SECONDS,
+        first_check: float = FIRST_CHECK,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.client = client
         self.function_name = function_name
-        # Single flight across API instances: the first to claim a group renders it, the
-        # others watch for its marker (the claim lapses after `lease`, if the first died).
         self.claims = claims
         self.store = store
         self.lease = lease
+        self.first_check = first_check
         self.clock = clock
+        self.sleep = sleep
+        self.invoked: Counter[str] = Counter()  # asynchronous invocations per action
 
-    def render(self, job: RenderJob) -> None:
-        claims, lease_key = self.claims, f"hls:{job.key}"
-        if claims is not None and not claims.claim(lease_key, self.clock() + self.lease):
-            self._await(job)
-            return
-        payload = {
-            "action": "hls_group",
-            "campaign_id": job.source.campaign_id,
-            "version": job.source.version,
-            "data": job.source.data,
-            "rendition": job.rendition,
-            "index": job.index,
-            "key": job.key,
-        }
-        self._invoke(payload, f"group {job.key[:16]}")
+    def start(self, jobs: Sequence[tuple[float, RenderJob]]) -> None:
+        for _, job in sorted(jobs, key=lambda pair: pair[0]):
+            # One dispatch per lease: the requests of every viewer and container in the
+            # meantime start nothing more; after it (a crashed or frozen render), the next
+            # request for the group dispatches it again.
+            if not self.claims.claim(f"hls-sent:{job.key}", self.clock() + self.lease):
+                continue
+            payload = {
+                "action": "hls_group",
+                "campaign_id": job.source.campaign_id,
+                "version": job.source.version,
+                "data": job.source.data,
+                "rendition": job.rendition,
+                "index": job.index,
+                "key": job.key,
+            }
+            self._invoke(payload)
 
-    def still(self, chunk_blob: str, frame: int, out_blob: str) -> None:
-        payload = {"action": "hls_still", "chunk": chunk_blob, "frame": frame, "out": out_blob}
-        self._invoke(payload, f"still of {chunk_blob}")
+    def wait(self, job: RenderJob, timeout: float) -> bool:
+        return self._appears(job.marker, timeout)
 
-    def _invoke(self, payload: dict[str, Any], what: str) -> None:
-        resp = self.client.invoke(
+    def still(
+        self, chunk_blob: str, init_blob: str, frame: int, out_blob: str, timeout: float
+    ) -> bool:
+        if self.claims.claim(f"hls-still:{out_blob}", self.clock() + self.lease):
+            payload = {
+                "action": "hls_still",
+                "chunk": chunk_blob,
+                "init": init_blob,
+                "frame": frame,
+                "out": out_blob,
+            }
+            self._invoke(payload)
+        return self._appears(out_blob, timeout)
+
+    def _invoke(self, payload: dict[str, Any]) -> None:
+        # Event: Lambda queues it and answers 202 at once; its retries and on-failure
+        # destination take over from there (nobody waits for the render).
+        self.client.invoke(
             FunctionName=self.function_name,
-            InvocationType="RequestResponse",
+            InvocationType="Event",
             Payload=json.dumps(payload).encode(),
         )
-        if resp.get("FunctionError"):
-            detail = resp["Payload"].read().decode("utf-8", "replace")[:2000]
-            raise RenderError(f"the render Lambda failed on the {what}: {detail}")
+        self.invoked[str(payload["action"])] += 1
 
-    def _await(self, job: RenderJob) -> None:
-        """Another instance renders this group: wait for its last chunk to be stored."""
-        assert self.store is not None
-        deadline = time.monotonic() + self.lease
-        while not self.store.exists(job.marker):
-            if time.monotonic() > deadline:
-                raise RenderError(f"group {job.key[:16]} was not rendered by its claimant")
-            time.sleep(0.2)
+    def _appears(self, blob: str, timeout: float) -> bool:
+        """Whether `blob` is stored within `timeout`: a few looks with doubling pauses."""
+        waited, pause = 0.0, self.first_check
+        while not self.store.exists(blob):
+            if waited >= timeout:
+                return False
+            step = min(pause, timeout - waited)
+            self.sleep(step)
+            waited, pause = waited + step, pause * 2
+        return True
 
 
 def render_group_event(
@@ -182,9 +260,12 @@ def render_group_event(
     rendition: str | None,
     index: int,
     key: str,
-) -> None:
-    """The render Lambda's side of `LambdaBackend`: make one group's chunks exist in the chunk
-    store (idempotent: the same content lands under the same keys)."""
+    lease: float = LEASE_SECONDS,
+) -> str:
+    """The render Lambda's side of `LambdaRenders`: make one group's chunks exist in the chunk
+    store (idempotent: the same content lands under the same keys). The group is claimed for
+    `lease` seconds first: "skipped" if another render holds it, "stored" if it is there
+    already, "done" once rendered."""
     plan = stream_plan(b, campaign_id, version, data)
     planned = hls.plan_stream(plan, config=b.render)
     group: ChunkGroup | AudioGroup = (
@@ -192,9 +273,15 @@ def render_group_event(
     )
     if group.key != key:  # the template or the engine changed under the request
         raise RenderError(f"group {key[:16]} is not in this stream any more")
-    LocalBackend(b.cache, b.render).render(
-        RenderJob(key, group.chunks[-1].blob, _NO_SOURCE, rendition, index, plan, group)
+    marker = group.chunks[-1].blob
+    if b.cache.store.exists(marker):
+        return "stored"
+    if not b.claims.claim(f"hls:{key}", time.time() + lease):
+        return "skipped"
+    GroupRenderer(b.cache, b.render).render(
+        RenderJob(key, marker, _NO_SOURCE, rendition, index, plan, group)
     )
+    return "done"
 
 
 _NO_SOURCE = StreamSource(
@@ -205,7 +292,7 @@ _NO_SOURCE = StreamSource(
 class Scheduler:
     """Single-flight, earliest-deadline-first rendering of groups on a few worker threads."""
 
-    def __init__(self, backend: RenderBackend, store: BlobStore, workers: int = WORKERS):
+    def __init__(self, backend: GroupRenderer, store: BlobStore, workers: int = WORKERS):
         self.backend = backend
         self.store = store
         self.renders: Counter[str] = Counter()  # renders per group key (tests, metrics)
@@ -293,28 +380,40 @@ class _Open:
     stream: StreamPlan
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A chunk or an initialization segment this process has planned, and the group that
+    stores it."""
+
+    blob: str
+    personal: bool
+    job: RenderJob
+
+
 class Streams:
-    """The stream service of one process: playlists, chunks, and the scheduler behind them."""
+    """The stream service of one process: playlists, chunks, and the renders behind them."""
 
     def __init__(
         self,
         b: Backends,
-        backend: RenderBackend,
+        renders: Renders,
         *,
-        workers: int = WORKERS,
         wait: float = WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         cdn: bool = False,
     ):
         self.b = b
+        self.renders = renders
         self.wait = wait
         # With a CDN in front of the store (AWS: CloudFront), a static chunk already stored is
         # listed by its signed CDN URL: shared, cached at the edge, never through the API.
+        # One not stored yet is listed under the token, so that whichever API container
+        # answers can plan it (it may never have seen this stream).
         self.cdn = cdn
         self.clock = clock
-        self.scheduler = Scheduler(backend, b.cache.store, workers)
         self._plans: Lru[tuple[str, str, str], tuple[RenderPlan, StreamPlan]] = Lru(PLANS_KEPT)
-        self._chunks: Lru[str, tuple[Chunk, RenderJob]] = Lru(CHUNKS_KEPT)
+        self._parts: Lru[str, _Part] = Lru(CHUNKS_KEPT)
+        self._stored: Lru[str, bool] = Lru(CHUNKS_KEPT)  # blobs seen stored (immutable)
 
     # ── planning ──
 
@@ -349,17 +448,29 @@ class Streams:
 
     def _remember(self, opened: _Open) -> None:
         for name in [*(r.name for r in opened.stream.renditions), None]:
-            for job in self._jobs(opened, name):
+            jobs = self._jobs(opened, name)
+            for job in jobs:
                 for chunk in job.group.chunks:
-                    self._chunks.put(chunk.key, (chunk, job))
+                    self._parts.put(chunk.key, _Part(chunk.blob, chunk.personal, job))
+            init = opened.stream.inits[name]
+            maker = next(j for j in jobs if j.key == init.group)
+            self._parts.put(init.key, _Part(init.blob, False, maker))
 
-    def schedule(self, opened: _Open, rendition: str | None) -> list[Future[None]]:
-        """Queue the missing groups of a rendition (or the audio), in playback order."""
+    def _has(self, blob: str) -> bool:
+        if self._stored.get(blob):
+            return True
+        if self.b.cache.store.exists(blob):
+            self._stored.put(blob, True)
+            return True
+        return False
+
+    def schedule(self, opened: _Open, rendition: str | None) -> None:
+        """Start the missing groups of a rendition (or the audio), in playback order."""
         now = self.clock()
-        return [
-            self.scheduler.ensure(job, now + job.group.chunks[0].start)
-            for job in self._jobs(opened, rendition)
-        ]
+        jobs = self._jobs(opened, rendition)
+        self.renders.start(
+            [(now + job.group.chunks[0].start, job) for job in jobs if not self._has(job.marker)]
+        )
 
     # ── playlists ──
 
@@ -376,22 +487,35 @@ class Streams:
         if opened.stream.rendition(rendition) is None:
             raise NotFoundError(f"no rendition {rendition!r}", field="rendition")
         self.schedule(opened, rendition)
-        return self._playlist(self._jobs(opened, rendition))
+        return self._playlist(opened, rendition)
 
     def audio(self, token: str) -> str:
         """The audio rendition's playlist (shared chunks)."""
         opened = self.open(token)
         self.schedule(opened, None)
-        return self._playlist(self._jobs(opened, None))
+        return self._playlist(opened, None)
 
-    def _playlist(self, jobs: list[RenderJob]) -> str:
+    def _playlist(self, opened: _Open, rendition: str | None) -> str:
         entries = []
-        for job in jobs:
-            on_cdn = self.cdn and not job.group.chunks[0].personal and self.scheduler.stored(job)
+        for job in self._jobs(opened, rendition):
+            shared = self.cdn and not job.group.chunks[0].personal and self._has(job.marker)
             for c in job.group.chunks:
-                uri = self.b.cache.store.url(c.blob) if on_cdn else _uri(c)
+                uri = self.b.cache.store.url(c.blob) if shared else self._uri(c.key, c.personal)
                 entries.append((c.duration, uri))
-        return hls.media_playlist(entries)
+        init = opened.stream.inits[rendition]
+        if self.cdn and self._has(init.blob):
+            init_uri = self.b.cache.store.url(init.blob)
+        else:
+            init_uri = self._uri(init.key, False, "mp4")
+        return hls.media_playlist(entries, init_uri)
+
+    def _uri(self, key: str, personal: bool, ext: str = "m4s") -> str:
+        """A part's URL relative to its playlist (/hls/{token}/…): personal ones under the
+        token; shared ones under /hls/s/ (locally), or under the token until they are stored
+        (with a CDN, see __init__)."""
+        if personal:
+            return f"p/{key}.{ext}"
+        return f"s/{key}.{ext}" if self.cdn else f"../s/{key}.{ext}"
 
     # ── the poster ──
 
@@ -408,14 +532,19 @@ class Streams:
             return self.b.cache.store.get_bytes(blob)
         except KeyError:
             pass
-        job = self._jobs(opened, opened.stream.renditions[0].name)[index]
-        try:
-            self.scheduler.ensure(job, self.clock()).result(timeout=self.wait)
-        except FutureTimeout:
-            raise NotReady(chunk.key) from None
+        first = opened.stream.renditions[0].name
+        jobs = self._jobs(opened, first)
+        init = opened.stream.inits[first]
+        # The chunk decodes after its rendition's initialization segment, which the
+        # rendition's first group stores.
+        needed = [jobs[index], *(j for j in jobs if j.key == init.group and j is not jobs[index])]
+        self.renders.start([(self.clock(), job) for job in needed])
+        if not all(self.renders.wait(job, self.wait) for job in needed):
+            raise NotReady(chunk.key)
         fps = opened.stream.fps
         frame = max(0, min(round(offset * fps), round(chunk.duration * fps) - 1))
-        self.scheduler.backend.still(chunk.blob, frame, blob)  # (on AWS: in the render Lambda)
+        if not self.renders.still(chunk.blob, init.blob, frame, blob, self.wait):
+            raise NotReady(chunk.key)
         return self.b.cache.store.get_bytes(blob)
 
     # ── chunks ──
@@ -426,23 +555,27 @@ class Streams:
         Static chunks (`personal=False`) are looked up by key alone; personal ones need the
         recipient's token, and a key this process does not know is looked up by planning it.
         """
-        blob = hls.chunk_blob(key, personal)
+        return self._part(key, hls.chunk_blob(key, personal), personal, token)
+
+    def init(self, key: str, *, token: str | None = None) -> bytes:
+        """An initialization segment's bytes (shared), waiting like a chunk."""
+        return self._part(key, hls.init_blob(key), False, token)
+
+    def _part(self, key: str, blob: str, personal: bool, token: str | None) -> bytes:
         try:
             return self.b.cache.store.get_bytes(blob)
         except (KeyError, ValueError):
             pass
-        known = self._chunks.get(key)
+        known = self._parts.get(key)
         if known is None and token is not None:
             self.open(token)  # a restarted process, or a playlist served by another one
-            known = self._chunks.get(key)
-        if known is None or known[0].personal != personal:
+            known = self._parts.get(key)
+        if known is None or known.personal != personal or known.blob != blob:
             raise NotFoundError("no such chunk", field="key")
-        job = known[1]
-        future = self.scheduler.ensure(job, self.clock())  # someone is waiting: now
-        try:
-            future.result(timeout=self.wait)
-        except FutureTimeout:
-            raise NotReady(key) from None
+        job = known.job
+        self.renders.start([(self.clock(), job)])  # someone is waiting: now
+        if not self.renders.wait(job, self.wait):
+            raise NotReady(key)
         return self.b.cache.store.get_bytes(blob)
 
 
@@ -458,5 +591,6 @@ def _poster_chunk(stream: StreamPlan, at: float) -> tuple[int, Chunk]:
 
 
 def _uri(chunk: Chunk) -> str:
-    """A chunk's URL relative to its playlist (/hls/{token}/…): shared ones under /hls/s/."""
-    return f"p/{chunk.key}.ts" if chunk.personal else f"../s/{chunk.key}.ts"
+    """A chunk's URL relative to its playlist (/hls/{token}/…), locally: shared ones under
+    /hls/s/."""
+    return f"p/{chunk.key}.m4s" if chunk.personal else f"../s/{chunk.key}.m4s"

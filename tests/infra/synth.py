@@ -115,6 +115,11 @@ def names(template: dict[str, Any]) -> dict[str, str]:
         found[_target(env[variable])] = name
     relay = resources[_inverse(found)["Relay"]]["Properties"]
     found[_target(relay["RedrivePolicy"]["deadLetterTargetArn"])] = "RelayDeadLetters"
+    # The render function's on-failure destination of its asynchronous invocations.
+    for res in resources.values():
+        if res["Type"] == "AWS::Lambda::EventInvokeConfig":
+            failure = res["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+            found[_target(failure)] = "RenderDeadLetters"
     return found
 
 

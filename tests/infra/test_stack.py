@@ -186,13 +186,14 @@ def test_relay_queue_has_a_dead_letter_queue_and_sse(
 ) -> None:
     queues = _resources(template_json, "AWS::SQS::Queue")
     relay_id, dlq_id = ids["Relay"], ids["RelayDeadLetters"]
-    assert set(queues) == {relay_id, dlq_id}
+    render_dlq_id = ids["RenderDeadLetters"]  # see the render function's asynchronous config
+    assert set(queues) == {relay_id, dlq_id, render_dlq_id}
     relay = queues[relay_id]["Properties"]
     assert relay["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
         "maxReceiveCount": 5,
     }
-    for props in (relay, queues[dlq_id]["Properties"]):
+    for props in (relay, queues[dlq_id]["Properties"], queues[render_dlq_id]["Properties"]):
         assert props["SqsManagedSseEnabled"] is True
     # Both refuse requests that are not over TLS.
     policies = _resources(template_json, "AWS::SQS::QueuePolicy").values()
@@ -203,7 +204,21 @@ def test_relay_queue_has_a_dead_letter_queue_and_sse(
         if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for q in p["Properties"]["Queues"]
     }
-    assert ssl_only == {relay_id, dlq_id}
+    assert ssl_only == {relay_id, dlq_id, render_dlq_id}
+
+
+def test_render_function_retries_asynchronous_invocations_then_dead_letters_them(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
+    # Stream groups are asynchronous invocations (landing/stream.py, LambdaRenders): a failed
+    # one is retried by Lambda, and one that keeps failing lands in a queue that can be listed.
+    (config,) = _resources(template_json, "AWS::Lambda::EventInvokeConfig").values()
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": ids["Render"]}
+    assert props["MaximumRetryAttempts"] == 2
+    assert props["MaximumEventAgeInSeconds"] == 3600
+    failure = props["DestinationConfig"]["OnFailure"]["Destination"]
+    assert failure == {"Fn::GetAtt": [ids["RenderDeadLetters"], "Arn"]}
 
 
 def test_tracking_secret_is_generated_by_the_stack(

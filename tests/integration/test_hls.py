@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -18,6 +20,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
+from chalicelib.landing.stream import LambdaRenders, ThreadRenders
 from chalicelib.render import engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.services import recipients
@@ -83,6 +86,35 @@ def test_ffmpeg_decodes_the_personal_playlist(campaign: Campaign, tmp_path: Path
             assert float(c.duration or 0) / 1e6 == pytest.approx(TINY_SECONDS, abs=0.1)
 
 
+def test_ffmpegs_hls_demuxer_copies_the_stream_without_a_warning(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    """A strict, independent client: ffmpeg's own HLS demuxer copies a new recipient's stream
+    from `reel serve` (video, audio, every chunk boundary) and has nothing to warn about. With
+    MPEG-TS chunks muxed apart it reported "Packet corrupt" at every boundary (continuity
+    counters restarting at 0); CMAF fragments carry none."""
+    with reel_serve(campaign.root.parent, tmp_path / "data") as (url, key):
+        # GIVEN a new recipient with a personal greeting between static scenes
+        page = put_data(url, key, "ada", {"first_name": "Ada", "plan": "pro"})["page"]
+        token = page.rsplit("/", 1)[1]
+        # WHEN ffmpeg copies their stream (the master playlist: a rendition and the audio)
+        out = tmp_path / "copy.mp4"
+        cmd = [ff.ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "warning"]
+        cmd += ["-protocol_whitelist", "http,tcp", "-i", f"{url}/hls/{token}/index.m3u8"]
+        cmd += ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-y", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        # THEN it says nothing at all (no corrupt packet, no discontinuity, no warning)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip() == ""
+        # AND the copy holds every frame and the whole audio
+        with av.open(str(out)) as c:
+            assert sum(1 for _ in c.decode(c.streams.video[0])) == 34  # 3.4 s at 10 fps
+        with av.open(str(out)) as c:
+            audio = c.streams.audio[0]
+            seconds = sum(f.samples for f in c.decode(audio)) / (audio.rate or 1)
+            assert seconds == pytest.approx(3.4, abs=0.05)
+
+
 @pytest.fixture
 def client(local_app: Client) -> Client:
     return local_app
@@ -126,7 +158,7 @@ def test_new_data_changes_only_the_personal_chunks(client: Client) -> None:
         path = f"/hls/s/{uri[5:]}" if uri.startswith("../s/") else f"/hls/{token}/{uri}"
         resp = client.http.get(path, headers=ANY)
         assert resp.status_code == 200, resp.body
-        assert resp.headers["Content-Type"] == "video/mp2t"
+        assert resp.headers["Content-Type"] == "video/mp4"
         scope = "public" if uri.startswith("../") else "private"
         assert resp.headers["Cache-Control"] == f"{scope}, max-age=31536000, immutable"
     # AND a personal chunk is not served under the shared path, nor an old one under new data
@@ -170,17 +202,21 @@ def test_two_viewers_at_once_cause_one_render(
     # THEN both get every chunk, and each run was rendered once, each group made once
     assert results == [[200] * len(entries)] * 2
     assert rendered and set(rendered.values()) == {1}
-    renders = bootstrap.streams().scheduler.renders
+    threads_renders = bootstrap.streams().renders
+    assert isinstance(threads_renders, ThreadRenders)  # the local backend: worker threads
+    renders = threads_renders.scheduler.renders
     assert renders and set(renders.values()) == {1}
 
 
 def test_unknown_streams_and_chunks_are_404(client: Client) -> None:
     assert client.http.get("/hls/nosuchtoken0123/index.m3u8").status_code == 404
-    assert client.http.get(f"/hls/s/{'0' * 64}.ts").status_code == 404
-    assert client.http.get("/hls/s/evil.ts").status_code == 404
+    assert client.http.get(f"/hls/s/{'0' * 64}.m4s").status_code == 404
+    assert client.http.get(f"/hls/s/{'0' * 64}.mp4").status_code == 404
+    assert client.http.get("/hls/s/evil.m4s").status_code == 404
     token = _put(client, "cy", {"first_name": "Cy"})
     assert client.http.get(f"/hls/{token}/999p.m3u8").status_code == 404
-    assert client.http.get(f"/hls/{token}/p/{'1' * 64}.ts").status_code == 404
+    assert client.http.get(f"/hls/{token}/p/{'1' * 64}.m4s").status_code == 404
+    assert client.http.get(f"/hls/{token}/s/{'1' * 64}.m4s").status_code == 404
 
 
 def test_the_page_streams_with_hlsjs_served_by_the_app(client: Client) -> None:
@@ -198,8 +234,8 @@ def test_the_page_streams_with_hlsjs_served_by_the_app(client: Client) -> None:
 def test_on_aws_groups_render_in_the_render_lambda(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same routes on moto: missing groups are rendered by the render Lambda (the real
-    handler, invoked in-process by the dispatcher), chunks land in S3."""
+    """The same routes on moto: missing groups are handed to the render Lambda by asynchronous
+    invocations (the real handler, run in-process by the dispatcher), chunks land in S3."""
     monkeypatch.setenv("REEL_API_KEYS", KEY)
     bootstrap.reset()
     with Client(app, stage_name="dev") as client:
@@ -209,17 +245,22 @@ def test_on_aws_groups_render_in_the_render_lambda(
         chunk_uris = uris(media)
         assert any(u.startswith("p/") for u in chunk_uris), media  # personal ones: the token's
         for uri in chunk_uris:
-            path = uri.replace("../s/", "/hls/s/") if uri.startswith("../") else None
-            path = path or f"/hls/{token}/{uri}"
-            resp = client.http.get(path, headers={"accept": "video/mp2t"})
+            if uri.startswith("https://"):
+                continue  # stored already: the store's (CloudFront's) signed URL
+            resp = client.http.get(f"/hls/{token}/{uri}", headers={"accept": "video/mp4"})
             assert resp.status_code == 200, (uri, resp.body[:200])
-            assert resp.body[:1] == b"\x47"  # an MPEG-TS packet
-        # Once stored, static chunks are listed by their signed URL in the store (CloudFront
-        # when configured): the edge serves them; personal ones stay behind the API
-        again = uris(_playlist(client, token, uris(master)[0]))
-        shared = [u for u in again if not u.startswith("p/")]
+            assert resp.body[4:8] == b"moof"  # a CMAF fragment
+        # Once stored, static chunks and the initialization segment are listed by their signed
+        # URL in the store (CloudFront when configured): the edge serves them; personal ones
+        # stay behind the API
+        again = _playlist(client, token, uris(master)[0])
+        shared = [u for u in uris(again) if not u.startswith("p/")]
         assert shared and all(u.startswith("https://") and "/hls/s/" in u for u in shared)
-        assert [u for u in again if u.startswith("p/")] == [
+        # (no worker threads on AWS: the renders are the render Lambda's)
+        assert isinstance(bootstrap.streams().renders, LambdaRenders)
+        init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', again)
+        assert init and init[1].startswith("https://") and ".mp4" in init[1]
+        assert [u for u in uris(again) if u.startswith("p/")] == [
             u for u in chunk_uris if u.startswith("p/")
         ]
         # The page's poster, made from the stream by the render Lambda (the API has no ffmpeg)
@@ -231,8 +272,9 @@ def test_on_aws_groups_render_in_the_render_lambda(
     groups = [p for name, p in aws.dispatcher.calls if p.get("action") == "hls_group"]
     assert groups, "no group was rendered through the Lambda"
     assert all(name == "render" for name, p in aws.dispatcher.calls if p.get("action"))
+    assert set(aws.dispatcher.kinds) == {"Event"}  # asynchronous: nobody waits for a render
     keys = [p["key"] for p in groups]
-    assert len(keys) == len(set(keys))  # one render per group
+    assert len(keys) == len(set(keys))  # one dispatch per group
     listing = aws.s3.list_objects_v2(Bucket=aws_bucket(), Prefix="hls/p/")
     assert listing.get("KeyCount", 0) > 0
 
@@ -261,10 +303,11 @@ def test_on_aws_two_api_instances_render_a_group_once(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two API containers (two stream services over the same tables and bucket) asked for the
-    same new recipient at once: each group is rendered by one Lambda call, not two."""
+    same new recipient at once: each group is dispatched once, and rendered once."""
     import boto3
 
-    from chalicelib.landing.stream import LambdaBackend, Streams
+    from chalicelib.errors import NotReadyError
+    from chalicelib.landing.stream import Streams
     from chalicelib.settings import get_settings
 
     b = bootstrap.backends()
@@ -273,20 +316,31 @@ def test_on_aws_two_api_instances_render_a_group_once(
 
     def instance() -> Streams:
         client = boto3.client("lambda", region_name="us-east-1")
-        backend = LambdaBackend(
+        renders = LambdaRenders(
             client, get_settings().render_function, claims=claims, store=b.cache.store
         )
-        return Streams(b, backend, cdn=True)
+        return Streams(b, renders, wait=2.0, cdn=True)
 
     first, second = instance(), instance()
     errors: list[BaseException] = []
+
+    def fetch(streams: Streams, key: str, personal: bool) -> None:
+        for _ in range(60):  # a player: retries a 503 (Retry-After: 1)
+            try:
+                streams.chunk(key, personal=personal, token=record.token)
+                return
+            except NotReadyError:
+                time.sleep(0.5)
+        raise AssertionError(f"chunk {key[:16]} never came")
 
     def watch(streams: Streams) -> None:
         try:
             name = uris(streams.master(record.token))[0]
             for uri in uris(streams.media(record.token, name.removesuffix(".m3u8"))):
-                key = uri.rsplit("/", 1)[-1].removesuffix(".ts")
-                streams.chunk(key, personal=uri.startswith("p/"), token=record.token)
+                if uri.startswith("https://"):
+                    continue
+                key = uri.rsplit("/", 1)[-1].removesuffix(".m4s")
+                fetch(streams, key, uri.startswith("p/"))
         except BaseException as exc:  # reported below
             errors.append(exc)
 

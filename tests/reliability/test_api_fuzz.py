@@ -73,7 +73,7 @@ def _known_ids(url: str, key: str) -> dict[str, list[str]]:
     assert found, html
     signed = json.loads(found.group(1))["token"]
     playlist = _call(f"{url}/hls/{token}/96p.m3u8").decode()
-    chunks = [line.rsplit("/", 1)[1] for line in playlist.splitlines() if line.endswith(".ts")]
+    chunks = [line.rsplit("/", 1)[1] for line in playlist.splitlines() if line.endswith(".m4s")]
     assert chunks, playlist
     preview = {"template_id": "tiny", "data": {"first_name": "Bo"}, "preview": True}
     render_id = _call(f"{url}/renders", "POST", preview, key)["render_id"]

@@ -74,6 +74,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         ),
         _on("Relay", {"sqs:SendMessage"}),
+        # Lambda's on-failure destination of its asynchronous invocations (stream groups).
+        _on("RenderDeadLetters", {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}),
     ),
     # Plan: reads the source and the bundle, writes the items JSON and the shared segments.
     "chalicelib.handlers.batch.plan": _merge(_logs("PlanLogs"), XRAY, MEDIA_RW, _on("Jobs", JOBS)),

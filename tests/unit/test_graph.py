@@ -210,9 +210,9 @@ def test_every_input_is_opened_file_only_with_bounded_probing() -> None:
         audio_args([], 2.0, PROFILE, "a.m4a"),
         mux_args("segments.txt", "a.m4a", 2.0, "out.mp4"),
         poster_args("v.mp4", 1.0, "p.jpg"),
-        frame_args("c.ts", 3, "f.jpg"),
-        split_video_args("run.mp4", "v_%04d.ts", [20], 10.0),
-        split_audio_args("a.m4a", "a_%04d.ts", [2.0], 10.0),
+        frame_args("c.mp4", 3, "f.jpg"),
+        split_video_args("run.mp4", "v_%04d.mp4", [20], 10.0),
+        split_audio_args("a.m4a", "a_%04d.mp4", [2.0], 10.0),
     ]
     for args in lists:
         inputs = _input_options(args)

@@ -81,28 +81,31 @@ def test_static_chunks_are_shared_and_personal_ones_follow_the_data(campaign: Ca
     for x, y in zip(a, g, strict=True):
         assert (x.key == y.key) is (not x.personal)
     assert ada.audio.key == grace.audio.key
-    # the renditions never share a chunk
+    # the renditions never share a chunk; each has one initialization segment, shared by all
     assert not {c.key for c in a} & {c.key for c in ada.chunks(ada.renditions[1].name)}
+    assert ada.inits == grace.inits and len({i.key for i in ada.inits.values()}) == 3
+    assert all(i.blob.startswith("hls/s/") and i.blob.endswith(".mp4") for i in ada.inits.values())
     # URLs: static ones under /hls/s/ (shared), personal ones under the token
     for c in a:
-        assert _uri(c) == (f"p/{c.key}.ts" if c.personal else f"../s/{c.key}.ts")
+        assert _uri(c) == (f"p/{c.key}.m4s" if c.personal else f"../s/{c.key}.m4s")
         assert c.blob.startswith("hls/p/" if c.personal else "hls/s/")
     assert any(c.personal for c in a) and any(not c.personal for c in a)
 
 
 def test_playlists() -> None:
-    media = hls.media_playlist([(2.0, "../s/a.ts"), (1.5, "p/b.ts")])
+    media = hls.media_playlist([(2.0, "../s/a.m4s"), (1.5, "p/b.m4s")], "../s/i.mp4")
     assert media.splitlines() == [
         "#EXTM3U",
-        "#EXT-X-VERSION:3",
+        "#EXT-X-VERSION:6",
         "#EXT-X-TARGETDURATION:2",
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
+        '#EXT-X-MAP:URI="../s/i.mp4"',
         "#EXTINF:2.000000,",
-        "../s/a.ts",
+        "../s/a.m4s",
         "#EXTINF:1.500000,",
-        "p/b.ts",
+        "p/b.m4s",
         "#EXT-X-ENDLIST",
     ]
     master = hls.master_playlist(hls.renditions(Canvas(width=1280, height=720, fps=30)), "a.m3u8")

@@ -30,7 +30,21 @@
       video.src = url;
     } else if (window.Hls && window.Hls.isSupported()) {
       // No worker: the page's CSP allows scripts from 'self' only (the transmuxing is light).
-      var hls = new window.Hls({ enableWorker: false });
+      // A chunk still being rendered is answered 503 (on AWS after a wait of about 2 s): retry
+      // it soon and steadily rather than with hls.js's doubling delays (1 s, 2 s, 4 s...).
+      var retry = { maxNumRetry: 20, retryDelayMs: 500, maxRetryDelayMs: 500, backoff: "linear" };
+      var timeout = { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 };
+      var hls = new window.Hls({
+        enableWorker: false,
+        fragLoadPolicy: {
+          default: {
+            maxTimeToFirstByteMs: 30000,
+            maxLoadTimeMs: 60000,
+            timeoutRetry: timeout,
+            errorRetry: retry,
+          },
+        },
+      });
       player.mode = "hls.js";
       player.hls = hls;
       var recovered = false;
