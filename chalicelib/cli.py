@@ -378,7 +378,12 @@ def demo(
         raise typer.Exit(1)
     source = "uploads/demo/recipients.csv"
     local.b.blobs.put_file(source, DEMO_DIR / "recipients.csv")
-    request = batches.BatchRequest(template_id=template.id, source=source, preview=preview)
+    from chalicelib.services.templates import campaign_mapping_file
+
+    mapping = campaign_mapping_file(DEMO_DIR)  # its `opt_in` column is the tracking consent
+    request = batches.BatchRequest(
+        template_id=template.id, source=source, preview=preview, mapping=mapping
+    )
     batch = batches.create_batch(local.b, request)
     with _batch_progress() as bar:
         task = bar.add_task("rendering", total=None, rate="")

@@ -19,6 +19,7 @@ from chalicelib import bootstrap
 from chalicelib.connectors.base import DeliveryStatus
 from chalicelib.connectors.relay import Relay
 from chalicelib.handlers import relay as relay_handler
+from chalicelib.pipeline.jobs import RecipientData
 from tests.aws import ACCOUNT, REGION, Env, FakeContext
 from tests.conftest import Campaign
 from tests.fakes import WEBHOOK_SECRETS, FakeWebhookReceiver
@@ -75,6 +76,15 @@ def clock(
         return r
 
     monkeypatch.setattr(bootstrap, "relay", relay)
+    # The relay sends the behaviour of recipients it holds a record of (their consent known).
+    b = bootstrap.backends()
+    for rid in ("r-001", "r-002", "Zoë-001", "r-\u2603-002"):
+        b.recipients.put_recipient(
+            RecipientData(
+                campaign_id="tiny", recipient_id=rid, data={}, data_hash="0", token=rid,
+                updated_at=0.0,
+            )
+        )  # fmt: skip
     yield clock
     bootstrap.reset()
 
