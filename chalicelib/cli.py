@@ -578,6 +578,60 @@ def email_snippet(
     out.print(f"{len(pages)} snippet(s) in {output}")
 
 
+@app.command()
+def erase(
+    recipient: Annotated[str, typer.Argument(help="The recipient's id")],
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (default: every campaign)")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Erase a recipient: record, pages (410 Gone), media, events, deliveries, batch rows."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    try:
+        entry = privacy.erase(bootstrap.backends(), recipient, campaign, actor="cli")
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    removed = ", ".join(f"{n} {kind}" for kind, n in entry.removed.items() if n) or "nothing"
+    out.print(f"[green]✓[/] erased from {', '.join(entry.campaigns)}: {removed}")
+    out.print(f"audit entry {entry.id}")
+
+
+@app.command("export")
+def export_command(
+    recipient: Annotated[str, typer.Argument(help="The recipient's id")],
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (default: every campaign)")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print everything held about a recipient as one JSON document (the right of access)."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    try:
+        document = privacy.export(bootstrap.backends(), recipient, campaign)
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    sys.stdout.write(document.model_dump_json(indent=2) + "\n")
+
+
+@app.command()
+def sweep(data_dir: DataDirOption = None) -> None:
+    """Apply the campaigns' retention periods now (`reel serve` runs it every hour)."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    report = privacy.sweep(bootstrap.backends())
+    removed = ", ".join(f"{n} {kind}" for kind, n in report.removed.items() if n)
+    out.print(f"[green]✓[/] retention sweep: {removed or 'nothing past its period'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

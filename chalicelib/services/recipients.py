@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.backends import Backends
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import GoneError, NotFoundError
 from chalicelib.landing.pages import Page, make_page
 from chalicelib.pipeline.jobs import RecipientData, RecipientJob
 from chalicelib.pipeline.steps import make_job
@@ -133,5 +133,7 @@ def set_recipient_data(
 def get_page(b: Backends, token: str) -> Page:
     page = b.recipients.get_page(token) if 10 <= len(token) <= 100 else None
     if page is None:
+        if 10 <= len(token) <= 100 and b.recipients.erased(token):
+            raise GoneError("this page was erased at its recipient's request", field="token")
         raise NotFoundError("no such page", field="token")
     return page
