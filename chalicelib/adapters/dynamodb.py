@@ -56,7 +56,10 @@ DynamoEventStore uses a table of its own (the `Events` table of infra/), with ex
 schema: partition key `pk` (S), sort key `sk` (S); no indexes. One item per event:
 
     pk                  sk                    attributes
-    campaign#{id}       {recipient_id}/{id}   doc (the Event's JSON)
+    campaign#{id}       {recipient_id}/{id}   doc (the Event's JSON), expires_at (N, the TTL)
+
+An anonymous event's recipient id is empty (sk `/{id}`). With `ttl_days`, each event carries
+`expires_at` (epoch seconds): the table's TTL removes it after the campaigns' retention.
 
 `pk` + `sk` is what makes `Event.key` unique (an event id has no '/'), and each event is put on
 the condition that its item does not exist, so a duplicate is stored once however many writers
@@ -556,9 +559,15 @@ class DynamoJobStore:
 class DynamoEventStore:
     """The player's events in `table`, one item per `Event.key` (see the module docstring)."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, *, ttl_days: int | None = None) -> None:
         self.client = client
         self.table = table
+        self.ttl_days = ttl_days  # retention: the table's TTL attribute `expires_at`
+
+    def _expires(self, event: Event) -> dict[str, AttributeValueTypeDef]:
+        if self.ttl_days is None:
+            return {}
+        return {"expires_at": {"N": str(math.ceil(event.received_at + self.ttl_days * 86_400))}}
 
     def add(self, events: list[Event]) -> list[Event]:
         # One conditional PutItem per event: BatchWriteItem cannot be conditional, and a
@@ -572,6 +581,7 @@ class DynamoEventStore:
                         "pk": {"S": f"campaign#{event.campaign_id}"},
                         "sk": {"S": f"{event.recipient_id}/{event.id}"},
                         "doc": {"S": event.model_dump_json()},
+                        **self._expires(event),
                     },
                     ConditionExpression="attribute_not_exists(pk)",
                 )
