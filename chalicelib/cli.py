@@ -345,6 +345,10 @@ class _Local:
             worker.start()
             names = ", ".join(wiring.connectors) or "none configured"
             out.print(f"relay: delivering to {names}")
+        from chalicelib.services.privacy import SweepWorker
+
+        sweeper = SweepWorker(wiring.backends)  # the campaigns' retention, every hour
+        sweeper.start()
         out.print("Ctrl-C to stop")
         sys.stdout.flush()
         try:
@@ -352,6 +356,7 @@ class _Local:
         except KeyboardInterrupt:
             out.print("stopping")
         finally:
+            sweeper.stop()
             if worker is not None:
                 worker.stop()
             bootstrap.reset()  # stops the render processes

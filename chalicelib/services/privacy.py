@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import secrets
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -356,6 +357,27 @@ def sweep(b: Backends, now: float | None = None) -> SweepReport:
             if modified < cutoff:
                 store.delete(key)
                 removed["stream_media"] += 1
-    if removed:
-        log.info("retention sweep: %s", dict(removed))
-    return SweepReport(at=now, removed=dict(sorted(removed.items())))
+    if any(removed.values()):
+        log.info("retention sweep: %s", {k: n for k, n in removed.items() if n})
+    return SweepReport(at=now, removed={k: n for k, n in sorted(removed.items()) if n})
+
+
+class SweepWorker(threading.Thread):
+    """`reel serve`'s retention sweep: at start, then every `interval` seconds, until stopped."""
+
+    def __init__(self, b: Backends, interval: float = 3600.0) -> None:
+        super().__init__(name="reel-sweep", daemon=True)
+        self.b = b
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                sweep(self.b)
+            except Exception:  # an entry point: log, and try again next round
+                log.exception("retention sweep failed")
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
