@@ -218,6 +218,12 @@ def _erase_batch_rows(b: Backends, campaign_id: str, rid: str) -> int:
     return gone
 
 
+def _replace(b: Backends, key: str, data: bytes) -> None:
+    """Rewrite an object with no older version left behind (a versioned bucket keeps them)."""
+    b.blobs.delete(key)
+    b.blobs.put_bytes(key, data)
+
+
 def _rewrite_source(b: Backends, key: str, mapping: FieldMapping | None, rid: str) -> int:
     try:
         raw = b.blobs.get_bytes(key)
@@ -238,7 +244,7 @@ def _rewrite_source(b: Backends, key: str, mapping: FieldMapping | None, rid: st
             return 0
         buffer = io.StringIO(newline="")
         csv.writer(buffer, lineterminator="\n").writerows([header, *kept])
-        b.blobs.put_bytes(key, buffer.getvalue().encode("utf-8"))
+        _replace(b, key, buffer.getvalue().encode("utf-8"))
         return len(body) - len(kept)
     lines = text.splitlines()
     kept_lines = []
@@ -252,7 +258,7 @@ def _rewrite_source(b: Backends, key: str, mapping: FieldMapping | None, rid: st
         kept_lines.append(line)
     if len(kept_lines) == len(lines):
         return 0
-    b.blobs.put_bytes(key, "".join(line + "\n" for line in kept_lines).encode("utf-8"))
+    _replace(b, key, "".join(line + "\n" for line in kept_lines).encode("utf-8"))
     return len(lines) - len(kept_lines)
 
 
@@ -271,7 +277,7 @@ def _rewrite_items(b: Backends, key: str, mapping: FieldMapping | None, rid: str
             items[i] = BatchItem(index=item.index, line=item.line, error="erased").model_dump()
             changed += 1
     if changed:
-        b.blobs.put_bytes(key, json.dumps(items, ensure_ascii=False).encode("utf-8"))
+        _replace(b, key, json.dumps(items, ensure_ascii=False).encode("utf-8"))
     return changed
 
 
