@@ -174,7 +174,8 @@ def _erase_stream(b: Backends, campaign_id: str, data: dict[str, Any]) -> int:
     from chalicelib.render import hls
     from chalicelib.render.cache import file_digest
     from chalicelib.render.engine import cache_context
-    from chalicelib.render.segments import run_key
+    from chalicelib.render.profile import EncodingProfile
+    from chalicelib.render.segments import plan_runs, run_key
     from chalicelib.services.streams import stream_plan
 
     try:
@@ -186,6 +187,12 @@ def _erase_stream(b: Backends, campaign_id: str, data: dict[str, Any]) -> int:
     store = b.cache.store
     keys = set()
     context = cache_context(b.render)
+    # The MP4's personal runs (what `render` cached for this record), full size and preview.
+    for preview in (False, True):
+        profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=b.render)
+        for run in plan_runs(plan, profile, split=True):
+            if run.personal:
+                keys.add(b.cache.segment_key(run_key(run, profile, file_digest, context)))
     for groups in stream.groups.values():
         for group in groups:
             if not group.personal:

@@ -104,6 +104,7 @@ def test_erasing_a_recipient_leaves_no_byte_of_them(
     assert [e["id"] for e in mine["events"]] == ["ev-quill-0001"]
     assert len(mine["deliveries"]) == 1 and mine["media"][0]["page"].endswith(page.token)
 
+    segments = {p.name for p in settings.cache_dir.rglob("segments/*/*.mp4")}
     # WHEN the recipient is erased through the API
     response = local_app.http.delete(f"/recipients/{RID}?campaign=tiny", headers=KEY)
 
@@ -114,6 +115,9 @@ def test_erasing_a_recipient_leaves_no_byte_of_them(
     assert entry["removed"]["records"] == 1 and entry["removed"]["media"] >= 3
     assert entry["removed"]["batch_rows"] >= 1 and entry["removed"]["deliveries"] == 1
     assert leaks(*roots) == []
+    # (their personal segments went too: pixels of their name; the shared ones stay)
+    left = {p.name for p in settings.cache_dir.rglob("segments/*/*.mp4")}
+    assert left < segments and len(segments - left) >= 2  # the MP4's run, the stream's run
     # AND their page is gone for good; the other recipient is untouched
     assert local_app.http.get(path).status_code == 410
     assert local_app.http.get(f"{path}/poster.jpg").status_code == 410
