@@ -104,16 +104,18 @@ def _renders(b: Backends, campaign_id: str, rid: str) -> list[Any]:
 # ── erasure ────────────────────────────────────────────────────────────────────────────────
 
 
-def erase(b: Backends, rid: str, campaign_id: str | None = None, *, actor: str) -> Erasure:
+def erase(
+    b: Backends, rid: str, campaign_id: str | None = None, *, actor: str, scrub: bool = True
+) -> Erasure:
     """Erase a recipient from one campaign (or every campaign); NotFoundError naming
-    `recipient_id` when there is nobody to erase."""
+    `recipient_id` when there is nobody to erase. `scrub`: rewrite the SQLite file now (a
+    sweep erasing many does it once, at its end)."""
     campaigns = _campaigns(b, rid, campaign_id)
     removed: Counter[str] = Counter()
     for campaign in campaigns:
         _erase_in(b, campaign, rid, removed)
-    scrub = getattr(b.jobs, "scrub", None)
-    if scrub is not None:  # SQLite: no copy of the deleted rows left in the file
-        scrub()
+    if scrub:
+        _scrub(b)
     entry = Erasure(
         id="er_" + secrets.token_hex(12),
         at=time.time(),
@@ -125,6 +127,12 @@ def erase(b: Backends, rid: str, campaign_id: str | None = None, *, actor: str) 
     b.blobs.put_bytes(f"{AUDIT_PREFIX}{stamp}-{entry.id}.json", entry.model_dump_json().encode())
     log.info("erasure %s by %s: %s", entry.id, actor, entry.removed)
     return entry
+
+
+def _scrub(b: Backends) -> None:
+    rewrite = getattr(b.jobs, "scrub", None)
+    if rewrite is not None:  # SQLite: no copy of the deleted rows left in the file
+        rewrite()
 
 
 def _erase_in(b: Backends, campaign_id: str, rid: str, removed: Counter[str]) -> None:
@@ -352,7 +360,7 @@ def sweep(b: Backends, now: float | None = None) -> SweepReport:
             removed["events"] += b.events.delete_before(campaign, now - days * DAY)
         if (days := keep.days("records")) is not None:
             for rid in b.recipients.stale_recipients(campaign, now - days * DAY):
-                entry = erase(b, rid, campaign, actor="retention")
+                entry = erase(b, rid, campaign, actor="retention", scrub=False)
                 removed["records"] += entry.removed.get("records", 0)
         if (days := keep.days("media")) is not None:
             media_days.append(days)
@@ -371,6 +379,7 @@ def sweep(b: Backends, now: float | None = None) -> SweepReport:
                 store.delete(key)
                 removed["stream_media"] += 1
     if any(removed.values()):
+        _scrub(b)  # what the sweep deleted leaves no copy in the SQLite file either
         log.info("retention sweep: %s", {k: n for k, n in removed.items() if n})
     return SweepReport(at=now, removed={k: n for k, n in sorted(removed.items()) if n})
 

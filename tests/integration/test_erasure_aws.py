@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import boto3
+import pytest
 
 from chalicelib import bootstrap
 from chalicelib.connectors.base import Outgoing
@@ -15,9 +16,18 @@ from chalicelib.errors import NotFoundError
 from chalicelib.services import privacy, recipients
 from chalicelib.tracking.events import Event
 from tests.aws import BUCKET, EVENTS_TABLE, IDEMPOTENCY_TABLE, REGION, TABLE, Env
+from tests.conftest import BASE_TEMPLATE, Campaign
 
 NAME = "Quillonette"
+RETENTION = "retention: {events: 30d, records: 60d}\n"
 RID = "quillonette.vandersloot@example.com"
+
+
+@pytest.fixture
+def campaign(campaign: Campaign) -> Campaign:
+    """The tiny campaign with a retention (written before `aws` registers the folder)."""
+    campaign.write_template(BASE_TEMPLATE + RETENTION)
+    return campaign
 
 
 def leaks(s3: Any) -> list[str]:
@@ -87,3 +97,27 @@ def test_erasing_on_aws_leaves_no_object_version_or_item(aws: Env) -> None:
         assert exc.field == "recipient_id"
     else:
         raise AssertionError("an erased recipient cannot be exported")
+
+
+def test_the_sweep_on_aws_removes_old_events_and_stale_records(aws: Env) -> None:
+    # GIVEN a record last updated 61 days ago and events of 31 days ago and of now
+    b = bootstrap.backends()
+    now = time.time()
+    old = recipients.set_recipient_data(b, "tiny", RID, {"first_name": NAME})
+    recipients.set_recipient_data(b, "tiny", "ada", {"first_name": "Ada"})
+    b.recipients.put_recipient(old.model_copy(update={"updated_at": now - 61 * privacy.DAY}))
+    b.events.add(
+        [
+            Event(id=f"ev-{i}-000001", kind="play", ts=1.8e12, campaign_id="tiny",
+                  recipient_id="ada", received_at=at)
+            for i, at in enumerate((now - 31 * privacy.DAY, now))
+        ]
+    )  # fmt: skip
+    # WHEN the sweep runs against the AWS backend (as `reel sweep` with the stage's settings)
+    report = privacy.sweep(b, now)
+    # THEN the old event and the stale record are gone, the rest stays
+    assert report.removed["events"] == 1 and report.removed["records"] == 1
+    assert [e.id for e in b.events.for_campaign("tiny")] == ["ev-1-000001"]
+    assert b.recipients.get_recipient("tiny", RID) is None
+    assert b.recipients.get_recipient("tiny", "ada") is not None
+    assert leaks(aws.s3) == []
