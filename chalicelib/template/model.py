@@ -374,10 +374,11 @@ class TrackingMode(StrEnum):
 class TrackingSpec(Strict):
     """How the campaign measures its pages (privacy by design: see the README's Privacy)."""
 
-    mode: TrackingMode = Field(
-        TrackingMode.identified,
-        description="identified (with consent), anonymous, or off",
-    )
+    mode: Annotated[
+        TrackingMode,
+        # YAML 1.1 reads a bare `off` as false: `mode: off` means what it says.
+        BeforeValidator(lambda v: "off" if v is False else v, json_schema_input_type=TrackingMode),
+    ] = Field(TrackingMode.identified, description="identified (with consent), anonymous, or off")
     require_consent: bool = Field(
         False,
         description="identified only with a consent on record (the mapping's `consent`) or "

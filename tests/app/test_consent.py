@@ -234,7 +234,7 @@ def test_the_page_asks_and_nothing_is_identified_before_acceptance(
 
 
 def test_tracking_off_sends_and_keeps_nothing(local_app: Client, campaign: Campaign) -> None:
-    register(campaign, template("tracking: {mode: 'off'}\n"))
+    register(campaign, template("tracking: {mode: off}\n"))  # YAML's bare off: false
     page = open_page(local_app, person("ada@example.com", consent=True))
     assert page["config"]["tracking"] == "off"
     assert post(local_app, page["config"]["token"], "off").status_code == 202
