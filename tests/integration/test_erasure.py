@@ -141,3 +141,24 @@ def test_erasing_a_recipient_leaves_no_byte_of_them(
 def test_erasure_and_export_need_the_api_key(local_app: Client) -> None:
     assert local_app.http.delete("/recipients/ada").status_code == 401
     assert local_app.http.get("/recipients/ada/export").status_code == 401
+
+
+def test_reel_export_and_erase(campaign: Campaign) -> None:
+    from typer.testing import CliRunner
+
+    from chalicelib.cli import app
+    from chalicelib.services import recipients, templates
+
+    b = bootstrap.backends()
+    templates.register_folder(b, campaign.root)
+    recipients.set_recipient_data(b, "tiny", RID, {"first_name": NAME, "consent": "yes"})
+    runner = CliRunner()
+    exported = runner.invoke(app, ["export", RID])
+    assert exported.exit_code == 0, exported.output
+    [mine] = json.loads(exported.stdout)["campaigns"]
+    assert mine["record"]["consent"] is True and mine["record"]["data"]["first_name"] == NAME
+    erased = runner.invoke(app, ["erase", RID, "--campaign", "tiny"])
+    assert erased.exit_code == 0, erased.output
+    assert "1 records" in erased.output and RID not in erased.output
+    again = runner.invoke(app, ["erase", RID])
+    assert again.exit_code == 1 and "recipient_id" in again.output
