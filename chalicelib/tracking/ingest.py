@@ -85,7 +85,14 @@ def ingest(
     # it is not stored yet, and delivers each event × rule action once, so events sent again
     # (retried beacons) cost a queue message, never a second delivery.
     b.queue.put([{"type": "event", "event": e.model_dump(mode="json")} for e in events])
-    stored = b.events.add(events)
-    return IngestResult(
-        received=len(events), stored=len(stored), duplicates=len(events) - len(stored)
-    )
+    stored = len(b.events.add(events))
+    if stored < len(events):
+        # The relay may have stored some of ours already (it took them off the queue between
+        # our two writes): the copy it kept is this request's (the same receipt time), not a
+        # duplicate beacon's.
+        kept = {
+            e.key: e.received_at
+            for e in b.events.for_recipient(page.campaign_id, page.recipient_id)
+        }
+        stored = len({e.key for e in events if kept.get(e.key) == received_at})
+    return IngestResult(received=len(events), stored=stored, duplicates=len(events) - stored)
