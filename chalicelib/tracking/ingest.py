@@ -90,9 +90,9 @@ def ingest(
         # The relay may have stored some of ours already (it took them off the queue between
         # our two writes): the copy it kept is this request's (the same receipt time), not a
         # duplicate beacon's.
-        kept = {
+        receipts = {
             e.key: e.received_at
             for e in b.events.for_recipient(page.campaign_id, page.recipient_id)
         }
-        stored = len({e.key for e in events if kept.get(e.key) == received_at})
+        stored = len({e.key for e in events if receipts.get(e.key) == received_at})
     return IngestResult(received=len(events), stored=stored, duplicates=len(events) - stored)
