@@ -48,7 +48,9 @@ class Erasure(Strict):
 
     id: str
     at: float = Field(description="epoch seconds")
-    actor: str = Field(description="who asked: api, cli, retention")
+    actor: str = Field(
+        description="who asked: api:<fingerprint of the API key>, cli, or retention (a sweep)"
+    )
     campaigns: list[str]
     removed: dict[str, int] = Field(description="how many of each kind were removed")
 
