@@ -57,6 +57,9 @@ def test_the_sweep_removes_what_retention_has_outlived(campaign: Campaign) -> No
     report = campaign_analytics(b, "tiny")
     assert report.sent == 1 and report.step("played").count == 1
     assert report.period_start == now and report.events_kept_days == 30
+    shown = CliRunner().invoke(app, ["report", "tiny"])
+    assert shown.exit_code == 0 and "kept 30 days" in shown.output
+    assert "events since" in shown.output
     # AND a second sweep finds nothing more
     assert sweep(b).removed == {}
 
