@@ -122,6 +122,15 @@ def test_erasing_a_recipient_leaves_no_byte_of_them(
     # AND their page is gone for good; the other recipient is untouched
     assert local_app.http.get(path).status_code == 410
     assert local_app.http.get(f"{path}/poster.jpg").status_code == 410
+    assert local_app.http.get(f"/hls/{page.token}/index.m3u8").status_code == 410
+    late = local_app.http.post(
+        "/events",
+        headers={"content-type": "application/json"},
+        body=json.dumps(
+            {"token": token, "events": [{"id": "ev-late-0001", "kind": "play", "ts": 2}]}
+        ),
+    )
+    assert late.status_code == 403 and leaks(*roots) == []
     [other] = b.recipients.recipient_pages("tiny", "ada@example.com")
     assert local_app.http.get(f"/v/{other.token}").status_code == 200
     # AND the funnel keeps the anonymized view (the campaign keeps aggregates)
