@@ -61,6 +61,10 @@ def environment(media: MediaCdn, tables: Tables) -> dict[str, str]:
         "REEL_TABLE": tables.jobs.table_name,
         "REEL_IDEMPOTENCY_TABLE": tables.idempotency.table_name,
         "POWERTOOLS_SERVICE_NAME": "reel",
+        # Traces carry timings, not what a handler returned or raised: a result names its
+        # recipient, an error may quote a record's values (no personal data in traces).
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
     }
     if tables.event_ttl_days is not None:  # retention (infra/retention.py)
         env["REEL_EVENT_TTL_DAYS"] = str(tables.event_ttl_days)

@@ -1,5 +1,6 @@
-"""Retention on AWS from the campaigns' own `retention:` (infra/retention.py): the Events table's
-TTL, the functions' REEL_EVENT_TTL_DAYS, and S3 lifecycle rules for personal media only."""
+"""Privacy in the stack: retention from the campaigns' own `retention:` (infra/retention.py) —
+the Events table's TTL, the functions' REEL_EVENT_TTL_DAYS, S3 lifecycle rules for personal
+media only — and traces that carry no handler's result or error."""
 
 from __future__ import annotations
 
@@ -63,3 +64,19 @@ def test_the_stack_sets_ttl_and_lifecycle_from_the_campaigns() -> None:
     assert all(r["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1 for r in personal.values())
     # Shared segments and static chunks hold nothing personal: no rule expires them.
     assert not any(r.get("Prefix", "").startswith(("segments/", "hls/s/")) for r in rules)
+
+
+def test_traces_carry_no_results_or_errors() -> None:
+    # A handler's result names its recipient; an error may quote a record's values.
+    template = synth.template_json()
+    functions = [
+        f
+        for kind in ("AWS::Lambda::Function", "AWS::Serverless::Function")
+        for f in _of(template, kind)
+        if "REEL_TABLE" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(functions) >= 5
+    for f in functions:
+        env = f["Properties"]["Environment"]["Variables"]
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+        assert env["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
