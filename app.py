@@ -14,6 +14,7 @@ from chalicelib.api.hooks import hooks
 from chalicelib.api.landing import landing
 from chalicelib.api.openapi import Health, openapi_document
 from chalicelib.api.operations import JSON_DOCUMENT, Media, Operation
+from chalicelib.api.privacy import privacy
 from chalicelib.api.routes import api
 from chalicelib.api.studio import studio
 from chalicelib.template.schema import template_json_schema
@@ -24,6 +25,7 @@ app.register_blueprint(api)
 app.register_blueprint(landing)
 app.register_blueprint(hooks)
 app.register_blueprint(hls)
+app.register_blueprint(privacy)
 app.register_blueprint(studio)
 
 

@@ -201,7 +201,11 @@ class Wiring:
                 render_function=s.render_function,
             ),
             scratch=(s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve(),
-            events=DynamoEventStore(boto3.client("dynamodb", region_name=s.region), s.events_table),
+            events=DynamoEventStore(
+                boto3.client("dynamodb", region_name=s.region),
+                s.events_table,
+                ttl_days=s.event_ttl_days,
+            ),
             queue=SqsQueue(boto3.client("sqs", region_name=s.region), s.relay_queue_url),
             secret=s.tracking_secret,  # from the environment (SSM / Secrets Manager on deploy)
             deliveries=DynamoDeliveryStore(boto3.client("dynamodb", region_name=s.region), s.table),

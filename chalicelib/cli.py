@@ -347,6 +347,10 @@ class _Local:
             worker.start()
             names = ", ".join(wiring.connectors) or "none configured"
             out.print(f"relay: delivering to {names}")
+        from chalicelib.services.privacy import SweepWorker
+
+        sweeper = SweepWorker(wiring.backends)  # the campaigns' retention, every hour
+        sweeper.start()
         out.print("Ctrl-C to stop")
         sys.stdout.flush()
         try:
@@ -354,6 +358,7 @@ class _Local:
         except KeyboardInterrupt:
             out.print("stopping")
         finally:
+            sweeper.stop()
             if worker is not None:
                 worker.stop()
             bootstrap.reset()  # stops the render processes
@@ -380,7 +385,12 @@ def demo(
         raise typer.Exit(1)
     source = "uploads/demo/recipients.csv"
     local.b.blobs.put_file(source, DEMO_DIR / "recipients.csv")
-    request = batches.BatchRequest(template_id=template.id, source=source, preview=preview)
+    from chalicelib.services.templates import campaign_mapping_file
+
+    mapping = campaign_mapping_file(DEMO_DIR)  # its `opt_in` column is the tracking consent
+    request = batches.BatchRequest(
+        template_id=template.id, source=source, preview=preview, mapping=mapping
+    )
     batch = batches.create_batch(local.b, request)
     with _batch_progress() as bar:
         task = bar.add_task("rendering", total=None, rate="")
@@ -623,6 +633,60 @@ def email_snippet(
             (output / f"{slug(page.recipient_id)}.html").write_text(html, encoding="utf-8")
             bar.advance(task)
     out.print(f"{len(pages)} snippet(s) in {output}")
+
+
+@app.command()
+def erase(
+    recipient: Annotated[str, typer.Argument(help="The recipient's id")],
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (default: every campaign)")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Erase a recipient: record, pages (410 Gone), media, events, deliveries, batch rows."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    try:
+        entry = privacy.erase(bootstrap.backends(), recipient, campaign, actor="cli")
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    removed = ", ".join(f"{n} {kind}" for kind, n in entry.removed.items() if n) or "nothing"
+    out.print(f"[green]✓[/] erased from {', '.join(entry.campaigns)}: {removed}")
+    out.print(f"audit entry {entry.id}")
+
+
+@app.command("export")
+def export_command(
+    recipient: Annotated[str, typer.Argument(help="The recipient's id")],
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (default: every campaign)")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print everything held about a recipient as one JSON document (the right of access)."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    try:
+        document = privacy.export(bootstrap.backends(), recipient, campaign)
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    sys.stdout.write(document.model_dump_json(indent=2) + "\n")
+
+
+@app.command()
+def sweep(data_dir: DataDirOption = None) -> None:
+    """Apply the campaigns' retention periods now (`reel serve` runs it every hour)."""
+    from chalicelib import bootstrap
+    from chalicelib.services import privacy
+
+    _use_data_dir(data_dir)
+    report = privacy.sweep(bootstrap.backends())
+    removed = ", ".join(f"{n} {kind}" for kind, n in report.removed.items() if n)
+    out.print(f"[green]✓[/] retention sweep: {removed or 'nothing past its period'}")
 
 
 def main() -> None:

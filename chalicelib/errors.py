@@ -108,3 +108,10 @@ class StorageError(ReelError):
     exit_code = 2
     status = 503
     retry_after = 30
+
+
+class GoneError(ReelError):
+    """What was asked for existed and was erased on purpose (a recipient's page)."""
+
+    code = "gone"
+    status = 410

@@ -62,6 +62,12 @@ class BlobStore(Protocol):
         locally."""
         ...
 
+    def list(self, prefix: str = "") -> list[tuple[str, float]]:
+        """(key, last modified in epoch seconds) of every object under `prefix` (erasure and
+        retention sweeps; every version of it is removed by `delete` where the store keeps
+        versions)."""
+        ...
+
     def clean_partials(self) -> int:
         """Remove what writers that died mid-write left behind (never a final key); returns
         how many. Run at start, before resuming work."""
@@ -134,6 +140,11 @@ class ResultStore(Protocol):
         """How many results of the batch have each status."""
         ...
 
+    def scrub_results(self, batch_id: str, recipient_id: str) -> int:
+        """Blank a recipient's results in a batch (erasure: the batch's counts stay, their id,
+        media keys and page go); returns how many."""
+        ...
+
 
 class RecipientStore(Protocol):
     """Recipients of a campaign: their current record and their landing pages."""
@@ -154,6 +165,29 @@ class RecipientStore(Protocol):
         ...
 
     def get_recipient(self, campaign_id: str, recipient_id: str) -> RecipientData | None: ...
+
+    # ── privacy: erasure, export and retention (services/privacy.py) ──
+
+    def recipient_campaigns(self, recipient_id: str) -> list[str]:
+        """The campaigns holding a record or a page of the recipient."""
+        ...
+
+    def recipient_pages(self, campaign_id: str, recipient_id: str) -> list[Page]:
+        """Every page of the recipient in the campaign (old ones too), oldest first."""
+        ...
+
+    def erase_recipient(self, campaign_id: str, recipient_id: str) -> list[str]:
+        """Delete the recipient's record and pages; their tokens answer 410 Gone from now on
+        (`erased`). Returns the tokens."""
+        ...
+
+    def erased(self, token: str) -> bool:
+        """True when the token's page was erased."""
+        ...
+
+    def stale_recipients(self, campaign_id: str, before: float) -> list[str]:
+        """Recipients of the campaign whose record was last updated before `before`."""
+        ...
 
 
 class ClaimStore(Protocol):
@@ -179,6 +213,14 @@ class EventStore(Protocol):
 
     def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Event]:
         """Every event of one recipient of a campaign (any order)."""
+        ...
+
+    def delete_recipient(self, campaign_id: str, recipient_id: str) -> int:
+        """Delete a recipient's events; returns how many."""
+        ...
+
+    def delete_before(self, campaign_id: str, before: float) -> int:
+        """Delete a campaign's events received before `before` (retention); returns how many."""
         ...
 
 
@@ -246,6 +288,14 @@ class DeliveryStore(Protocol):
 
     def disabled(self) -> dict[str, str]:
         """Disabled connectors and why."""
+        ...
+
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Delivery]:
+        """Every delivery made (or to make) about a recipient of a campaign."""
+        ...
+
+    def delete(self, keys: list[str]) -> int:
+        """Forget deliveries (erasure); returns how many were stored."""
         ...
 
 

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         description="HMAC key of page tokens; local default: generated into data_dir/tracking.key",
     )
     events_table: str = Field(default="reel-events", description="DynamoDB table of events")
+    event_ttl_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="DynamoDB: events expire (TTL `expires_at`) this many days after they were "
+        "received; the stack sets it from the campaigns' shortest `retention.events`",
+    )
     # Behaviour exchange: the connectors the relay delivers to (each off until configured).
     webhook_url: str = Field(default="", description="the generic webhook's endpoint")
     webhook_secrets: str = Field(

@@ -18,6 +18,7 @@ from chalicelib.render.ffmpeg import ffmpeg_version
 from infra import deps
 from infra.functions import (
     DELIVERY_STORE,
+    ERASE_OBJECTS,
     EVENT_STORE,
     LOG_RETENTION,
     S3_LIST,
@@ -104,6 +105,12 @@ class Api(Construct):
         # DynamoEventStore: conditional puts, the campaign's Query
         allow(role, "EventStore", EVENT_STORE, [tables.events.table_arn])
         allow(role, "RelayQueue", SEND, [tracking.relay.queue_arn])
+        # Erasure (DELETE /recipients/{id}, services/privacy.py): a person's media and every
+        # version of them, their events, and the Scan that finds their pages and jobs.
+        allow(role, "EraseMedia", ERASE_OBJECTS, [media.bucket.arn_for_objects("*")])
+        allow(role, "EraseMediaVersions", ["s3:ListBucketVersions"], [media.bucket.bucket_arn])
+        allow(role, "EraseRecords", ["dynamodb:Scan"], [tables.jobs.table_arn])
+        allow(role, "EraseEvents", ["dynamodb:DeleteItem"], [tables.events.table_arn])
         # X-Ray takes no resource-level permissions
         allow(role, "XRay", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
         secret_env, secrets = context_secrets(self, API_SECRET_CONTEXT)

@@ -15,9 +15,13 @@ import aws_cdk as cdk  # noqa: E402
 
 from chalicelib.settings import Settings  # noqa: E402
 from infra import deps  # noqa: E402
+from infra.retention import campaigns_retention  # noqa: E402
 from infra.stack import ReelStack  # noqa: E402
 
 OUTDIR = ROOT / "infra" / "cdk.out"
+#: The campaigns the stack serves (context `campaigns`): their `retention:` sets the TTL and
+#: lifecycle rules (infra/retention.py).
+CAMPAIGNS = ROOT / "examples"
 #: A PUBLIC key whose private half was never saved: synth works out of the box with it, but
 #: nothing can sign URLs it accepts. `make deploy` refuses to run without your own key.
 EXAMPLE_PUBLIC_KEY = ROOT / "infra" / "keys" / "example-public.pem"
@@ -65,6 +69,9 @@ def build(
         tolerated_failure_percentage=float(
             app.node.try_get_context("tolerated_failure_percentage")
             or defaults["tolerated_failure_percentage"].default
+        ),
+        retention=campaigns_retention(
+            Path(app.node.try_get_context("campaigns") or CAMPAIGNS).resolve()
         ),
         description=f"Reel personalized video ({stage})",
     )

@@ -41,6 +41,8 @@ S3_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]  # put_object, upload_fil
 #: On the bucket itself: without it, head_object on a missing key answers 403, not the 404 that
 #: S3BlobStore.exists (the segment cache, thumbnails) relies on.
 S3_LIST = ["s3:ListBucket"]
+#: S3BlobStore.delete: the object and each of its versions (erasure, retention).
+ERASE_OBJECTS = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
 JOB_STORE = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
 #: DynamoDeliveryStore (in the jobs table): a delivery's index entries move, `enable` deletes.
 DELIVERY_STORE = [*JOB_STORE, "dynamodb:DeleteItem"]
@@ -53,13 +55,20 @@ SEND = ["sqs:SendMessage"]  # SqsQueue: SendMessageBatch is authorized as SendMe
 
 def environment(media: MediaCdn, tables: Tables) -> dict[str, str]:
     """What every function of Reel is configured with: the AWS backend, its bucket and tables."""
-    return {
+    env = {
         "REEL_BACKEND": "aws",
         "REEL_BUCKET": media.bucket_name,
         "REEL_TABLE": tables.jobs.table_name,
         "REEL_IDEMPOTENCY_TABLE": tables.idempotency.table_name,
         "POWERTOOLS_SERVICE_NAME": "reel",
+        # Traces carry timings, not what a handler returned or raised: a result names its
+        # recipient, an error may quote a record's values (no personal data in traces).
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
     }
+    if tables.event_ttl_days is not None:  # retention (infra/retention.py)
+        env["REEL_EVENT_TTL_DAYS"] = str(tables.event_ttl_days)
+    return env
 
 
 def allow(role: iam.IRole, sid: str, actions: list[str], resources: list[str]) -> None:

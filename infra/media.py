@@ -10,6 +10,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.retention import PERSONAL_MEDIA_PREFIXES
+
 
 class MediaCdn(Construct):
     """The bucket of uploads, bundles, segments, videos and batch results, served through
@@ -21,7 +23,9 @@ class MediaCdn(Construct):
     Ref, through `bucket`; only the bucket policy and the notification touch the bucket itself.
     """
 
-    def __init__(self, scope: Construct, id: str, *, public_key_pem: str) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, public_key_pem: str, media_days: int | None = None
+    ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.bucket_name = cdk.Fn.join(
@@ -38,6 +42,17 @@ class MediaCdn(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=cdk.Duration.days(1)),
                 s3.LifecycleRule(prefix="sfn-results/", expiration=cdk.Duration.days(30)),
+                # Personal media expire after the campaigns' media retention (and an erased or
+                # replaced object's older versions a day after, where versions are kept).
+                *(
+                    s3.LifecycleRule(
+                        id=f"retention-{prefix.strip('/').replace('/', '-')}",
+                        prefix=prefix,
+                        expiration=cdk.Duration.days(media_days),
+                        noncurrent_version_expiration=cdk.Duration.days(1),
+                    )
+                    for prefix in (PERSONAL_MEDIA_PREFIXES if media_days else ())
+                ),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

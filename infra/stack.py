@@ -12,6 +12,7 @@ from infra.api import INCOMING_PREFIX, Api
 from infra.logical_ids import FlatStack
 from infra.media import MediaCdn
 from infra.pipeline import BatchPipeline
+from infra.retention import Retention
 from infra.tables import Tables
 from infra.tracking import Tracking
 
@@ -33,11 +34,13 @@ class ReelStack(FlatStack):
         api_layer: Path,
         max_concurrency: int,
         tolerated_failure_percentage: float,
+        retention: Retention | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        media = MediaCdn(self, "Media", public_key_pem=public_key_pem)
-        tables = Tables(self, "Tables")
+        retention = retention or Retention()
+        media = MediaCdn(self, "Media", public_key_pem=public_key_pem, media_days=retention.media)
+        tables = Tables(self, "Tables", event_ttl_days=retention.events)
         tracking = Tracking(self, "Tracking", media=media, tables=tables)
         pipeline = BatchPipeline(
             self,

@@ -11,8 +11,9 @@ class Tables(Construct):
     """Every table, on demand; the two that hold data have point-in-time recovery and are kept
     when the stack goes."""
 
-    def __init__(self, scope: Construct, id: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, event_ttl_days: int | None = None) -> None:
         super().__init__(scope, id)
+        self.event_ttl_days = event_ttl_days  # the functions write events' `expires_at` from it
         self.jobs = self._pk_sk_table("Jobs")
         self.idempotency = dynamodb.Table(
             self,
@@ -22,9 +23,11 @@ class Tables(Construct):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             removal_policy=cdk.RemovalPolicy.DESTROY,  # only short-lived idempotency records
         )
-        self.events = self._pk_sk_table("Events")
+        # Events expire by TTL after the campaigns' retention (infra/retention.py): an event
+        # without `expires_at` (no retention set) is kept.
+        self.events = self._pk_sk_table("Events", ttl="expires_at")
 
-    def _pk_sk_table(self, id: str) -> dynamodb.Table:
+    def _pk_sk_table(self, id: str, ttl: str | None = None) -> dynamodb.Table:
         """A table of the DynamoDB adapters' layout (adapters/dynamodb.py): string keys pk and
         sk, on demand, point-in-time recovery, kept when the stack goes."""
         string = dynamodb.AttributeType.STRING
@@ -37,5 +40,6 @@ class Tables(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
+            time_to_live_attribute=ttl,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

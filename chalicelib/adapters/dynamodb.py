@@ -56,7 +56,10 @@ DynamoEventStore uses a table of its own (the `Events` table of infra/), with ex
 schema: partition key `pk` (S), sort key `sk` (S); no indexes. One item per event:
 
     pk                  sk                    attributes
-    campaign#{id}       {recipient_id}/{id}   doc (the Event's JSON)
+    campaign#{id}       {recipient_id}/{id}   doc (the Event's JSON), expires_at (N, the TTL)
+
+An anonymous event's recipient id is empty (sk `/{id}`). With `ttl_days`, each event carries
+`expires_at` (epoch seconds): the table's TTL removes it after the campaigns' retention.
 
 `pk` + `sk` is what makes `Event.key` unique (an event id has no '/'), and each event is put on
 the condition that its item does not exist, so a duplicate is stored once however many writers
@@ -421,6 +424,115 @@ class DynamoJobStore:
         item = self._get_item(f"campaign#{campaign_id}", f"data#{recipient_id}")
         return RecipientData.model_validate_json(item["doc"]["S"]) if item else None
 
+    # ── privacy: erasure, export, retention (rare: a Scan where no key leads there) ─────
+
+    def _scan(self, expression: str, values: dict[str, AttributeValueTypeDef]) -> list[Any]:
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression=expression,
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page["Items"]]
+
+    def _pages_of(self, campaign_id: str | None, recipient_id: str) -> list[Page]:
+        items = self._scan("begins_with(pk, :page) AND sk = :sk", {
+            ":page": {"S": "page#"}, ":sk": {"S": _PAGE},
+        })  # fmt: skip
+        pages = [Page.model_validate_json(item["doc"]["S"]) for item in items]
+        return sorted(
+            (
+                p
+                for p in pages
+                if p.recipient_id == recipient_id and campaign_id in (None, p.campaign_id)
+            ),
+            key=lambda p: p.created_at,
+        )
+
+    def recipient_campaigns(self, recipient_id: str) -> list[str]:
+        items = self._scan("begins_with(pk, :c) AND sk = :sk", {
+            ":c": {"S": "campaign#"}, ":sk": {"S": f"data#{recipient_id}"},
+        })  # fmt: skip
+        found = {item["pk"]["S"].removeprefix("campaign#") for item in items}
+        found |= {p.campaign_id for p in self._pages_of(None, recipient_id)}
+        return sorted(found)
+
+    def recipient_pages(self, campaign_id: str, recipient_id: str) -> list[Page]:
+        return self._pages_of(campaign_id, recipient_id)
+
+    def erase_recipient(self, campaign_id: str, recipient_id: str) -> list[str]:
+        tokens = [p.token for p in self._pages_of(campaign_id, recipient_id)]
+        for token in tokens:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**self._key(f"erased#{token}", _PAGE), "at": {"N": repr(time.time())}},
+            )
+            self.client.delete_item(TableName=self.table, Key=self._key(f"page#{token}", _PAGE))
+        for sk in (f"recipient#{recipient_id}", f"data#{recipient_id}"):
+            self.client.delete_item(
+                TableName=self.table, Key=self._key(f"campaign#{campaign_id}", sk)
+            )
+        return tokens
+
+    def erased(self, token: str) -> bool:
+        return self._get_item(f"erased#{token}", _PAGE) is not None
+
+    def stale_recipients(self, campaign_id: str, before: float) -> list[str]:
+        items = _query(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :data)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"campaign#{campaign_id}"},
+                ":data": {"S": "data#"},
+            },
+            ConsistentRead=True,
+        )
+        records = [RecipientData.model_validate_json(item["doc"]["S"]) for item in items]
+        return [r.recipient_id for r in records if r.updated_at < before]
+
+    def template_ids(self) -> list[str]:
+        items = self._scan("begins_with(pk, :t) AND sk = :sk", {
+            ":t": {"S": "template#"}, ":sk": {"S": _LATEST},
+        })  # fmt: skip
+        return sorted(item["pk"]["S"].removeprefix("template#") for item in items)
+
+    def _jobs(self, kind: str) -> list[str]:
+        items = self._scan("begins_with(pk, :k) AND sk = :sk", {
+            ":k": {"S": f"{kind}#"}, ":sk": {"S": _JOB},
+        })  # fmt: skip
+        return [item["doc"]["S"] for item in items]
+
+    def batches_of(self, template_id: str) -> list[BatchRecord]:
+        found = [BatchRecord.model_validate_json(doc) for doc in self._jobs("batch")]
+        return [b for b in found if b.template_id == template_id]
+
+    def renders_of(self, template_id: str) -> list[RenderRecord]:
+        found = [RenderRecord.model_validate_json(doc) for doc in self._jobs("render")]
+        return [r for r in found if r.template_id == template_id]
+
+    def delete_render(self, render_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=self._key(f"render#{render_id}", _JOB))
+
+    def scrub_results(self, batch_id: str, recipient_id: str) -> int:
+        changed = 0
+        after = -1
+        while page := self.list_results(batch_id, after=after, limit=500):
+            for index, result in page:
+                if result.recipient_id == recipient_id:
+                    blank = RecipientResult(
+                        recipient_id="(erased)", line=result.line, status=result.status
+                    )
+                    self.client.update_item(
+                        TableName=self.table,
+                        Key=self._key(f"batch#{batch_id}", _result_sk(index)),
+                        UpdateExpression="SET doc = :doc",
+                        ExpressionAttributeValues={":doc": {"S": blank.model_dump_json()}},
+                    )
+                    changed += 1
+            after = page[-1][0]
+        return changed
+
     # ── claims (replay protection of inbound hooks) ────────────────────────────────────
 
     def claim(self, key: str, expires_at: float) -> bool:
@@ -447,9 +559,15 @@ class DynamoJobStore:
 class DynamoEventStore:
     """The player's events in `table`, one item per `Event.key` (see the module docstring)."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, *, ttl_days: int | None = None) -> None:
         self.client = client
         self.table = table
+        self.ttl_days = ttl_days  # retention: the table's TTL attribute `expires_at`
+
+    def _expires(self, event: Event) -> dict[str, AttributeValueTypeDef]:
+        if self.ttl_days is None:
+            return {}
+        return {"expires_at": {"N": str(math.ceil(event.received_at + self.ttl_days * 86_400))}}
 
     def add(self, events: list[Event]) -> list[Event]:
         # One conditional PutItem per event: BatchWriteItem cannot be conditional, and a
@@ -463,6 +581,7 @@ class DynamoEventStore:
                         "pk": {"S": f"campaign#{event.campaign_id}"},
                         "sk": {"S": f"{event.recipient_id}/{event.id}"},
                         "doc": {"S": event.model_dump_json()},
+                        **self._expires(event),
                     },
                     ConditionExpression="attribute_not_exists(pk)",
                 )
@@ -499,6 +618,26 @@ class DynamoEventStore:
         events = [Event.model_validate_json(item["doc"]["S"]) for item in items]
         # (a recipient id may hold "/": "ada/x"'s events also begin with "ada/")
         return [e for e in events if e.recipient_id == recipient_id]
+
+    def _delete(self, events: list[Event]) -> int:
+        for event in events:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={
+                    "pk": {"S": f"campaign#{event.campaign_id}"},
+                    "sk": {"S": f"{event.recipient_id}/{event.id}"},
+                },
+            )
+        return len(events)
+
+    def delete_recipient(self, campaign_id: str, recipient_id: str) -> int:
+        return self._delete(self.for_recipient(campaign_id, recipient_id))
+
+    def delete_before(self, campaign_id: str, before: float) -> int:
+        # The table's TTL (`expires_at`, set by the stack) does this on its own within days;
+        # the sweep makes it exact.
+        old = [e for e in self.for_campaign(campaign_id) if e.received_at < before]
+        return self._delete(old)
 
 
 # ── the relay's deliveries ─────────────────────────────────────────────────────────────────
@@ -676,6 +815,36 @@ class DynamoDeliveryStore:
                 raise
 
         _until_won(_RACE, f"delivery {delivery.key}", attempt)
+
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Delivery]:
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="begins_with(pk, :d) AND sk = :sk",
+            ExpressionAttributeValues={":d": {"S": "delivery#"}, ":sk": {"S": _DELIVERY}},
+            ConsistentRead=True,
+        )
+        found = [
+            Delivery.model_validate_json(item["doc"]["S"])
+            for page in pages
+            for item in page["Items"]
+        ]
+        return [
+            d
+            for d in found
+            if (d.out.campaign_id, d.out.recipient_id) == (campaign_id, recipient_id)
+        ]
+
+    def delete(self, keys: list[str]) -> int:
+        gone = 0
+        for key in keys:
+            delivery = self.get(key)
+            if delivery is None:
+                continue
+            index = _index(key, delivery.status, delivery.next_at, delivery.updated_at)
+            for pk, sk in [*index, (f"delivery#{key}", _DELIVERY)]:
+                self.client.delete_item(TableName=self.table, Key=self._key(pk, sk))
+            gone += 1
+        return gone
 
     def by_status(self, status: DeliveryStatus | None = None, limit: int = 100) -> list[Delivery]:
         statuses = list(DeliveryStatus) if status is None else [status]

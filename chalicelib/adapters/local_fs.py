@@ -209,6 +209,20 @@ class LocalBlobStore:
         self.path(key)  # validates the key
         return str(self.root), key
 
+    def list(self, prefix: str = "") -> list[tuple[str, float]]:
+        """(key, modified at, epoch seconds) of the objects whose key starts with `prefix`."""
+        found = []
+        folder = self.root / prefix.rpartition("/")[0]  # only the folder the prefix is in
+        if not folder.is_dir():
+            return []
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                found.append((key, path.stat().st_mtime))
+        return found
+
     def clean_partials(self) -> int:
         """Remove the temporary files of writes whose process is gone (killed mid-write);
         returns how many. Writes in progress are left alone."""

@@ -156,7 +156,30 @@ class S3BlobStore:
         return target
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        """Remove the object, and every older version of it where the bucket keeps versions
+        (an erasure must not leave a copy behind a delete marker)."""
+        object_key = self.object_key(key)
+        self.client.delete_object(Bucket=self.bucket, Key=object_key)
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=object_key
+        )
+        for page in pages:
+            for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if version.get("Key") == object_key and version.get("VersionId"):
+                    self.client.delete_object(
+                        Bucket=self.bucket, Key=object_key, VersionId=version["VersionId"]
+                    )
+
+    def list(self, prefix: str = "") -> list[tuple[str, float]]:
+        found = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"].removeprefix(self.prefix)
+                found.append((key, item["LastModified"].timestamp()))
+        return found
 
     def url(self, key: str) -> str:
         if self.signer is not None:

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS disabled_connectors (
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS erased_pages (token TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 """
 
@@ -71,6 +72,8 @@ class _Sqlite:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=30000")
+            # What is deleted is overwritten with zeros, not left in free pages (erasure).
+            db.execute("PRAGMA secure_delete=ON")
             yield db
         finally:
             db.close()
@@ -87,6 +90,14 @@ class _Sqlite:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    def scrub(self) -> None:
+        """After an erasure: no copy of deleted rows left in the write-ahead log or in free
+        pages (the file is rewritten)."""
+        with self._db() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class SqliteJobStore(_Sqlite):
@@ -112,6 +123,12 @@ class SqliteJobStore(_Sqlite):
                     (template_id, version),
                 ).fetchone()
         return TemplateRecord.model_validate_json(row[0]) if row else None
+
+    def template_ids(self) -> list[str]:
+        """Every registered template (campaign) id."""
+        with self._db() as db:
+            rows = db.execute("SELECT DISTINCT id FROM templates ORDER BY id").fetchall()
+        return [r[0] for r in rows]
 
     # ── renders and batches ────────────────────────────────────────────────────────────
 
@@ -250,6 +267,102 @@ class SqliteJobStore(_Sqlite):
             ).fetchone()
         return RecipientData.model_validate_json(row[0]) if row else None
 
+    # ── privacy: erasure, export, retention ───────────────────────────────────────────
+
+    def recipient_campaigns(self, recipient_id: str) -> list[str]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT campaign_id FROM recipients WHERE recipient_id = ? UNION "
+                "SELECT campaign_id FROM pages WHERE recipient_id = ? ORDER BY 1",
+                (recipient_id, recipient_id),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def recipient_pages(self, campaign_id: str, recipient_id: str) -> list[Page]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM pages WHERE campaign_id = ? AND recipient_id = ? ORDER BY rowid",
+                (campaign_id, recipient_id),
+            ).fetchall()
+        return [Page.model_validate_json(r[0]) for r in rows]
+
+    def erase_recipient(self, campaign_id: str, recipient_id: str) -> list[str]:
+        now = time.time()
+        with self._transaction() as db:
+            tokens = [
+                r[0]
+                for r in db.execute(
+                    "SELECT token FROM pages WHERE campaign_id = ? AND recipient_id = ?",
+                    (campaign_id, recipient_id),
+                ).fetchall()
+            ]
+            db.executemany(
+                "INSERT OR IGNORE INTO erased_pages VALUES (?, ?)", [(t, now) for t in tokens]
+            )
+            db.execute(
+                "DELETE FROM pages WHERE campaign_id = ? AND recipient_id = ?",
+                (campaign_id, recipient_id),
+            )
+            db.execute(
+                "DELETE FROM recipients WHERE campaign_id = ? AND recipient_id = ?",
+                (campaign_id, recipient_id),
+            )
+        return tokens
+
+    def erased(self, token: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM erased_pages WHERE token = ?", (token,)).fetchone()
+        return row is not None
+
+    def stale_recipients(self, campaign_id: str, before: float) -> list[str]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT recipient_id, doc FROM recipients WHERE campaign_id = ?", (campaign_id,)
+            ).fetchall()
+        return [
+            rid for rid, doc in rows if RecipientData.model_validate_json(doc).updated_at < before
+        ]
+
+    def batches_of(self, template_id: str) -> list[BatchRecord]:
+        """The campaign's batches (erasure rewrites their sources)."""
+        with self._db() as db:
+            rows = db.execute("SELECT doc FROM jobs WHERE kind = 'batch' ORDER BY rowid").fetchall()
+        found = [BatchRecord.model_validate_json(r[0]) for r in rows]
+        return [batch for batch in found if batch.template_id == template_id]
+
+    def renders_of(self, template_id: str) -> list[RenderRecord]:
+        """The campaign's single renders (each holds its record)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM jobs WHERE kind = 'render' ORDER BY rowid"
+            ).fetchall()
+        found = [RenderRecord.model_validate_json(r[0]) for r in rows]
+        return [render for render in found if render.template_id == template_id]
+
+    def delete_render(self, render_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM jobs WHERE kind = 'render' AND id = ?", (render_id,))
+
+    def scrub_results(self, batch_id: str, recipient_id: str) -> int:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT idx, doc FROM results WHERE batch_id = ?", (batch_id,)
+            ).fetchall()
+            changed = 0
+            for idx, doc in rows:
+                result = RecipientResult.model_validate_json(doc)
+                if result.recipient_id != recipient_id:
+                    continue
+                blank = RecipientResult(
+                    recipient_id="(erased)", line=result.line, status=result.status
+                )
+                db.execute(
+                    "UPDATE results SET doc = ? WHERE batch_id = ? AND idx = ?",
+                    (blank.model_dump_json(), batch_id, idx),
+                )
+                changed += 1
+        return changed
+
     # ── claims (replay protection of inbound hooks) ────────────────────────────────────
 
     def claim(self, key: str, expires_at: float) -> bool:
@@ -289,6 +402,23 @@ class SqliteEventStore(_Sqlite):
             ).fetchall()
         return [Event.model_validate_json(r[0]) for r in rows]
 
+    def delete_recipient(self, campaign_id: str, recipient_id: str) -> int:
+        prefix = json.dumps([campaign_id, recipient_id])[:-1] + ", "
+        with self._db() as db:
+            cur = db.execute(
+                "DELETE FROM events WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+            )
+        return cur.rowcount
+
+    def delete_before(self, campaign_id: str, before: float) -> int:
+        with self._db() as db:
+            cur = db.execute(
+                "DELETE FROM events WHERE campaign_id = ? AND "
+                "json_extract(doc, '$.received_at') < ?",
+                (campaign_id, before),
+            )
+        return cur.rowcount
+
 
 class SqliteOutbox(_Sqlite):
     """The relay queue on the local backend: rows the relay worker takes in order."""
@@ -310,6 +440,22 @@ class SqliteOutbox(_Sqlite):
         with self._db() as db:
             rows = db.execute("SELECT id, body FROM outbox ORDER BY id LIMIT ?", (limit,))
             return [(r[0], json.loads(r[1])) for r in rows.fetchall()]
+
+    def forget(self, campaign_id: str, recipient_id: str) -> int:
+        """Drop the messages about a recipient not yet taken (erasure)."""
+        with self._db() as db:
+            rows = db.execute("SELECT id, body FROM outbox").fetchall()
+            gone = []
+            for message_id, body in rows:
+                message = json.loads(body)
+                about = message.get("event") or message
+                if (about.get("campaign_id"), about.get("recipient_id")) == (
+                    campaign_id,
+                    recipient_id,
+                ):
+                    gone.append((message_id,))
+            db.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        return len(gone)
 
     def ack(self, ids: list[int]) -> None:
         """Forget messages the relay has taken in hand."""
@@ -386,3 +532,17 @@ class SqliteDeliveryStore(_Sqlite):
         with self._db() as db:
             rows = db.execute("SELECT connector, reason FROM disabled_connectors").fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def for_recipient(self, campaign_id: str, recipient_id: str) -> list[Delivery]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM deliveries WHERE json_extract(doc, '$.out.campaign_id') = ? "
+                "AND json_extract(doc, '$.out.recipient_id') = ? ORDER BY rowid",
+                (campaign_id, recipient_id),
+            ).fetchall()
+        return [Delivery.model_validate_json(r[0]) for r in rows]
+
+    def delete(self, keys: list[str]) -> int:
+        with self._db() as db:
+            cur = db.executemany("DELETE FROM deliveries WHERE key = ?", [(k,) for k in keys])
+        return cur.rowcount

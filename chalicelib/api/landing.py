@@ -3,6 +3,8 @@ tracking endpoint, and the campaign analytics (JSON and dashboard)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from chalice.app import Blueprint, Response
 from pydantic import Field
 
@@ -14,6 +16,7 @@ from chalicelib.services import emails, recipients, templates
 from chalicelib.services.analytics import campaign_analytics
 from chalicelib.template.model import Strict
 from chalicelib.tracking.analytics import CampaignReport
+from chalicelib.tracking.consent import signal, view_mode
 from chalicelib.tracking.events import EventBatch
 from chalicelib.tracking.ingest import IngestResult, ingest
 
@@ -44,7 +47,16 @@ def landing_page(token: str) -> Response:
 
     b = bootstrap.backends()
     page = recipients.get_page(b, token)
-    locale = templates.materialize(b, templates.get_template(b, page.campaign_id)).template.locale
+    template = templates.materialize(b, templates.get_template(b, page.campaign_id)).template
+    locale = template.locale
+    known = b.recipients.get_recipient(page.campaign_id, page.recipient_id)
+    headers: Mapping[str, str] = landing.current_request.headers or {}
+    mode = view_mode(
+        template,
+        known.consent if known is not None else None,
+        gpc=signal(headers, "Sec-GPC"),
+        dnt=signal(headers, "DNT"),
+    )
     html = render_page(
         page,
         # The MP4 exists once rendered (a recipient known only by their data has the stream)
@@ -53,6 +65,7 @@ def landing_page(token: str) -> Response:
         poster_url=recipients.page_url(b, page.token) + "/poster.jpg",
         secret=b.secret,
         lang=locale.split("_")[0],
+        tracking=mode.value,
     )
     return Response(
         body=html,
@@ -164,7 +177,13 @@ def events() -> Response:
     """The player's beacons: `{"token", "events": [≤ 50]}` → 202 with what was stored."""
     request = landing.current_request
     batch = parse_model(EventBatch, parse_document(request))
-    result = ingest(bootstrap.backends(), batch)
+    headers: Mapping[str, str] = request.headers or {}
+    result = ingest(
+        bootstrap.backends(),
+        batch,
+        gpc=signal(headers, "Sec-GPC"),
+        dnt=signal(headers, "DNT"),
+    )
     return Response(
         body=result.model_dump(),
         status_code=202,

@@ -28,6 +28,7 @@ from chalicelib.connectors.rules import CampaignRules, find_rules, matching
 from chalicelib.errors import NotFoundError
 from chalicelib.services import templates
 from chalicelib.tracking.analytics import recipient_stats
+from chalicelib.tracking.consent import consenting
 from chalicelib.tracking.events import Event
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,19 @@ class Relay:
         return cached
 
     def _for_event(self, event: Event) -> list[Outgoing]:
+        if event.anonymous:
+            return []  # nobody's: ingest never queues one, and none may reach a CRM
+        # Whose behaviour may leave: a recipient we hold a record of (an erased one is gone, and
+        # an event of theirs still in flight is dropped, not stored again), who consents now.
+        known = self.b.recipients.get_recipient(event.campaign_id, event.recipient_id)
+        if known is None or not self._consents(event.campaign_id, known.consent):
+            return []
         self.b.events.add([event])  # ingest queues before it stores: make sure it is kept
         rules = self.rules(event.campaign_id)
         if not rules.rules:
             return []
         mine = self.b.events.for_recipient(event.campaign_id, event.recipient_id)
-        known = self.b.recipients.get_recipient(event.campaign_id, event.recipient_id)
-        page = self.b.recipients.get_page(known.token) if known else None
+        page = self.b.recipients.get_page(known.token)
         stats = recipient_stats(event.recipient_id, mine or [event], page.duration if page else 0)
         data = {"event": event.model_dump(mode="json"), "recipient": stats.model_dump(mode="json")}
         context = {**data, "recipient_id": event.recipient_id, "campaign_id": event.campaign_id}
@@ -103,6 +110,13 @@ class Relay:
             )
             for rule, index, action in matching(rules, context)
         ]
+
+    def _consents(self, campaign_id: str, answer: bool | None) -> bool:
+        try:
+            template = templates.get_template(self.b, campaign_id)
+        except NotFoundError:
+            return False
+        return consenting(templates.materialize(self.b, template).template, answer)
 
     def _for_completion(self, message: Mapping[str, Any]) -> list[Outgoing]:
         if "webhook" not in self.connectors:
@@ -208,7 +222,8 @@ class RelayWorker(threading.Thread):
                 try:
                     self.relay.accept([message])
                 except (ValueError, KeyError) as exc:  # malformed: dropped, and said so
-                    log.error("relay: dropping message %s: %s", message_id, exc)
+                    # The type only: the error's text may quote the message's values.
+                    log.error("relay: dropping message %s: %s", message_id, type(exc).__name__)
                 ids.append(message_id)
             self.outbox.ack(ids)
         self.relay.run_due()

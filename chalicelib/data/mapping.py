@@ -8,6 +8,7 @@ fields:
   renewal_date: {from: Renewal, transform: [{date: "%m/%d/%Y"}]}
   monthly_fee:  {from: Fee, transform: [number]}
   fee_label:    {from: Fee, transform: [number, {currency: EUR, locale: fr_FR}]}
+consent: {from: OptIn}          # the recipient's tracking consent: yes/no, true/false, 1/0
 ```
 Columns that are not mapped pass through under their own name (CRM records carry many; the
 template ignores what it does not use) unless `passthrough: false`.
@@ -35,6 +36,7 @@ from chalicelib.errors import DataError, Problem, TemplateError
 from chalicelib.template.expr import check_locale, format_money, format_number
 from chalicelib.template.library import pydantic_problems, read_document
 from chalicelib.template.model import Strict
+from chalicelib.tracking.consent import CONSENT_FIELD, parse_consent
 
 
 class DateTransform(Strict):
@@ -124,6 +126,11 @@ class FieldMapping(Strict):
     id: str = Field("recipient_id", description="source column holding the recipient id")
     fields: dict[str, FieldMap] = Field(default_factory=dict)
     passthrough: bool = True
+    consent: FieldMap | None = Field(
+        None,
+        description="the column holding the recipient's tracking consent (yes/no, true/false, "
+        "1/0): the record's `consent` becomes true or false; anything else is invalid_data",
+    )
 
 
 _NUMBER_JUNK = re.compile(r"[^\d.,\-+eE]")
@@ -208,9 +215,33 @@ def apply_mapping(mapping: FieldMapping | None, row: Mapping[str, Any]) -> dict[
                 problems.append(problem)
             continue
         record[name] = value
+    if mapping.consent is not None:
+        _map_consent(mapping.consent, row, record, problems)
     if problems:
         raise DataError("; ".join(map(str, problems)), field=problems[0].field, problems=problems)
     return record
+
+
+def _map_consent(
+    spec: FieldMap, row: Mapping[str, Any], record: dict[str, Any], problems: list[Problem]
+) -> None:
+    source = spec.from_ or CONSENT_FIELD
+    value = row.get(source)
+    if _blank(value):
+        value = spec.default
+    try:
+        for transform in spec.transform:
+            value = _apply(transform, value)
+        answer = parse_consent(value)
+    except ValueError as exc:
+        problems.append(Problem(source, str(exc)))
+        return
+    if source != CONSENT_FIELD:
+        record.pop(source, None)  # one place holds the answer: the record's `consent`
+    if answer is None:
+        record.pop(CONSENT_FIELD, None)
+    else:
+        record[CONSENT_FIELD] = answer
 
 
 def recipient_id(mapping: FieldMapping | None, row: Mapping[str, Any], fallback: str) -> str:

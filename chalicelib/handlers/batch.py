@@ -65,7 +65,6 @@ def record_failure(event: FailureEvent, context: LambdaContext) -> dict[str, Any
         return {"batch_id": event.batch_id, "state": "failed"}
     logger.append_keys(item_index=event.item.index)
     result = batches.record_failure(b, event.batch_id, event.item, reason)
-    logger.append_keys(recipient_id=result.recipient_id)
     logger.warning("recipient failed", extra={"reason": reason})
     return result.model_dump(mode="json", exclude_none=True)
 

@@ -52,11 +52,12 @@ class DeliveriesPending(Exception):
 
 
 def _whose(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The campaign and recipient a message is about (for the log), as far as it says."""
+    """The campaign a message is about (for the log), as far as it says."""
     about = message.get("event") if message.get("type") == "event" else message
     if not isinstance(about, Mapping):
         return {}
-    return {k: about[k] for k in ("campaign_id", "recipient_id") if about.get(k) is not None}
+    # Not the recipient id: it may be an email (no personal data in logs).
+    return {k: about[k] for k in ("campaign_id",) if about.get(k) is not None}
 
 
 def relay_message(relay: Relay, message_id: str, body: str) -> list[Delivery]:
@@ -72,7 +73,8 @@ def relay_message(relay: Relay, message_id: str, body: str) -> list[Delivery]:
         logger.append_keys(**_whose(message))
         keys = relay.accept([message])
     except (ValueError, KeyError) as exc:  # malformed: no receive can fix it
-        logger.error("relay message dropped", extra={"reason": f"{type(exc).__name__}: {exc}"})
+        # The exception's type only: its message may quote the message's values.
+        logger.error("relay message dropped", extra={"reason": type(exc).__name__})
         return []
     done: list[Delivery] = []
     for key in dict.fromkeys(keys):  # a key once, in plan order
@@ -88,7 +90,8 @@ def relay_message(relay: Relay, message_id: str, body: str) -> list[Delivery]:
                     "connector": delivery.out.connector,
                     "status": str(delivery.status),
                     "attempts": delivery.attempts,
-                    "error": delivery.last_error,
+                    # Not the error's text: a CRM's answer may quote what it was sent.
+                    "failed": delivery.last_error is not None,
                 },
             )
         done.append(delivery)

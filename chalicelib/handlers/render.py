@@ -74,6 +74,6 @@ def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
         return out
     logger.append_keys(batch_id=event.batch_id, item_index=event.item.index)
     result = once("render_item", ITEM_IDEMPOTENCY, _render_item, event, context)
-    logger.append_keys(recipient_id=result["recipient_id"])
+    # No recipient id: it may be an email (the batch and the item say which it was).
     logger.info("recipient rendered", extra={"status": result["status"]})
     return result

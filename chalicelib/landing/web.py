@@ -24,17 +24,26 @@ def environment() -> Environment:
 
 
 def landing_page(
-    page: Page, *, video_url: str | None, poster_url: str, secret: str, lang: str
+    page: Page,
+    *,
+    video_url: str | None,
+    poster_url: str,
+    secret: str,
+    lang: str,
+    tracking: str = "identified",
 ) -> str:
     """The recipient's page. Its links are relative, so it works under any path prefix.
 
     The player streams the recipient's personal HLS (`hls_url`, rendered just in time, with
-    their current data) and falls back to the MP4 (`video_url`, when one was rendered)."""
+    their current data) and falls back to the MP4 (`video_url`, when one was rendered).
+    `tracking` is the view's mode (tracking/consent.py): `ask` shows the consent banner, `off`
+    sends nothing, `anonymous` sends events the server keeps without the recipient."""
     config = {
         "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
         "events_url": "../events",
         "hls_url": f"../hls/{page.token}/index.m3u8",
         "video_url": video_url,
+        "tracking": tracking,
     }
     return (
         environment()
@@ -46,6 +55,7 @@ def landing_page(
             config=config,
             static="../static",
             lang=lang,
+            tracking=tracking,
         )
     )
 

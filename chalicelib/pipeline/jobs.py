@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,7 @@ class RecipientJob(Strict):
     output_key: str = Field(description="BlobStore key of the MP4; a content hash of the plan")
     poster_key: str
     preview: bool = False
+    consent: bool | None = Field(None, description="the record's tracking consent, if it says")
 
 
 class RecipientResult(Strict):
@@ -137,6 +138,11 @@ class RecipientData(Strict):
     data_hash: str
     token: str = Field(description="the recipient's landing page (and stream) token")
     updated_at: float
+    consent: bool | None = Field(
+        None, description="tracking consent: the record's answer, or the one given on the page"
+    )
+    consent_source: Literal["record", "page"] | None = None
+    consent_at: float | None = None
 
 
 def new_id(prefix: str) -> str:

@@ -23,6 +23,7 @@ from chalicelib.render.localize import localize
 from chalicelib.render.segments import plan_key
 from chalicelib.template.bind import bind
 from chalicelib.template.library import LoadedTemplate
+from chalicelib.tracking.consent import checked_consent
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
 
@@ -101,6 +102,7 @@ def make_job(
     Outputs are named by a hash of the plan; `named` prefixes the recipient id for people
     browsing a folder (`reel batch`). Media behind URLs are not named: no personal data in URLs.
     """
+    consent = checked_consent(record)  # not a variable: it rides beside the plan
     # URLs from data are fetched (and every media file checked) here, before the key: the
     # key digests the fetched bytes, and a refused asset fails this recipient alone.
     plan = localize(bind(lt, record), fetcher)
@@ -113,6 +115,7 @@ def make_job(
         output_key=f"videos/{name}.mp4",
         poster_key=f"posters/{name}.jpg",
         preview=preview,
+        consent=consent,
     )
 
 

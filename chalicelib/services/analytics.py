@@ -13,10 +13,31 @@ if TYPE_CHECKING:
 
 
 def campaign_analytics(b: Backends, campaign_id: str) -> CampaignReport:
-    """The campaign's funnel, retention and per-recipient stats, from its stored events."""
+    """The campaign's funnel, retention and per-recipient stats, from its stored events: rows
+    only for the recipients who consent to identified tracking."""
+    from chalicelib.services import templates
     from chalicelib.tracking.analytics import campaign_report
+    from chalicelib.tracking.consent import consenting
 
     pages = b.recipients.campaign_pages(campaign_id)
-    if not pages and b.templates.get_template(campaign_id) is None:
+    record = b.templates.get_template(campaign_id)
+    if not pages and record is None:
         raise NotFoundError(f"no campaign {campaign_id!r}", field="campaign_id")
-    return campaign_report(campaign_id, pages, b.events.for_campaign(campaign_id), time.time())
+    rows: set[str] | None = None
+    kept: int | None = None
+    if record is not None:
+        template = templates.materialize(b, record).template
+        kept = template.retention.days("events")
+        rows = set()
+        for page in pages:
+            known = b.recipients.get_recipient(campaign_id, page.recipient_id)
+            if consenting(template, known.consent if known is not None else None):
+                rows.add(page.recipient_id)
+    return campaign_report(
+        campaign_id,
+        pages,
+        b.events.for_campaign(campaign_id),
+        time.time(),
+        consenting=rows,
+        events_kept_days=kept,
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.backends import Backends
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import GoneError, NotFoundError
 from chalicelib.landing.pages import Page, make_page
 from chalicelib.pipeline.jobs import RecipientData, RecipientJob
 from chalicelib.pipeline.steps import make_job
@@ -55,7 +55,7 @@ def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str
         page = page_for(lt, job, campaign_id)
         b.recipients.put_page(page)
         token = page.token
-    remember(b, campaign_id, job.recipient_id, dict(job.plan.record), token)
+    remember(b, campaign_id, job.recipient_id, dict(job.plan.record), token, consent=job.consent)
     return token
 
 
@@ -66,18 +66,49 @@ def data_hash(data: dict[str, Any]) -> str:
 
 
 def remember(
-    b: Backends, campaign_id: str, rid: str, data: dict[str, Any], token: str
+    b: Backends,
+    campaign_id: str,
+    rid: str,
+    data: dict[str, Any],
+    token: str,
+    *,
+    consent: bool | None = None,
 ) -> RecipientData:
+    """Store a recipient's current record. The record's consent answer wins; without one, an
+    answer given on the page before stays."""
+    now = time.time()
+    answer: dict[str, Any] = {}
+    if consent is not None:
+        answer = {"consent": consent, "consent_source": "record", "consent_at": now}
+    else:
+        known = b.recipients.get_recipient(campaign_id, rid)
+        if known is not None and known.consent_source == "page":
+            answer = {
+                "consent": known.consent,
+                "consent_source": "page",
+                "consent_at": known.consent_at,
+            }
     record = RecipientData(
         campaign_id=campaign_id,
         recipient_id=rid,
         data=data,
         data_hash=data_hash(data),
         token=token,
-        updated_at=time.time(),
+        updated_at=now,
+        **answer,
     )
     b.recipients.put_recipient(record)
     return record
+
+
+def give_page_consent(b: Backends, campaign_id: str, rid: str, answer: bool) -> None:
+    """Keep the answer a viewer gave on the page's banner (a recorded answer is not
+    overridden: the page does not ask those who have one)."""
+    known = b.recipients.get_recipient(campaign_id, rid)
+    if known is None or known.consent_source == "record" or known.consent == answer:
+        return
+    update = {"consent": answer, "consent_source": "page", "consent_at": time.time()}
+    b.recipients.put_recipient(known.model_copy(update=update))
 
 
 def set_recipient_data(
@@ -96,11 +127,13 @@ def set_recipient_data(
         token = page.token
     else:
         token = known.token
-    return remember(b, campaign_id, rid, dict(job.plan.record), token)
+    return remember(b, campaign_id, rid, dict(job.plan.record), token, consent=job.consent)
 
 
 def get_page(b: Backends, token: str) -> Page:
     page = b.recipients.get_page(token) if 10 <= len(token) <= 100 else None
     if page is None:
+        if 10 <= len(token) <= 100 and b.recipients.erased(token):
+            raise GoneError("this page was erased at its recipient's request", field="token")
         raise NotFoundError("no such page", field="token")
     return page

@@ -358,6 +358,82 @@ class PageSpec(Strict):
     title: str | None = Field(None, max_length=300, description="default: the template's name")
     description: str | None = Field(None, max_length=1000, description="for link previews")
     cta: Cta | None = None
+    consent: Literal["ask"] | None = Field(
+        None,
+        description="ask: a banner asks the viewer; no identified event is sent before they "
+        "accept (recipients whose record already says yes or no are not asked)",
+    )
+
+
+class TrackingMode(StrEnum):
+    identified = "identified"  # events tied to the recipient, relayed to the CRM: with consent
+    anonymous = "anonymous"  # counts per campaign, scene and interaction; nothing per person
+    off = "off"  # no events at all
+
+
+class TrackingSpec(Strict):
+    """How the campaign measures its pages (privacy by design: see the README's Privacy)."""
+
+    mode: Annotated[
+        TrackingMode,
+        # YAML 1.1 reads a bare `off` as false: `mode: off` means what it says.
+        BeforeValidator(lambda v: "off" if v is False else v, json_schema_input_type=TrackingMode),
+    ] = Field(TrackingMode.identified, description="identified (with consent), anonymous, or off")
+    require_consent: bool = Field(
+        False,
+        description="identified only with a consent on record (the mapping's `consent`) or "
+        "given on the page; false: a recipient with no recorded answer counts as consenting "
+        "(another lawful basis: the campaign's controller decides)",
+    )
+    honour_dnt: bool = Field(
+        False, description="DNT: 1 makes the view anonymous, as Sec-GPC: 1 always does"
+    )
+    keep_aggregates: bool = Field(
+        True,
+        description="an erased recipient's events stay as anonymous events (the funnel keeps "
+        "its counts); false: they are deleted",
+    )
+
+
+_PERIOD = re.compile(r"^\s*([0-9]{1,5})\s*(d|w|y)\s*$")
+_PERIOD_DAYS = {"d": 1, "w": 7, "y": 365}
+
+
+def period_days(value: str) -> int:
+    """'365d' | '26w' | '1y' → days; ValueError otherwise."""
+    match = _PERIOD.match(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) <= 0:
+        shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
+        raise ValueError(f"not a retention period: {shown} (write e.g. 365d, 26w or 1y)")
+    return int(match.group(1)) * _PERIOD_DAYS[match.group(2)]
+
+
+def _period(v: Any) -> Any:
+    if v is None:
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = f"{v}d"
+    period_days(v)
+    return v.strip()
+
+
+Period = Annotated[
+    str | None,
+    BeforeValidator(_period, json_schema_input_type=str | int | None),
+    Field(description="days (365d), weeks (26w) or years (1y); none: kept until erased"),
+]
+
+
+class RetentionSpec(Strict):
+    """How long the campaign keeps what it stores about a recipient."""
+
+    events: Period = None
+    media: Period = Field(None, description="personal videos, posters, GIFs and stream chunks")
+    records: Period = Field(None, description="records, pages and batch sources")
+
+    def days(self, what: str) -> int | None:
+        value = getattr(self, what)
+        return period_days(value) if value else None
 
 
 class Template(Strict):
@@ -380,6 +456,8 @@ class Template(Strict):
     transition: Transition = Field(Transition(), description="default transition between scenes")
     poster: Poster = Poster()
     page: PageSpec = PageSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    retention: RetentionSpec = RetentionSpec()
 
     @field_validator("variables")
     @classmethod

@@ -37,21 +37,27 @@ progress is at least that point. The 0 % point is 1.0 when anyone played; every 
 when nobody did.
 
 Recipients. One per page of the campaign (the latest page of a recipient wins), with or without
-events; events of other campaigns, or of recipients without a page, are ignored.
+events; events of other campaigns, or of recipients without a page, are ignored. Only recipients
+who consent to identified tracking get a row (`consenting`); the others still count as sent.
+
+Anonymous views. Events kept without a recipient (tracking/consent.py) are grouped by their
+view (one page load) and each view counts in the funnel like a recipient: opened, played, 25 %…
+So the funnel's steps after `sent` count recipients and anonymous views together; rates are
+still count / sent, and may pass 1 when a page is opened anonymously more than once.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import Field
 
 from chalicelib.landing.pages import Page
 from chalicelib.template.model import Strict
-from chalicelib.tracking.events import Event, EventKind
+from chalicelib.tracking.events import ANONYMOUS, Event, EventKind
 
 RETENTION_POINTS = tuple(range(0, 101, 10))
 FUNNEL_THRESHOLDS = (25, 50, 75, 100)
@@ -100,6 +106,13 @@ class CampaignReport(Strict):
     recipients: list[RecipientStats]
     totals: Totals
     generated_at: float = Field(description="epoch seconds")
+    anonymous_views: int = Field(0, ge=0, description="views tracked without the recipient")
+    period_start: float | None = Field(
+        None, description="the oldest event counted (epoch seconds); None: no events"
+    )
+    events_kept_days: int | None = Field(
+        None, description="the campaign's event retention: older events are gone"
+    )
 
     def step(self, name: str) -> FunnelStep:
         """The funnel step called `name` (one of FUNNEL_STEPS)."""
@@ -256,37 +269,56 @@ def recipient_stats(recipient_id: str, events: Iterable[Event], duration: float)
 
 
 def campaign_report(
-    campaign_id: str, pages: Iterable[Page], events: Iterable[Event], now: float
+    campaign_id: str,
+    pages: Iterable[Page],
+    events: Iterable[Event],
+    now: float,
+    *,
+    consenting: Collection[str] | None = None,
+    events_kept_days: int | None = None,
 ) -> CampaignReport:
     """The campaign's funnel, retention and per-recipient stats; `pages` from
     `JobStore.campaign_pages`. Events of other campaigns or of recipients without a page are
-    ignored; a page without events still counts as sent."""
+    ignored; a page without events still counts as sent. `consenting`: the recipients who get a
+    row (None: all)."""
     by_recipient: dict[str, Page] = {}
     for page in pages:
         if page.campaign_id == campaign_id:
             by_recipient[page.recipient_id] = page  # the latest page wins, in first-seen order
     grouped: dict[str, list[Event]] = defaultdict(list)
+    views: dict[str, list[Event]] = defaultdict(list)
+    oldest: float | None = None
     for e in events:
-        if e.campaign_id == campaign_id and e.recipient_id in by_recipient:
+        if e.campaign_id != campaign_id:
+            continue
+        if e.recipient_id == ANONYMOUS:
+            views[e.view or e.id].append(e)
+        elif e.recipient_id in by_recipient:
             grouped[e.recipient_id].append(e)
+        else:
+            continue
+        oldest = e.received_at if oldest is None else min(oldest, e.received_at)
 
     stats = [
         recipient_stats(rid, grouped.get(rid, []), page.duration)
         for rid, page in by_recipient.items()
     ]
+    longest = max((p.duration for p in by_recipient.values()), default=0.0)
+    anonymous = [recipient_stats(ANONYMOUS, found, longest) for found in views.values()]
     sent = len(stats)
+    counted = stats + anonymous
 
     def rate(n: int) -> float:
         return n / sent if sent else 0.0
 
     counts = [
         ("sent", sent),
-        ("opened", sum(s.opened for s in stats)),
-        ("played", sum(s.played for s in stats)),
-        *((f"{t}%", sum(s.max_progress >= t for s in stats)) for t in FUNNEL_THRESHOLDS),
-        ("clicked", sum(s.clicked for s in stats)),
+        ("opened", sum(s.opened for s in counted)),
+        ("played", sum(s.played for s in counted)),
+        *((f"{t}%", sum(s.max_progress >= t for s in counted)) for t in FUNNEL_THRESHOLDS),
+        ("clicked", sum(s.clicked for s in counted)),
     ]
-    played = [s for s in stats if s.played]
+    played = [s for s in counted if s.played]
     retention = [
         RetentionPoint(
             percent=p,
@@ -294,15 +326,19 @@ def campaign_report(
         )
         for p in RETENTION_POINTS
     ]
+    shown = [s for s in stats if consenting is None or s.recipient_id in consenting]
     return CampaignReport(
         campaign_id=campaign_id,
         sent=sent,
         funnel=[FunnelStep(step=name, count=n, rate=rate(n)) for name, n in counts],
         retention=retention,
-        recipients=stats,
+        recipients=shown,
         totals=Totals(
-            views=sum(s.views for s in stats),
-            watch_time=round(sum(s.watch_time for s in stats), 3),
+            views=sum(s.views for s in counted),
+            watch_time=round(sum(s.watch_time for s in counted), 3),
         ),
         generated_at=now,
+        anonymous_views=len(anonymous),
+        period_start=oldest,
+        events_kept_days=events_kept_days,
     )

@@ -24,6 +24,7 @@ class EventKind(StrEnum):
 
 
 EVENT_ID = r"^[A-Za-z0-9_-]{8,64}$"
+ANONYMOUS = ""  # the recipient of an anonymous event: nobody
 
 
 class ClientEvent(Strict):
@@ -50,6 +51,16 @@ class EventBatch(Strict):
 
     token: str = Field(min_length=10, max_length=200, description="the page's signed token")
     events: list[ClientEvent] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+    consent: bool | None = Field(
+        None,
+        description="the viewer's answer to the page's consent banner in this view (true: "
+        "accepted; false: declined; absent: not asked or not answered)",
+    )
+    view: str | None = Field(
+        None,
+        pattern=EVENT_ID,
+        description="random per page load: groups an anonymous view's events (nothing else)",
+    )
 
 
 class Event(Strict):
@@ -62,8 +73,13 @@ class Event(Strict):
     progress: int | None = None
     seek_from: float | None = None
     campaign_id: str
-    recipient_id: str
+    recipient_id: str = Field(description="empty for an anonymous event")
     received_at: float
+    view: str | None = Field(None, description="an anonymous event's view (random per load)")
+
+    @property
+    def anonymous(self) -> bool:
+        return self.recipient_id == ANONYMOUS
 
     @property
     def key(self) -> str:

@@ -33,13 +33,21 @@ def _flag(value: bool) -> Text:
     return Text("yes", style="green") if value else Text("no", style="dim")
 
 
+def _period(report: CampaignReport) -> str:
+    """What the numbers cover: since the oldest event kept, and how long events are kept."""
+    since = f" · events since {_when(report.period_start)}" if report.period_start else ""
+    kept = f" (kept {report.events_kept_days} days)" if report.events_kept_days else ""
+    anonymous = f" · {report.anonymous_views} anonymous views" if report.anonymous_views else ""
+    return since + kept + anonymous
+
+
 def report_table(report: CampaignReport) -> Table:
     """The funnel: each step with its count, its rate of `sent` and a small bar."""
     table = Table(
         title=Text(f"Campaign {report.campaign_id}"),  # Text: ids are not console markup
         caption=(
             f"{report.totals.views} views · {clock(report.totals.watch_time)} watched · "
-            f"{_when(report.generated_at)}"
+            f"{_when(report.generated_at)}{_period(report)}"
         ),
         title_justify="left",
         caption_justify="left",

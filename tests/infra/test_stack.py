@@ -261,9 +261,10 @@ def test_api_role_reaches_events_and_relay_queue_only_as_needed(
         return {names[rid]: actions for rid, actions in found.items()}
 
     # Only the API role (which writes them) and the relay's role (which reads them, and stores
-    # the one it is handed if ingest did not get to) touch them, with exactly these actions.
+    # the one it is handed if ingest did not get to) touch them, with exactly these actions
+    # (the API also deletes a person's events when asked to erase them).
     assert by_role(grants(events_id)) == {
-        "ApiRole": {"dynamodb:PutItem", "dynamodb:Query"},
+        "ApiRole": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"},
         "RelayRole": {"dynamodb:PutItem", "dynamodb:Query"},
     }
     # The API, Render and Finalize queue messages (events, completion notices); the relay

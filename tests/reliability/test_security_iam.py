@@ -117,6 +117,11 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         MEDIA_RW,
         _on("Jobs", {*JOBS, "dynamodb:DeleteItem"}),
         _on("Events", {"dynamodb:PutItem", "dynamodb:Query"}),
+        # Erasure: a person's media and their versions, events, and the Scan finding them.
+        _on(OBJECTS, {"s3:DeleteObject", "s3:DeleteObjectVersion"}),
+        _on(BUCKET, {"s3:ListBucketVersions"}),
+        _on("Jobs", {"dynamodb:Scan"}),
+        _on("Events", {"dynamodb:DeleteItem"}),
         _on("Relay", {"sqs:SendMessage"}),
         _on("Batch", {"states:StartExecution"}),
         {"lambda:InvokeFunction": {"Render", "Render:*"}},

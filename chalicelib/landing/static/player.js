@@ -5,6 +5,9 @@
 // Events: impression, play, progress (each 10 % step once per view, only when played through),
 // pause, seek, ended, replay, cta_click. Batched (≤ 50 a request), flushed every second and
 // when the page is hidden or left.
+// Tracking follows the view's mode (config.tracking): "off" sends nothing; "anonymous" sends
+// events the server keeps without the recipient; "ask" shows the consent banner and sends
+// anonymous events until the viewer allows more (the server decides again on every request).
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("reel-config").textContent);
@@ -66,6 +69,30 @@
   var queue = [];
   var timer = null;
   var counter = 0;
+  var tracking = config.tracking || "identified";
+  var consent = null;  // the banner's answer in this view: true, false or null (none yet)
+
+  function randomId() {
+    if (window.crypto && crypto.getRandomValues) {
+      var bytes = new Uint8Array(12);
+      crypto.getRandomValues(bytes);
+      return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+    }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
+  }
+  var view = randomId();  // groups this view's anonymous events; says nothing of the viewer
+
+  var banner = document.getElementById("reel-consent");
+  if (banner && tracking === "ask") {
+    var answer = function (yes) {
+      consent = yes;
+      banner.hidden = true;
+      flush();  // the view's events held until now go with the answer
+    };
+    document.getElementById("reel-consent-accept").addEventListener("click", function () { answer(true); });
+    document.getElementById("reel-consent-decline").addEventListener("click", function () { answer(false); });
+    banner.hidden = false;
+  }
 
   function eventId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -75,7 +102,9 @@
   function at(seconds) { return Math.round(Math.max(0, seconds || 0) * 1000) / 1000; }
 
   function post(events) {
-    var body = JSON.stringify({ token: config.token, events: events });
+    var message = { token: config.token, events: events, view: view };
+    if (consent !== null) message.consent = consent;
+    var body = JSON.stringify(message);
     var sent = false;
     if (navigator.sendBeacon) {
       try { sent = navigator.sendBeacon(config.events_url, new Blob([body], { type: "application/json" })); }
@@ -86,14 +115,20 @@
                                  headers: { "content-type": "application/json" } }).catch(function () {});
     }
   }
-  function flush() {
+  // While the banner waits for an answer, events are held (the view's events all go one way:
+  // identified once allowed, else anonymous); leaving the page sends them anonymous.
+  function waiting() { return tracking === "ask" && consent === null; }
+  function flush(leaving) {
     if (timer) { clearTimeout(timer); timer = null; }
+    if (waiting() && leaving !== true) return;
     while (queue.length) post(queue.splice(0, MAX));
   }
   function send(kind, extra) {
+    if (tracking === "off") return;
     var event = { id: eventId(), kind: kind, ts: Date.now(), position: at(video.currentTime) };
     for (var key in extra) event[key] = extra[key];
     queue.push(event);
+    if (waiting() && queue.length > 10 * MAX) queue.shift();  // held too long: keep the latest
     if (queue.length >= MAX) flush();
     else if (!timer) timer = setTimeout(flush, 1000);
   }
@@ -146,7 +181,7 @@
     cta.addEventListener("click", function () { send("cta_click"); flush(); });
   }
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "hidden") flush();
+    if (document.visibilityState === "hidden") flush(true);
   });
-  window.addEventListener("pagehide", flush);
+  window.addEventListener("pagehide", function () { flush(true); });
 })();
