@@ -172,14 +172,15 @@ def test_save_writes_the_file_and_an_edit_on_disk_reloads_the_editor(
 ) -> None:
     _type_over(page, "Made for you", "Made for you, today")
     page.click("#save")
-    _until(page, lambda: "today" in campaign.template.read_text(), "the file is saved")
-    assert "saved template.yaml" in page.inner_text("#status")
+    _until(page, lambda: "saved template.yaml" in page.inner_text("#status"), "the save")
+    assert "today" in campaign.template.read_text()
     # WHEN another editor changes the file on disk
     edited = campaign.template.read_text().replace("Made for you, today", "Made elsewhere")
     campaign.template.write_text(edited)
     # THEN the editor shows it
     doc = "window.reelStudio.view.state.doc.toString()"
     _until(page, lambda: "Made elsewhere" in page.evaluate(doc), "the editor reloads")
+    assert "reloaded from disk: template.yaml" in page.inner_text("#status")
 
 
 def _png(width: int, height: int) -> bytes:

@@ -144,14 +144,19 @@ function markTabs() {
   );
 }
 
+// The files' texts from the server: those changed since last seen replace their editors,
+// unless they have unsaved edits (which win). Returns the paths replaced.
 function loadFiles(texts) {
+  const replaced = [];
   for (const [rel, text] of Object.entries(texts)) {
     const known = state.files[rel];
-    if (known && textOf(rel) !== known.saved) continue; // unsaved edits win
+    if (known && (text === known.saved || textOf(rel) !== known.saved)) continue;
     const fresh = EditorState.create({ doc: text, extensions: extensionsFor(rel) });
     state.files[rel] = { saved: text, state: fresh };
     if (rel === state.current) view.setState(fresh);
+    replaced.push(rel);
   }
+  return replaced;
 }
 
 // ── problems ──────────────────────────────────────────────────────────────────────────────
@@ -530,7 +535,7 @@ async function reloadFiles() {
   state.template = found.template;
   state.folder = found.folder;
   state.revision = found.revision;
-  loadFiles(found.files);
+  found.replaced = loadFiles(found.files);
   markTabs();
   loadAssets(found.assets);
   return found;
@@ -542,9 +547,11 @@ async function watchDisk() {
     const seen = await call("GET", api(`changes?since=${state.revision}`));
     if (seen.revision !== state.revision) {
       state.revision = seen.revision;
-      await reloadFiles();
-      status("reloaded from disk");
-      await refresh();
+      const found = await reloadFiles();
+      if (found.replaced.length) {
+        status(`reloaded from disk: ${found.replaced.join(", ")}`);
+        await refresh();
+      }
     }
   } catch (err) {
     status(err.message, true);
