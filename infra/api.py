@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,15 +12,18 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib.render.ffmpeg import ffmpeg_version
-from infra import deps
+from infra import checkov, deps
 from infra.functions import (
+    API_CONCURRENCY,
     DELIVERY_STORE,
     ERASE_OBJECTS,
     EVENT_STORE,
+    INCOMING_CONCURRENCY,
     LOG_RETENTION,
     S3_LIST,
     S3_READ,
@@ -44,6 +48,33 @@ INCOMING_PREFIX = "incoming/"
 API_SECRET_CONTEXT = {
     "cdn_private_key_secret": "REEL_CDN_PRIVATE_KEY",
     "api_keys_secret": "REEL_API_KEYS",
+}
+#: The API stage's access log: one JSON line a request. No source IP and no caller: recipients
+#: open landing pages through this API, and their addresses are personal data it does not need.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "latency": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    },
+    separators=(",", ":"),
+)
+#: Reserved concurrency of the Chalice functions (infra/functions.py says why).
+CHALICE_CONCURRENCY = {"APIHandler": API_CONCURRENCY, INCOMING_FUNCTION: INCOMING_CONCURRENCY}
+#: Why each Chalice function needs no dead-letter queue of its own.
+CHALICE_DLQ_REASONS = {
+    "APIHandler": "invoked synchronously by API Gateway: a failure is the request's HTTP answer",
+    INCOMING_FUNCTION: (
+        "S3 invokes it asynchronously: an event that fails its retries goes to the on-failure "
+        "destination IncomingDeadLetters (EventInvokeConfig), which keeps the event and the "
+        "error, unlike a DLQ, and `reel failures` lists"
+    ),
 }
 
 
@@ -95,7 +126,23 @@ class Api(Construct):
         log_group = logs.LogGroup(
             self, "ApiLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
+        checkov.skip(log_group, "CKV_AWS_158", checkov.LOGS_KMS)
         log_group.grant_write(role)
+        access_logs = logs.LogGroup(
+            self, "ApiAccessLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        checkov.skip(access_logs, "CKV_AWS_158", checkov.LOGS_KMS)
+        # S3 invokes Incoming asynchronously: an upload whose handler fails its retries lands
+        # here, where `reel failures` lists it (and retries it), instead of being dropped.
+        self.incoming_dead_letters = sqs.Queue(
+            self,
+            "IncomingDeadLetters",
+            retention_period=cdk.Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        checkov.skip(self.incoming_dead_letters, "CKV_AWS_27", checkov.SQS_MANAGED_SSE)
+        allow(role, "IncomingFailures", SEND, [self.incoming_dead_letters.queue_arn])
         # Uploads, bundles, thumbnails; reads of media, sources and segments. No deletes.
         allow(role, "Media", [*S3_READ, *S3_WRITE], [media.bucket.arn_for_objects("*")])
         allow(role, "MediaList", S3_LIST, [media.bucket.bucket_arn])
@@ -173,5 +220,41 @@ class Api(Construct):
                 child.add_property_override("Runtime", deps.LAMBDA_RUNTIME)
                 child.add_property_override("Layers", [layer.layer_version_arn])
                 child.add_property_override("LoggingConfig.LogGroup", log_group.log_group_name)
+                name = child.node.id
+                child.add_property_override(
+                    "ReservedConcurrentExecutions", CHALICE_CONCURRENCY[name]
+                )
+                checkov.skip(child, "CKV_AWS_116", CHALICE_DLQ_REASONS[name])
+                checkov.skip(child, "CKV_AWS_117", checkov.NO_VPC)
+                checkov.skip(child, "CKV_AWS_173", checkov.ENV_KMS)
+                if name == INCOMING_FUNCTION:
+                    child.add_property_override(
+                        "EventInvokeConfig",
+                        {
+                            "MaximumRetryAttempts": 2,
+                            "MaximumEventAgeInSeconds": 3600,
+                            "DestinationConfig": {
+                                "OnFailure": {
+                                    "Type": "SQS",
+                                    "Destination": self.incoming_dead_letters.queue_arn,
+                                }
+                            },
+                        },
+                    )
+            if (
+                isinstance(child, cdk.CfnResource)
+                and child.cfn_resource_type == "AWS::Serverless::Api"
+            ):
+                child.add_property_override("TracingEnabled", True)
+                child.add_property_override(
+                    "AccessLogSetting",
+                    {"DestinationArn": access_logs.log_group_arn, "Format": ACCESS_LOG_FORMAT},
+                )
+                checkov.skip(
+                    child,
+                    "CKV_AWS_120",
+                    "answers are per API key and per request (renders, uploads, signed URLs): "
+                    "nothing to cache, and a cache cluster is billed by the hour",
+                )
         #: The function S3 invokes for uploads under INCOMING_PREFIX (MediaCdn wires it).
         self.incoming = chalice.get_function(INCOMING_FUNCTION)

@@ -9,9 +9,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import checkov
 from infra.functions import (
     DELIVERY_STORE,
     EVENT_STORE,
+    RELAY_CONCURRENCY,
     SHORT_TIMEOUT,
     allow,
     context_secrets,
@@ -68,6 +70,8 @@ class Tracking(Construct):
                 max_receive_count=RELAY_MAX_RECEIVES, queue=self.dead_letters
             ),
         )
+        for queue in (self.dead_letters, self.relay):
+            checkov.skip(queue, "CKV_AWS_27", checkov.SQS_MANAGED_SSE)
         # The HMAC key of page tokens: lost or changed, every link already sent stops counting.
         self.secret = secretsmanager.Secret(
             self,
@@ -77,6 +81,12 @@ class Tracking(Construct):
                 password_length=48, exclude_punctuation=True
             ),
             removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        checkov.skip(
+            self.secret,
+            "CKV_AWS_149",
+            "encrypted by Secrets Manager's AWS-managed key; only the API's role may read it "
+            "(IAM), and a customer key would add a key and its policy for no other reader",
         )
 
         # The relay function's own role: consume the relay queue, the deliveries (and the
@@ -103,6 +113,14 @@ class Tracking(Construct):
             timeout=SHORT_TIMEOUT,  # the queue's visibility timeout is six times this
             role=role,
             environment=env | secret_env,
+            # Tracking keeps flowing to the CRM while a batch takes the render capacity.
+            reserved_concurrency=RELAY_CONCURRENCY,
+        )
+        checkov.skip(
+            self.worker,
+            "CKV_AWS_116",
+            "fed by an SQS event source (a synchronous poller): a message that fails "
+            "RELAY_MAX_RECEIVES times moves to the queue's own RelayDeadLetters",
         )
         # Partial batch responses: a record whose deliveries are still pending comes back after
         # the visibility timeout (the retry's backoff); the others are deleted. The event

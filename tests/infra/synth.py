@@ -120,6 +120,11 @@ def names(template: dict[str, Any]) -> dict[str, str]:
         if res["Type"] == "AWS::Lambda::EventInvokeConfig":
             failure = res["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
             found[_target(failure)] = "RenderDeadLetters"
+    # The S3 trigger's, declared on the Chalice function itself (SAM's EventInvokeConfig).
+    incoming = resources["Incoming"]["Properties"]["EventInvokeConfig"]
+    found[_target(incoming["DestinationConfig"]["OnFailure"]["Destination"])] = (
+        "IncomingDeadLetters"
+    )
     return found
 
 

@@ -54,8 +54,11 @@ def test_the_stack_sets_ttl_and_lifecycle_from_the_campaigns() -> None:
         if "REEL_TABLE" in f["Properties"].get("Environment", {}).get("Variables", {})
     }
     assert ttl == {"365"}
+    # The media bucket (the one S3 notifies the API from; the access-log bucket has its own rule)
     [bucket] = [
-        b for b in _of(template, "AWS::S3::Bucket") if "LifecycleConfiguration" in b["Properties"]
+        b
+        for b in _of(template, "AWS::S3::Bucket")
+        if "NotificationConfiguration" in b["Properties"]
     ]
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
     personal = {r["Prefix"]: r for r in rules if r.get("Id", "").startswith("retention-")}

@@ -88,7 +88,13 @@ def test_bucket_is_private_encrypted_and_ssl_only(
             },
         },
     )
-    (policy,) = _resources(template_json, "AWS::S3::BucketPolicy").values()
+    # The media bucket's policy (the access-log bucket has one of its own, for the log writers)
+    (policy,) = [
+        p
+        for p in _resources(template_json, "AWS::S3::BucketPolicy").values()
+        if "NotificationConfiguration"
+        in template_json["Resources"][p["Properties"]["Bucket"]["Ref"]]["Properties"]
+    ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -187,15 +193,17 @@ def test_relay_queue_has_a_dead_letter_queue_and_sse(
     queues = _resources(template_json, "AWS::SQS::Queue")
     relay_id, dlq_id = ids["Relay"], ids["RelayDeadLetters"]
     render_dlq_id = ids["RenderDeadLetters"]  # see the render function's asynchronous config
-    assert set(queues) == {relay_id, dlq_id, render_dlq_id}
+    incoming_dlq_id = ids["IncomingDeadLetters"]  # and the S3 trigger's
+    every = {relay_id, dlq_id, render_dlq_id, incoming_dlq_id}
+    assert set(queues) == every
     relay = queues[relay_id]["Properties"]
     assert relay["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
         "maxReceiveCount": 5,
     }
-    for props in (relay, queues[dlq_id]["Properties"], queues[render_dlq_id]["Properties"]):
-        assert props["SqsManagedSseEnabled"] is True
-    # Both refuse requests that are not over TLS.
+    for queue in every:
+        assert queues[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    # Every one refuses requests that are not over TLS.
     policies = _resources(template_json, "AWS::SQS::QueuePolicy").values()
     ssl_only = {
         q["Ref"]
@@ -204,7 +212,7 @@ def test_relay_queue_has_a_dead_letter_queue_and_sse(
         if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for q in p["Properties"]["Queues"]
     }
-    assert ssl_only == {relay_id, dlq_id, render_dlq_id}
+    assert ssl_only == every
 
 
 def test_render_function_retries_asynchronous_invocations_then_dead_letters_them(
@@ -377,12 +385,20 @@ def test_chalice_api_uses_our_role_layer_and_environment(
 def test_objects_under_incoming_trigger_the_incoming_function(
     template_json: dict[str, Any],
 ) -> None:
-    (bucket,) = _resources(template_json, "AWS::S3::Bucket").values()
+    (bucket,) = [  # the media bucket (not the access-log one)
+        b
+        for b in _resources(template_json, "AWS::S3::Bucket").values()
+        if "NotificationConfiguration" in b["Properties"]
+    ]
     (config,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
     assert config["Event"] == "s3:ObjectCreated:*"
     assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
     assert config["Function"] == {"Fn::GetAtt": ["Incoming", "Arn"]}
-    (permission_id,) = bucket["DependsOn"]
+    (permission_id,) = [
+        d
+        for d in bucket["DependsOn"]
+        if template_json["Resources"][d]["Type"] == "AWS::Lambda::Permission"
+    ]
     permission = template_json["Resources"][permission_id]["Properties"]
     assert permission["Principal"] == "s3.amazonaws.com"
     assert permission["FunctionName"] == {"Fn::GetAtt": ["Incoming", "Arn"]}

@@ -123,6 +123,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         _on("Jobs", {"dynamodb:Scan"}),
         _on("Events", {"dynamodb:DeleteItem"}),
         _on("Relay", {"sqs:SendMessage"}),
+        # Lambda's on-failure destination of the Incoming S3 trigger's asynchronous invocations.
+        _on("IncomingDeadLetters", {"sqs:SendMessage"}),
         _on("Batch", {"states:StartExecution"}),
         {"lambda:InvokeFunction": {"Render", "Render:*"}},
         {
