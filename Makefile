@@ -9,13 +9,17 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # requirements.lock: the runtime dependencies; requirements-dev.lock: runtime + dev + infra.
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
+# checkov (the stack's scan in tests/infra) pins boto3, packaging and networkx below Reel's: it
+# gets a venv of its own, from its own lock.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_LOCK := requirements-checkov.lock
 # Resolved for the project's machines whatever machine runs `make lock`: CPython 3.11 on glibc
 # x86_64. Pins already in a lock are kept; `make lock UV_ARGS=--upgrade` takes the newest.
 LOCK_ARGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command "make lock" --quiet $(UV_ARGS)
 
 .PHONY: demo test lint lock bench bench-realtime bench-ingest bench-studio player studio layer \
-	synth deploy clean
+	synth deploy clean checkov
 
 # The locked packages (setuptools among them, chalice needs it), then the project itself without
 # dependencies or build isolation: nothing unlocked enters the venv.
@@ -33,6 +37,15 @@ $(VENV)/.dev: $(VENV)/.base $(DEV_LOCK) $(HLSJS) $(STUDIOJS)
 lock: $(VENV)/.dev
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra infra $(LOCK_ARGS) -o $(DEV_LOCK)
 	$(BIN)/uv pip compile pyproject.toml -c $(DEV_LOCK) $(LOCK_ARGS) -o $(LOCK)
+	$(BIN)/uv pip compile requirements-checkov.in $(LOCK_ARGS) -o $(CHECKOV_LOCK)
+
+## checkov: install checkov (tests/infra/test_checkov.py) into .venv-checkov
+checkov: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: $(CHECKOV_LOCK)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CHECKOV_LOCK)
+	touch $@
 
 # The browser's packages, pinned in package-lock.json and installed from npm. The app serves
 # what is made of them from its static folders (git-ignored; no third-party CDN).
@@ -67,7 +80,7 @@ $(VENV)/.browser: $(VENV)/.dev
 	touch $@
 
 ## test: lint, type-check and run the whole test suite
-test: $(VENV)/.dev $(VENV)/.browser lint
+test: $(VENV)/.dev $(VENV)/.browser $(CHECKOV_VENV)/.installed lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

@@ -504,3 +504,46 @@ def test_api_requirements_follow_pyproject() -> None:
     names = {deps._name(r) for r in reqs}
     assert "chalice" not in names and "imageio-ffmpeg" not in names
     assert {"pydantic", "pillow", "aws-lambda-powertools", "boto3"} <= names
+
+
+def test_reserved_concurrency_keeps_api_and_tracking_capacity_free_during_a_batch(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
+    from infra.functions import (
+        API_CONCURRENCY,
+        INCOMING_CONCURRENCY,
+        RELAY_CONCURRENCY,
+        STREAM_RENDERS,
+    )
+
+    resources = template_json["Resources"]
+    reserved = {
+        name: resources[ids.get(name, name)]["Properties"].get("ReservedConcurrentExecutions")
+        for name in ("Render", "RelayWorker", "APIHandler", "Incoming")
+    }
+    # The render function is capped at the Distributed Map's concurrency plus the streams'
+    # room; the API, the relay and the S3 trigger each have capacity a batch cannot take.
+    asl = json.loads(_flatten(resources[ids["Batch"]]["Properties"]["DefinitionString"]))
+    (render_map,) = [s for s in asl["States"].values() if s["Type"] == "Map"]
+    assert reserved["Render"] == render_map["MaxConcurrency"] + STREAM_RENDERS
+    assert reserved == {
+        "Render": reserved["Render"],
+        "RelayWorker": RELAY_CONCURRENCY,
+        "APIHandler": API_CONCURRENCY,
+        "Incoming": INCOMING_CONCURRENCY,
+    }
+    # Lambda keeps 100 of an account's (default) 1,000 unreserved: the stack must deploy there.
+    assert sum(reserved.values()) <= 900
+
+
+def test_the_s3_trigger_sends_what_fails_to_a_queue_of_its_own(
+    template_json: dict[str, Any], ids: dict[str, str]
+) -> None:
+    config = template_json["Resources"]["Incoming"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    destination = config["DestinationConfig"]["OnFailure"]
+    assert destination == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": [ids["IncomingDeadLetters"], "Arn"]},
+    }
+    assert ids["IncomingDeadLetters"] != ids["RenderDeadLetters"]
