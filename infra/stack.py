@@ -72,6 +72,7 @@ class ReelStack(FlatStack):
         cdk.CfnOutput(
             self, "RenderDeadLetterQueueUrl", value=pipeline.stream_dead_letters.queue_url
         )
+        cdk.CfnOutput(self, "IncomingDeadLetterQueueUrl", value=api.incoming_dead_letters.queue_url)
         cdk.CfnOutput(self, "EventsTable", value=tables.events.table_name)
         cdk.CfnOutput(self, "RelayQueueUrl", value=tracking.relay.queue_url)
         cdk.CfnOutput(self, "RelayDeadLetterQueueUrl", value=tracking.dead_letters.queue_url)
