@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.connectors.base import Connector
     from chalicelib.connectors.relay import Relay, RelayWorker
     from chalicelib.landing.stream import Streams
+    from chalicelib.ports import FailedInvocations
 
 
 def render_config(s: Settings) -> RenderConfig:
@@ -268,6 +269,26 @@ class Wiring:
             found["salesforce"] = SalesforceConnector(s.salesforce_instance_url, s.salesforce_token)
         return found
 
+    @cached_property
+    def failures(self) -> FailedInvocations:
+        """Failed asynchronous invocations: the AWS backend's on-failure queues; none locally,
+        where nothing is invoked asynchronously."""
+        from chalicelib.adapters.failures import NoFailedInvocations, SqsFailedInvocations
+
+        s = self.settings
+        if s.backend != "aws":
+            return NoFailedInvocations()
+        import boto3
+
+        return SqsFailedInvocations(
+            boto3.client("sqs", region_name=s.region),
+            boto3.client("lambda", region_name=s.region),
+            {
+                "incoming": s.incoming_dead_letter_queue_url,
+                "render": s.render_dead_letter_queue_url,
+            },
+        )
+
     @property
     def relay(self) -> Relay:
         """The relay over these backends and the configured connectors."""
@@ -335,6 +356,10 @@ def streams() -> Streams:
 
 def connectors() -> dict[str, Connector]:
     return current().connectors
+
+
+def failures() -> FailedInvocations:
+    return current().failures
 
 
 def relay() -> Relay:

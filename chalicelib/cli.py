@@ -689,6 +689,39 @@ def sweep(data_dir: DataDirOption = None) -> None:
     out.print(f"[green]✓[/] retention sweep: {removed or 'nothing past its period'}")
 
 
+@app.command()
+def failures(
+    retry: Annotated[
+        list[str] | None, typer.Option(help="Invoke this failure again (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Asynchronous invocations that failed for good (an upload's trigger, a stream's render),
+    from their dead-letter queues; the local backend makes none."""
+    from rich.table import Table
+
+    from chalicelib import bootstrap
+
+    _use_data_dir(data_dir)
+    found = bootstrap.failures()
+    if retry:
+        for failure_id in retry:
+            try:
+                failure = found.retry(failure_id)
+            except ReelError as exc:
+                raise _fail(exc) from exc
+            out.print(f"[green]✓[/] {failure_id} invoked again ({failure.function})")
+        return
+    table = Table(title="Failed asynchronous invocations", title_justify="left")
+    for column in ("Id", "Source", "Function", "When", "Attempts", "Error"):
+        table.add_column(column, overflow="fold")
+    for f in found.recent(limit):
+        function = f.function.rsplit(":", 1)[-1]
+        table.add_row(f.id, f.source, function, f.at, str(f.attempts), f.error)
+    out.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

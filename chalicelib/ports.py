@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.failures import FailedInvocation
     from chalicelib.connectors.base import Delivery, DeliveryStatus, Outgoing
     from chalicelib.landing.pages import Page
     from chalicelib.pipeline.jobs import (
@@ -306,4 +307,17 @@ class AssetFetcher(Protocol):
     def fetch(self, url: str, kind: Kind, *, field: str) -> Path:
         """A local copy of the media at `url`, checked to be of `kind`; AssetError (naming
         `field`) says why it was refused."""
+        ...
+
+
+class FailedInvocations(Protocol):
+    """Asynchronous invocations that failed for good (an upload's trigger, a stream's render),
+    where they can be seen and retried."""
+
+    def recent(self, limit: int = 50) -> list[FailedInvocation]:
+        """The failures, newest first."""
+        ...
+
+    def retry(self, failure_id: str) -> FailedInvocation:
+        """Run the failed invocation again and forget the failure; NotFoundError if unknown."""
         ...

@@ -211,6 +211,13 @@ class Settings(BaseSettings):
     salesforce_token: str = Field(default="", description="Salesforce session id / access token")
     relay_max_attempts: int = Field(default=8, ge=1, description="attempts before dead-letter")
     relay_queue_url: str = Field(default="", description="SQS queue of the behaviour relay")
+    # On-failure destinations of asynchronous invocations (`reel failures`, GET /failures).
+    render_dead_letter_queue_url: str = Field(
+        default="", description="SQS queue of the render function's failed async invocations"
+    )
+    incoming_dead_letter_queue_url: str = Field(
+        default="", description="SQS queue of the S3 upload trigger's failed invocations"
+    )
     # Inbound hooks (POST /hooks/…): a hook whose secret is empty is off (answers 404).
     hubspot_client_secret: str = Field(
         default="", description="HubSpot app client secret: checks X-HubSpot-Signature-v3"

@@ -169,6 +169,9 @@ class Api(Construct):
             "REEL_CDN_KEY_ID": media.public_key.public_key_id,
             "REEL_EVENTS_TABLE": tables.events.table_name,
             "REEL_RELAY_QUEUE_URL": tracking.relay.queue_url,
+            # `reel failures` / GET /failures: the on-failure queues of asynchronous invocations
+            "REEL_RENDER_DEAD_LETTER_QUEUE_URL": pipeline.stream_dead_letters.queue_url,
+            "REEL_INCOMING_DEAD_LETTER_QUEUE_URL": self.incoming_dead_letters.queue_url,
             # A reference, resolved by the settings at cold start: the value never sits in the
             # template or the functions' configuration (see infra/README.md).
             "REEL_TRACKING_SECRET": SECRET_REFERENCE + tracking.secret.secret_arn,
@@ -258,3 +261,12 @@ class Api(Construct):
                 )
         #: The function S3 invokes for uploads under INCOMING_PREFIX (MediaCdn wires it).
         self.incoming = chalice.get_function(INCOMING_FUNCTION)
+        # GET /failures reads the dead letters (a receive that hides nothing), a retry invokes
+        # the failed function again and deletes its dead letter.
+        allow(
+            role,
+            "Failures",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+            [self.incoming_dead_letters.queue_arn, pipeline.stream_dead_letters.queue_arn],
+        )
+        allow(role, "RetryIncoming", ["lambda:InvokeFunction"], [self.incoming.function_arn])

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib import bootstrap
+from chalicelib.adapters.failures import FailedInvocation
 from chalicelib.api import ErrorDetail, handles_errors, parse_document, parse_model, require_key
 from chalicelib.api.operations import BINARY, TEXT, Media, Operation, Param
 from chalicelib.backends import Backends
@@ -419,3 +420,50 @@ def redeliver(key: str) -> Response:
     """Put a dead-lettered or disabled delivery back in line (its connector enabled again)."""
     require_key(api.current_request)
     return _json(bootstrap.relay().redeliver(key), 202)
+
+
+# ── failed asynchronous invocations (an upload's S3 trigger, a stream's render) ──────────────
+
+
+class FailureList(Strict):
+    """GET /failures."""
+
+    failures: list[FailedInvocation] = Field(description="newest first")
+
+
+class FailuresQuery(Query):
+    limit: int = Field(50, ge=1, le=1000)
+
+
+@api.route("/failures")
+@Operation(
+    "Asynchronous invocations that failed for good, newest first",
+    "failures",
+    FailureList,
+    query=FailuresQuery,
+    key=True,
+    errors=(400, 401),
+)
+@handles_errors
+def list_failures() -> Response:
+    """The dead letters of asynchronous invocations (none on the local backend)."""
+    require_key(api.current_request)
+    query = _params(FailuresQuery)
+    return _json(FailureList(failures=bootstrap.failures().recent(query.limit)))
+
+
+@api.route("/failures/{failure_id}/retry", methods=["POST"])
+@Operation(
+    "Invoke a failed asynchronous invocation again, with its event",
+    "failures",
+    FailedInvocation,
+    status=202,
+    params=(Param("failure_id", "the failure's id"),),
+    key=True,
+    errors=(401, 404),
+)
+@handles_errors
+def retry_failure(failure_id: str) -> Response:
+    """Invoke the function again, asynchronously, and drop the dead letter."""
+    require_key(api.current_request)
+    return _json(bootstrap.failures().retry(failure_id), 202)

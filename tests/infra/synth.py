@@ -120,7 +120,9 @@ def names(template: dict[str, Any]) -> dict[str, str]:
         if res["Type"] == "AWS::Lambda::EventInvokeConfig":
             failure = res["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
             found[_target(failure)] = "RenderDeadLetters"
-    # The S3 trigger's, declared on the Chalice function itself (SAM's EventInvokeConfig).
+    # The S3 trigger (a Chalice function: its logical id is its name), and its on-failure
+    # destination, declared on the function itself (SAM's EventInvokeConfig).
+    found["Incoming"] = "Incoming"
     incoming = resources["Incoming"]["Properties"]["EventInvokeConfig"]
     found[_target(incoming["DestinationConfig"]["OnFailure"]["Destination"])] = (
         "IncomingDeadLetters"

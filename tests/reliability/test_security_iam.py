@@ -125,8 +125,12 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         _on("Relay", {"sqs:SendMessage"}),
         # Lambda's on-failure destination of the Incoming S3 trigger's asynchronous invocations.
         _on("IncomingDeadLetters", {"sqs:SendMessage"}),
+        # `reel failures` / GET /failures: the dead letters of both on-failure queues, read and
+        # dropped on a retry, which invokes the failed function (Render or Incoming) again.
+        _on("IncomingDeadLetters", {"sqs:ReceiveMessage", "sqs:DeleteMessage"}),
+        _on("RenderDeadLetters", {"sqs:ReceiveMessage", "sqs:DeleteMessage"}),
         _on("Batch", {"states:StartExecution"}),
-        {"lambda:InvokeFunction": {"Render", "Render:*"}},
+        {"lambda:InvokeFunction": {"Render", "Render:*", "Incoming"}},
         {
             "secretsmanager:GetSecretValue": {
                 "TrackingSecret",
