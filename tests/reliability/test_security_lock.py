@@ -15,6 +15,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
+CHECKOV_LOCK = ROOT / "requirements-checkov.lock"
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)\s*\\?$")
 _HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}\s*\\?$")
@@ -131,9 +132,22 @@ def test_make_installs_from_the_locks_with_hashes() -> None:
     # No install in the Makefile goes around the locks
     installs = [line for line in makefile.splitlines() if "pip install" in line]
     assert all("--require-hashes" in line or "--no-deps" in line for line in installs), installs
-    # `make lock` regenerates both, with hashes, in one command
+    # checkov (tests/infra/test_checkov.py) has a venv and a lock of its own: its pins clash
+    # with Reel's (boto3, packaging, networkx)
+    assert variables["CHECKOV_LOCK"] == CHECKOV_LOCK.name
+    prerequisites, lines = recipe("$(CHECKOV_VENV)/.installed")
+    assert "$(CHECKOV_LOCK)" in prerequisites.split()
+    assert (
+        "$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CHECKOV_LOCK)"
+        in lines
+    )
+    # `make lock` regenerates all three, with hashes, in one command
     _, lines = recipe("lock")
-    assert [line.rsplit(" ", 1)[-1] for line in lines] == ["$(DEV_LOCK)", "$(LOCK)"]
+    assert [line.rsplit(" ", 1)[-1] for line in lines] == [
+        "$(DEV_LOCK)",
+        "$(LOCK)",
+        "$(CHECKOV_LOCK)",
+    ]
     assert all(line.startswith("$(BIN)/uv pip compile ") for line in lines)
     assert all("$(LOCK_ARGS)" in line for line in lines)
     lock_args = re.search(r"^LOCK_ARGS\s*=((?:.*\\\n)*.*)$", makefile, re.M)
@@ -143,5 +157,5 @@ def test_make_installs_from_the_locks_with_hashes() -> None:
 
 
 def test_the_locks_say_how_they_are_made() -> None:
-    for lock in (RUNTIME_LOCK, DEV_LOCK):
+    for lock in (RUNTIME_LOCK, DEV_LOCK, CHECKOV_LOCK):
         assert "make lock" in lock.read_text().split("\n", 3)[1], lock.name
