@@ -168,6 +168,7 @@ def render(
                 cache=cache,
                 progress=step,
                 config=bootstrap.render_config(settings),
+                speech=bootstrap.backends().speech,
             )
     except ReelError as exc:
         raise _fail(exc) from exc

@@ -57,6 +57,10 @@ def captions(plan: RenderPlan) -> list[Cue]:
             if isinstance(pl.layer, TextLayer) and pl.layer.text.strip():
                 start, end = scene.start + pl.start, scene.start + pl.end
                 cues.append(Cue(start=round(start, 3), end=round(end, 3), text=pl.layer.text))
+    if plan.voices:
+        from chalicelib.render.voice import voice_captions
+
+        cues += voice_captions(plan)
     return sorted(cues, key=lambda c: (c.start, c.end))
 
 

@@ -14,14 +14,16 @@ from chalicelib.template.model import (
     ImageLayer,
     Scene,
     ShapeLayer,
+    Template,
     TextLayer,
     TextStyle,
     Transition,
     TransitionKind,
     VarType,
     VideoLayer,
+    VoiceLayer,
 )
-from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
+from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan, VoiceCue
 from chalicelib.template.values import check_url, coerce, is_blank, to_json, url_scheme
 
 CUT = Transition(type=TransitionKind.cut, duration=0)
@@ -148,6 +150,31 @@ class _Binder:
         resolved = Background.model_validate({**bg.model_dump(), **update})
         return resolved, personal
 
+    def voice(self, path: str, layer: VoiceLayer, scene: Scene, cursor: float) -> VoiceCue:
+        line = layer.text if layer.text is not None else layer.ssml
+        assert line is not None  # the model holds exactly one
+        end = (
+            scene.duration
+            if layer.duration is None
+            else min(scene.duration, layer.start + layer.duration)
+        )
+        return VoiceCue(
+            field=path,
+            scene=scene.id,
+            text=self.text(f"{path}.{'text' if layer.text is not None else 'ssml'}", line),
+            ssml=layer.ssml is not None,
+            voice=voice_for(self.tpl, self.tpl.locale, layer.voice),
+            rate=layer.rate,
+            pitch=layer.pitch,
+            volume=layer.volume,
+            start=round(cursor + layer.start, 6),
+            window=round(end - layer.start, 6),
+            overflow=layer.overflow.value,
+            personal=has_expr(line),
+            caption=layer.caption,
+            locale=self.tpl.locale,
+        )
+
     def layer(
         self, path: str, layer: TextLayer | ImageLayer | VideoLayer | ShapeLayer, scene: Scene
     ) -> PlanLayer:
@@ -182,6 +209,17 @@ class _Binder:
         return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
 
 
+def voice_for(
+    tpl: Template, locale: str, given: str | dict[str, str] | None
+) -> str | dict[str, str]:
+    """The voice a line is spoken with: its own, else the template's for the locale (or its
+    language), else the locale itself (an engine may know a voice by its language)."""
+    if given is not None:
+        return given
+    language = locale.split("_")[0].split("-")[0]
+    return tpl.voices.get(locale) or tpl.voices.get(language) or locale
+
+
 def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
     tpl = lt.template
@@ -199,6 +237,7 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
 
     scenes: list[PlanScene] = []
     cues: list[AudioCue] = []
+    voices: list[VoiceCue] = []
     cursor = 0.0
     previous_out = CUT
     for pos, (index, scene) in enumerate(chosen):
@@ -222,6 +261,9 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         for li, layer in enumerate(scene.layers):
             lpath = f"{prefix}.layers[{li}]"
             if not b.when(f"{lpath}.when", layer.when):
+                continue
+            if isinstance(layer, VoiceLayer):
+                voices.append(b.voice(lpath, layer, scene, cursor))
                 continue
             if isinstance(layer, AudioLayer):
                 src = b.asset(f"{lpath}.src", layer.src)
@@ -274,6 +316,7 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         duration=duration,
         poster_time=_poster_time(lt, scenes, duration),
         record=json_record,
+        voices=voices,
     )
 
 

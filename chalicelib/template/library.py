@@ -32,6 +32,7 @@ from chalicelib.template.model import (
     TransitionKind,
     VarType,
     VideoLayer,
+    VoiceLayer,
 )
 from chalicelib.template.values import coerce, url_scheme
 
@@ -326,6 +327,11 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
                 )
         if isinstance(layer, ImageLayer | VideoLayer | AudioLayer):
             yield from check_file(f"{lp}.src", layer.src)
+        if isinstance(layer, VoiceLayer):
+            line = layer.text if layer.text is not None else layer.ssml
+            yield from check_text(
+                f"{lp}.{'text' if layer.text is not None else 'ssml'}", line or ""
+            )
 
 
 def check_template(lt: LoadedTemplate) -> list[Problem]:
