@@ -29,10 +29,11 @@ def pls(lexicon: tuple[LexEntry, ...], language: str = "en-US") -> str:
     """A W3C PLS document of the entries (an alias or an IPA phoneme each)."""
     lexemes = []
     for e in lexicon:
+        # Polly says IPA exactly: it wins over the alias (kept for the engines without IPA).
         said = (
-            f"<alias>{escape(e.alias)}</alias>"
-            if e.alias
-            else f"<phoneme>{escape(e.ipa or '')}</phoneme>"
+            f"<phoneme>{escape(e.ipa)}</phoneme>"
+            if e.ipa
+            else f"<alias>{escape(e.alias or '')}</alias>"
         )
         lexemes.append(f"<lexeme><grapheme>{escape(e.grapheme)}</grapheme>{said}</lexeme>")
     return (

@@ -63,7 +63,6 @@ from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
 if TYPE_CHECKING:
     from chalicelib.ports import SpeechSynth
-    from chalicelib.speech import LexEntry
 
 
 def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
@@ -413,7 +412,6 @@ def render(
     progress: ProgressFn | None = None,
     config: RenderConfig = DEFAULT,
     speech: SpeechSynth | None = None,
-    lexicon: tuple[LexEntry, ...] = (),
 ) -> RenderResult:
     """Render `plan` to `out` (MP4) and optionally a poster JPEG.
 
@@ -431,7 +429,7 @@ def render(
         # Voice lines spoken (from the cache when said before) before the timeline is cut:
         # a line that makes its scene grow moves everything after it.
         clips = cache.store if cache is not None else LocalBlobStore(work / "voice")
-        plan = speak(plan, speech, clips, work / "clips", lexicon)
+        plan = speak(plan, speech, clips, work / "clips")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ from chalicelib.template.plan import PlanScene, RenderPlan, VoiceCue, VoiceMark
 if TYPE_CHECKING:
     from chalicelib.landing.pages import Cue
     from chalicelib.ports import BlobStore, SpeechSynth
+    from chalicelib.template.library import LoadedTemplate
 
 EXTEND_MARGIN = 0.25  # seconds of breath after a line that made its scene grow
 
@@ -39,6 +40,18 @@ def voice_name(cue: VoiceCue, engine: str) -> str:
     raise VoiceError(
         f"no voice for the {engine} engine (given for: {sorted(cue.voice)})", cue.field
     )
+
+
+def lexicon_for(plan: RenderPlan, cue: VoiceCue) -> tuple[LexEntry, ...]:
+    """The plan's lexicon entries that occur in the cue's line (whole words): only they are
+    part of its clip's key, so a new entry does not re-speak lines that do not use it."""
+    import regex
+
+    found = []
+    for w in plan.lexicon:
+        if regex.search(rf"(?<!\w){regex.escape(w.grapheme)}(?!\w)", cue.text, regex.IGNORECASE):
+            found.append(LexEntry(w.grapheme, w.alias, w.ipa))
+    return tuple(found)
 
 
 def request_for(cue: VoiceCue, engine: str, lexicon: tuple[LexEntry, ...]) -> SpeechRequest:
@@ -177,7 +190,8 @@ def speak(
         cue = plan.voices[i]
         if cue.clip:
             continue
-        blob, path, marks = _spoken(cue, synth, store, scratch, lexicon)
+        words = lexicon or lexicon_for(plan, cue)
+        blob, path, marks = _spoken(cue, synth, store, scratch, words)
         duration = _duration(path)
         tempo, grow = fit(cue, duration)
         if grow:
@@ -198,29 +212,24 @@ def speak(
 
 def overflows(
     plan: RenderPlan, synth: SpeechSynth, store: BlobStore, scratch: Path
-) -> list[Problem]:
-    """The voice lines of a plan that would not fit as they are (for `reel validate --data`):
-    each names its layer, its length, its window and what its `overflow` does about it."""
+) -> list[tuple[Problem, bool]]:
+    """The voice lines of a plan that do not fit as they are (`reel validate --data`), each
+    with its layer, its length, its window and what its `overflow` does about it; and whether
+    the recipient would fail for it. Lines are spoken into `store` (the render reuses them)."""
     found = []
     for cue in plan.voices:
-        _, path, _ = _spoken(cue, synth, store, scratch, ())
+        _, path, _ = _spoken(cue, synth, store, scratch, lexicon_for(plan, cue))
         duration = _duration(path)
         if duration <= cue.window + 1e-3:
             continue
         try:
             tempo, grow = fit(cue, duration)
         except VoiceOverflowError as exc:
-            found.append(Problem(cue.field, exc.message))
+            found.append((Problem(cue.field, exc.message), True))
             continue
-        what = (
-            f"spoken {100 * (tempo - 1):.0f} % faster" if grow == 0 else f"scene grows by {grow:g}s"
-        )
-        found.append(
-            Problem(
-                cue.field,
-                f"the line takes {duration:.2f}s, its window is {cue.window:.2f}s: {what}",
-            )
-        )
+        what = f"spoken {100 * (tempo - 1):.0f} % faster" if not grow else f"scene grows {grow:g}s"
+        said = f"the line takes {duration:.2f}s, its window is {cue.window:.2f}s: {what}"
+        found.append((Problem(cue.field, said), False))
     return found
 
 
@@ -283,3 +292,47 @@ def describe(cue: VoiceCue) -> dict[str, Any]:
         "volume": cue.volume,
         "duration": cue.duration,
     }
+
+
+def voice_problems(lt: LoadedTemplate, synth: SpeechSynth) -> list[Problem]:
+    """The voice layers (and `voices:` entries) naming a voice the engine does not have, or
+    none for it; each Problem names the field."""
+    from chalicelib.template.bind import voice_for
+    from chalicelib.template.model import SceneRef, VoiceLayer
+
+    tpl = lt.template
+    problems: list[Problem] = []
+    checked: dict[str, bool] = {}
+    engine = "speech"
+
+    def known(name: str) -> bool:
+        if name not in checked:
+            checked[name] = synth.has_voice(name)
+        return checked[name]
+
+    def check(path: str, voice: str | dict[str, str]) -> None:
+        name = voice if isinstance(voice, str) else voice.get(engine)
+        if name is None:
+            problems.append(Problem(path, f"names no voice for the {engine} engine"))
+        elif not known(name):
+            problems.append(Problem(path, f"the {engine} engine has no voice {name!r}"))
+
+    try:
+        engine = synth.name  # a misconfigured engine fails here (built on first use)
+        for locale, voice in tpl.voices.items():
+            check(f"voices.{locale}", voice)
+        for index, entry in enumerate(tpl.scenes):
+            if isinstance(entry, SceneRef) and entry.use not in lt.library:
+                continue
+            for li, layer in enumerate(lt.scene_for(entry).layers):
+                if isinstance(layer, VoiceLayer):
+                    path = f"scenes[{index}].layers[{li}].voice"
+                    if layer.voice is not None:
+                        check(path, layer.voice)
+                    elif (
+                        tpl.locale not in tpl.voices and tpl.locale.split("_")[0] not in tpl.voices
+                    ):
+                        check(path, voice_for(tpl, tpl.locale, None))
+    except SpeechError as exc:
+        problems.append(Problem("voices", f"the {engine} engine cannot be asked: {exc}"))
+    return problems

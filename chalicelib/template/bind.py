@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.errors import DataError, Problem, TemplateError
 from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
+from chalicelib.template.lexicon import LexiconWord, load_lexicon
 from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
     AudioLayer,
@@ -317,7 +318,14 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         poster_time=_poster_time(lt, scenes, duration),
         record=json_record,
         voices=voices,
+        lexicon=_used_words(load_lexicon(lt.root), voices) if voices else [],
     )
+
+
+def _used_words(lexicon: list[LexiconWord], voices: list[VoiceCue]) -> list[LexiconWord]:
+    """The lexicon's entries some line says (the others do not change how anything sounds)."""
+    lines = " ".join(v.text for v in voices).casefold()
+    return [w for w in lexicon if w.grapheme.casefold() in lines]
 
 
 def _poster_time(lt: LoadedTemplate, scenes: list[PlanScene], duration: float) -> float:

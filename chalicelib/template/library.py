@@ -20,6 +20,7 @@ from chalicelib.template.documents import (
     load_yaml,
 )
 from chalicelib.template.expr import check_locale, compile_condition, template_variables
+from chalicelib.template.lexicon import lexicon_problems
 from chalicelib.template.model import (
     LAYER_TAGS,
     SCENE_TAGS,
@@ -388,6 +389,7 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
                         f"({scene.id!r} → {following.id!r})",
                     )
                 )
+    problems.extend(lexicon_problems(lt.root))
     if tpl.poster.scene is not None and tpl.poster.scene not in ids:
         problems.append(Problem("poster.scene", f"no scene with id {tpl.poster.scene!r}"))
     page = tpl.page

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from chalicelib.template.lexicon import LexiconWord
 from chalicelib.template.model import (
     Background,
     Canvas,
@@ -102,3 +103,6 @@ class RenderPlan(Strict):
     poster_time: float
     record: dict[str, Any] = Field(description="the coerced values, JSON-shaped")
     voices: list[VoiceCue] = Field(default_factory=list, description="voice-over lines")
+    lexicon: list[LexiconWord] = Field(
+        default_factory=list, description="the campaign's pronunciations the lines use"
+    )
