@@ -9,7 +9,7 @@ from pydantic import Field
 
 from chalicelib.errors import DataError
 from chalicelib.landing.tokens import new_token
-from chalicelib.template.bind import bind_values
+from chalicelib.template.bind import bind_values, with_translations
 from chalicelib.template.expr import interpolate
 from chalicelib.template.library import LoadedTemplate
 from chalicelib.template.model import Strict, TextLayer
@@ -40,6 +40,7 @@ class Page(Strict):
     duration: float
     poster_time: float = 0.0
     created_at: float
+    locale: str | None = Field(None, description="the locale the page speaks (its record's)")
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -76,12 +77,13 @@ def make_page(
     """Bind the template's page section for the recipient of `plan`; a new token."""
     spec = lt.template.page
     values, _ = bind_values(lt, plan.record)
+    values = with_translations(lt.template, values, plan.locale, [])
 
     def text(value: str | None, field: str) -> str | None:
         if value is None:
             return None
         try:
-            return interpolate(value, values, lt.template.locale)
+            return interpolate(value, values, plan.locale)
         except ValueError as exc:
             raise DataError(f"{exc} (at page.{field})", field=f"page.{field}") from exc
 
@@ -102,4 +104,5 @@ def make_page(
         duration=plan.duration,
         poster_time=plan.poster_time,
         created_at=time.time(),
+        locale=plan.locale,
     )

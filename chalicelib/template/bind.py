@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.errors import DataError, Problem, TemplateError
-from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
+from chalicelib.template.expr import (
+    TRANSLATE,
+    evaluate_condition,
+    has_expr,
+    interpolate,
+    is_rtl,
+    language,
+    template_variables,
+)
 from chalicelib.template.lexicon import LexiconWord, load_lexicon
 from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
@@ -58,6 +66,44 @@ def bind_values(
     return values, {k: to_json(v) for k, v in values.items()}
 
 
+def choose_locale(tpl: Template, requested: Any) -> str:
+    """The locale of a record: its `locale` when the template has translations for it (or
+    for its language: 'fr' or 'fr-CA' picks 'fr_FR'), else the template's."""
+    if not isinstance(requested, str) or not requested.strip() or not tpl.translations:
+        return tpl.locale
+    wanted = requested.strip().replace("-", "_")
+    for key in tpl.translations:
+        if key.lower() == wanted.lower():
+            return key
+    lang = language(wanted)
+    if lang == language(tpl.locale):
+        return tpl.locale
+    return next((k for k in tpl.translations if language(k) == lang), tpl.locale)
+
+
+def with_translations(
+    tpl: Template, values: dict[str, Any], locale: str, fallbacks: list[str]
+) -> dict[str, Any]:
+    """`values` with `t`: t('id') is the string of `locale`, else (counted in `fallbacks`) the
+    template locale's, interpolated with the same values."""
+    if not tpl.translations:
+        return values
+    own = tpl.translations.get(locale, {})
+    default = tpl.translations.get(tpl.locale, {})
+
+    def t(key: str) -> str:
+        if key in own:
+            text = own[key]
+        elif key in default:
+            fallbacks.append(key)
+            text = default[key]
+        else:
+            raise ValueError(f"no translation {key!r}")
+        return interpolate(text, values, locale)
+
+    return {**values, TRANSLATE: t}
+
+
 class _Binder:
     def __init__(
         self,
@@ -65,10 +111,13 @@ class _Binder:
         values: dict[str, Any],
         record: dict[str, Any],
         from_data: frozenset[str] = frozenset(),
+        locale: str | None = None,
     ):
         self.lt = lt
         self.tpl = lt.template
-        self.values = values
+        self.locale = locale or self.tpl.locale
+        self.fallbacks: list[str] = []
+        self.values = with_translations(self.tpl, values, self.locale, self.fallbacks)
         self.record = record
         self.from_data = from_data  # the variables whose value the record gave (not a default)
 
@@ -84,7 +133,7 @@ class _Binder:
 
     def text(self, path: str, text: str) -> str:
         try:
-            return interpolate(text, self.values, self.tpl.locale)
+            return interpolate(text, self.values, self.locale)
         except ValueError as exc:
             raise self._fail(path, text, str(exc)) from exc
 
@@ -164,7 +213,7 @@ class _Binder:
             scene=scene.id,
             text=self.text(f"{path}.{'text' if layer.text is not None else 'ssml'}", line),
             ssml=layer.ssml is not None,
-            voice=voice_for(self.tpl, self.tpl.locale, layer.voice),
+            voice=voice_for(self.tpl, self.locale, layer.voice),
             rate=layer.rate,
             pitch=layer.pitch,
             volume=layer.volume,
@@ -173,7 +222,7 @@ class _Binder:
             overflow=layer.overflow.value,
             personal=has_expr(line),
             caption=layer.caption,
-            locale=self.tpl.locale,
+            locale=self.locale,
         )
 
     def layer(
@@ -186,6 +235,9 @@ class _Binder:
             update["text"] = self.text(f"{path}.text", layer.text)
             personal = personal or has_expr(layer.text)
             style = layer.font or (self.tpl.styles[layer.style] if layer.style else TextStyle())
+            if is_rtl(self.locale) and "align" not in style.model_fields_set:
+                style = style.model_copy(update={"align": "right"})  # unless the style says
+                personal = personal or not is_rtl(self.tpl.locale)  # differs by locale
             if has_expr(style.color) or has_expr(style.stroke_color):
                 personal = True
                 style = style.model_copy(
@@ -226,7 +278,7 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     tpl = lt.template
     values, json_record = bind_values(lt, record)
     given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
-    b = _Binder(lt, values, json_record, given)
+    b = _Binder(lt, values, json_record, given, choose_locale(tpl, record.get("locale")))
 
     chosen: list[tuple[int, Scene]] = []
     for index, entry in enumerate(tpl.scenes):
@@ -318,6 +370,8 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         poster_time=_poster_time(lt, scenes, duration),
         record=json_record,
         voices=voices,
+        locale=b.locale,
+        fallbacks=sorted(set(b.fallbacks)),
         lexicon=_used_words(load_lexicon(lt.root), voices) if voices else [],
     )
 

@@ -498,6 +498,11 @@ class Template(Strict):
     page: PageSpec = PageSpec()
     tracking: TrackingSpec = TrackingSpec()
     retention: RetentionSpec = RetentionSpec()
+    translations: dict[str, dict[str, Annotated[str, Field(max_length=3000)]]] = Field(
+        default_factory=dict,
+        description="strings by id, per locale ('fr_FR': {greeting: 'Bonjour {{ first_name }}'}), "
+        "used as {{ t('greeting') }}; the record's `locale` chooses, `locale` is the fallback",
+    )
     voices: dict[str, VoiceName] = Field(
         default_factory=dict,
         description="voice-over: the voice of each locale ('en_US': 'en-us'), for voice "

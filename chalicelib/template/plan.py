@@ -103,6 +103,11 @@ class RenderPlan(Strict):
     poster_time: float
     record: dict[str, Any] = Field(description="the coerced values, JSON-shaped")
     voices: list[VoiceCue] = Field(default_factory=list, description="voice-over lines")
+    locale: str = Field("en_US", description="the locale chosen for the record")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="translation ids this locale lacks: said in the template's locale",
+    )
     lexicon: list[LexiconWord] = Field(
         default_factory=list, description="the campaign's pronunciations the lines use"
     )
