@@ -243,3 +243,23 @@ def test_voice_lines_join_the_captions(voiced: Campaign, cache: SegmentCache, ou
     assert spoken[0].text == "Hi Ana welcome aboard"  # word marks, grouped
     assert spoken[0].start == pytest.approx(1.3, abs=0.05)
     assert spoken[0].end <= 4.0
+
+
+def test_a_stream_carries_the_voice_in_its_audio_rendition(
+    voiced: Campaign, cache: SegmentCache, out: Path
+) -> None:
+    from chalicelib.render.hls import plan_stream
+
+    lt = load_template(voiced.template)
+
+    def stream(record: dict[str, str]) -> object:
+        plan = speak(bind(lt, record), EspeakSpeech(), cache.store, out / "c")
+        return plan_stream(plan).audio
+
+    ana, ana_rome, bob = (
+        stream({"first_name": "Ana", "city": "Oslo"}),
+        stream({"first_name": "Ana", "city": "Rome"}),
+        stream({"first_name": "Bob", "city": "Oslo"}),
+    )
+    # The audio rendition is keyed by what is said: the same for two Anas, another for Bob.
+    assert ana.key == ana_rome.key != bob.key  # type: ignore[attr-defined]
