@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 from typing import Any
 
@@ -75,12 +76,10 @@ def _library() -> tuple[Any, int]:
 
 def apply_aliases(text: str, lexicon: tuple[LexEntry, ...]) -> str:
     """`text` with each lexicon word that has an alias replaced by it (whole words only)."""
-    import regex
-
     for entry in lexicon:
         if entry.alias:
-            pattern = rf"(?<!\w){regex.escape(entry.grapheme)}(?!\w)"
-            text = regex.sub(pattern, lambda _m, a=entry.alias: a, text, flags=regex.IGNORECASE)
+            pattern = rf"(?<!\w){re.escape(entry.grapheme)}(?!\w)"
+            text = re.sub(pattern, lambda _m, a=entry.alias: a, text, flags=re.IGNORECASE)
     return text
 
 

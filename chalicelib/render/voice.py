@@ -45,11 +45,9 @@ def voice_name(cue: VoiceCue, engine: str) -> str:
 def lexicon_for(plan: RenderPlan, cue: VoiceCue) -> tuple[LexEntry, ...]:
     """The plan's lexicon entries that occur in the cue's line (whole words): only they are
     part of its clip's key, so a new entry does not re-speak lines that do not use it."""
-    import regex
-
     found = []
     for w in plan.lexicon:
-        if regex.search(rf"(?<!\w){regex.escape(w.grapheme)}(?!\w)", cue.text, regex.IGNORECASE):
+        if re.search(rf"(?<!\w){re.escape(w.grapheme)}(?!\w)", cue.text, re.IGNORECASE):
             found.append(LexEntry(w.grapheme, w.alias, w.ipa))
     return tuple(found)
 
