@@ -79,7 +79,8 @@ def apply_aliases(text: str, lexicon: tuple[LexEntry, ...]) -> str:
     for entry in lexicon:
         if entry.alias:
             pattern = rf"(?<!\w){re.escape(entry.grapheme)}(?!\w)"
-            text = re.sub(pattern, lambda _m, a=entry.alias: a, text, flags=re.IGNORECASE)
+            literal = entry.alias.replace("\\", "\\\\")  # a replacement's backslashes are codes
+            text = re.sub(pattern, literal, text, flags=re.IGNORECASE)
     return text
 
 
