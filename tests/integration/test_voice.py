@@ -263,3 +263,28 @@ def test_a_stream_carries_the_voice_in_its_audio_rendition(
     )
     # The audio rendition is keyed by what is said: the same for two Anas, another for Bob.
     assert ana.key == ana_rome.key != bob.key  # type: ignore[attr-defined]
+
+
+def test_a_voiced_render_with_polly_on_moto(
+    voiced: Campaign, out: Path, cache: SegmentCache
+) -> None:
+    # moto's Polly answers any line with a few silent samples: what is checked is the way
+    # through (SSML, voices per engine, the clip cached, the mix), not the sound.
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.adapters.polly import PollySpeech
+
+    voiced.write_template(
+        VOICED.replace("OVERFLOW", "speed").replace(
+            "voices: {en_US: en-us}", "voices: {en_US: {espeak: en-us, polly: Joanna}}"
+        )
+    )
+    with mock_aws():
+        polly = PollySpeech(boto3.client("polly", region_name="us-east-1"))
+        plan = bind(load_template(voiced.template), {"first_name": "Ana"})
+        result = render(plan, out / "ana.mp4", cache=cache, speech=polly)
+    assert result.plan is not None
+    cue = result.plan.voices[0]
+    assert cue.clip is not None and cache.store.exists(cue.clip)
+    assert result.path.is_file() and abs(result.duration - 5.5) < 0.1
