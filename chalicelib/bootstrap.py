@@ -119,7 +119,8 @@ def _job_stores(store: Any) -> dict[str, Any]:
     return dict.fromkeys(("templates", "jobs", "results", "recipients", "claims"), store)
 
 
-def _lazy_speech(s: Settings) -> SpeechSynth:
+def lazy_speech(s: Settings) -> SpeechSynth:
+    """The settings' speech engine, built when first asked to speak (or check a voice)."""
     from chalicelib.adapters.lazy_speech import LazySpeech
 
     return LazySpeech(lambda: speech(s))
@@ -197,7 +198,7 @@ class Wiring:
             render=render_config(s),
             fetcher=fetcher(s),
             public_url=s.public_url,
-            speech=_lazy_speech(s),
+            speech=lazy_speech(s),
         )
 
     def _aws(self) -> Backends:
@@ -248,7 +249,7 @@ class Wiring:
             render=render_config(s),
             fetcher=fetcher(s),
             public_url=s.public_url,
-            speech=_lazy_speech(s),
+            speech=lazy_speech(s),
         )
 
     @property

@@ -135,10 +135,9 @@ def _voice_problems(template: Path) -> list[Problem]:
     from chalicelib.services.templates import _has_voice_lines
 
     lt = load_template(template)
-    speech = bootstrap.backends().speech
-    if speech is None or not _has_voice_lines(lt):
+    if not _has_voice_lines(lt):
         return []
-    return voice_problems(lt, speech)
+    return voice_problems(lt, bootstrap.lazy_speech(bootstrap.settings()))
 
 
 def _voice_overflows(template: Path, data: Path) -> bool:
@@ -153,8 +152,7 @@ def _voice_overflows(template: Path, data: Path) -> bool:
     from chalicelib.services.templates import campaign_mapping_file
 
     lt = load_template(template)
-    speech = bootstrap.backends().speech
-    assert speech is not None  # the wiring always has one
+    speech = bootstrap.lazy_speech(bootstrap.settings())
     store = bootstrap.segment_cache().store
     mapping = campaign_mapping_file(lt.root)
     found = failing = 0
@@ -240,7 +238,7 @@ def render(
                 cache=cache,
                 progress=step,
                 config=bootstrap.render_config(settings),
-                speech=bootstrap.backends().speech,
+                speech=bootstrap.lazy_speech(settings),
             )
     except ReelError as exc:
         raise _fail(exc) from exc

@@ -89,7 +89,11 @@ def _spoken(
     lexicon: tuple[LexEntry, ...],
 ) -> tuple[str, Path, list[VoiceMark]]:
     """(blob key, local file, marks) of the cue's clip: from the store, or spoken into it."""
-    key = clip_key(synth.name, request_for(cue, synth.name, lexicon))
+    try:
+        engine = synth.name  # a misconfigured engine (built on first use) fails here
+    except SpeechError as exc:
+        raise VoiceError(f"the speech engine cannot start: {exc}", cue.field) from exc
+    key = clip_key(engine, request_for(cue, engine, lexicon))
     blob = clip_blob(key)
     try:
         path = store.fetch(blob, scratch)
@@ -98,9 +102,9 @@ def _spoken(
     except KeyError:
         pass
     try:
-        speech = synth.synthesize(request_for(cue, synth.name, lexicon))
+        speech = synth.synthesize(request_for(cue, engine, lexicon))
     except SpeechError as exc:
-        raise VoiceError(f"the {synth.name} engine failed: {exc}", cue.field) from exc
+        raise VoiceError(f"the {engine} engine failed: {exc}", cue.field) from exc
     found = [VoiceMark(kind=m.kind.value, time=m.time, text=m.text) for m in speech.marks]
     # The marks first, the clip last: the clip's presence means both are there.
     store.put_bytes(marks_blob(key), json.dumps([m.model_dump() for m in found]).encode())

@@ -278,7 +278,11 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     tpl = lt.template
     values, json_record = bind_values(lt, record)
     given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
-    b = _Binder(lt, values, json_record, given, choose_locale(tpl, record.get("locale")))
+    locale = choose_locale(tpl, record.get("locale"))
+    if locale != tpl.locale and "locale" not in tpl.variables:
+        # Kept with the record: what a recipient's stream and page are bound from later.
+        json_record["locale"] = locale
+    b = _Binder(lt, values, json_record, given, locale)
 
     chosen: list[tuple[int, Scene]] = []
     for index, entry in enumerate(tpl.scenes):

@@ -169,3 +169,33 @@ def test_post_templates_400_for_an_unknown_voice_or_a_bad_lexicon(
     (voiced.root / "lexicon.yaml").write_text("Ana: {}\n")
     status, answer = _post(client, voiced)
     assert status == 400 and answer["error"]["field"] == "lexicon.yaml: Ana"
+
+
+def test_reel_render_speaks_with_the_configured_engine(voiced: Campaign, tmp_path: Path) -> None:
+    import json
+
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"first_name": "Ana"}))
+    for extra in ([], ["--no-cache"]):
+        video = tmp_path / f"v{len(extra)}.mp4"
+        args = ["render", str(voiced.template), "--data", str(record), "--out", str(video), *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert video.is_file()
+
+
+def test_reel_render_with_a_misconfigured_engine_fails_naming_the_line(
+    voiced: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("REEL_SPEECH_ENGINE", "piper")  # and no REEL_PIPER_MODEL
+    bootstrap.reset()
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"first_name": "Ana"}))
+    video = tmp_path / "v.mp4"
+    result = runner.invoke(
+        app, ["render", str(voiced.template), "-d", str(record), "-o", str(video)]
+    )
+    assert result.exit_code == 2
+    assert "REEL_PIPER_MODEL" in result.stderr and not video.exists()

@@ -58,6 +58,9 @@ def test_the_record_locale_chooses_the_strings_the_voice_and_the_number_format(
     fr = bind(lt, {"first_name": "Zoé", "locale": "fr_FR"})
     assert texts(fr) == ["Bonjour Zoé !", "1\u202f234,50\xa0€ par mois", "Bye"]
     assert (fr.locale, fr.fallbacks) == ("fr_FR", ["bye"])  # 'bye' fell back, and is counted
+    # The locale stays with the record (a recipient's stream and page are bound from it later).
+    assert fr.record["locale"] == "fr_FR"
+    assert bind(lt, fr.record).locale == "fr_FR"
     assert fr.voices[0].text == "Bonjour Zoé !" and fr.voices[0].voice == "fr"
     en = bind(lt, {"first_name": "Zoe"})
     assert texts(en) == ["Hi Zoe!", "€1,234.50 a month", "Bye"]
