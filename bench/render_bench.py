@@ -10,7 +10,9 @@ For the first N recipients (default 20), one at a time:
          recipient's personal segments new;
 - limit: only encoding the recipient's variable seconds with the same profile (their frames
          decoded from the warm output and re-encoded): what no renderer can go below;
-- preview: K recipients with --preview, against their full single-pass time.
+- preview: K recipients with --preview, against their full single-pass time;
+- audio: apart, the voice line spoken (espeak-ng, in process) and the audio pass (bed and voice
+         mixed, ducked, limited, AAC-encoded over the whole timeline) of each recipient.
 CPU time counts the ffmpeg child processes.
 """
 
@@ -28,14 +30,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from chalicelib.adapters.espeak import EspeakSpeech
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.cli import DEMO_DIR
 from chalicelib.data.readers import read_rows
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache
-from chalicelib.render.engine import render
+from chalicelib.render.engine import audio_track, render
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import plan_runs
+from chalicelib.render.voice import speak
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template
 from chalicelib.template.plan import RenderPlan
@@ -89,27 +93,45 @@ def main() -> None:
     ]
     n = len(plans)
     keys = ("full_cpu", "full_wall", "cold_cpu", "warm_cpu", "warm_wall", "limit_cpu")
+    keys += ("speak_cpu", "audio_cpu")
+    speech = EspeakSpeech()
     stats: dict[str, list[float]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         warm = SegmentCache(LocalBlobStore(tmp / "warm"))
         for i, seed in enumerate(seeds):  # the statics, as a batch's first renders make them
-            render(seed, tmp / f"seed_{i}.mp4", cache=warm)
+            render(seed, tmp / f"seed_{i}.mp4", cache=warm, speech=speech)
         for i, plan in enumerate(plans):
-            cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4"))
+            cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4", speech=speech))
             stats["full_cpu"].append(cpu)
             stats["full_wall"].append(wall)
             cold = SegmentCache(LocalBlobStore(tmp / f"cold_{i}"))  # empty for each recipient
-            cpu, _ = measure(lambda p=plan, i=i, c=cold: render(p, tmp / f"cold_{i}.mp4", cache=c))
+            cpu, _ = measure(
+                lambda p=plan, i=i, c=cold: render(p, tmp / f"cold_{i}.mp4", cache=c, speech=speech)
+            )
             stats["cold_cpu"].append(cpu)
-            cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"warm_{i}.mp4", cache=warm))
+            cpu, wall = measure(
+                lambda p=plan, i=i: render(p, tmp / f"warm_{i}.mp4", cache=warm, speech=speech)
+            )
             stats["warm_cpu"].append(cpu)
             stats["warm_wall"].append(wall)
             stats["limit_cpu"].append(encode_limit(plan, tmp / f"warm_{i}.mp4", tmp))
+            # The audio apart: a fresh store, so the line is spoken and the track mixed anew.
+            fresh = SegmentCache(LocalBlobStore(tmp / f"audio_{i}"))
+            before = cpu_seconds()
+            said = speak(plan, speech, fresh.store, tmp / f"clips_{i}")
+            stats["speak_cpu"].append(cpu_seconds() - before)
+            aprof = EncodingProfile.for_canvas(said.canvas)
+            total = sum(r.frames for r in plan_runs(said, aprof)) / aprof.fps
+            before = cpu_seconds()
+            audio_track(said, total, aprof, fresh, tmp)
+            stats["audio_cpu"].append(cpu_seconds() - before)
             print(f"recipient {i + 1}/{n} done", file=sys.stderr)
         previews = []
         for i, plan in enumerate(plans[: args.preview_sample]):
-            _, wall = measure(lambda p=plan, i=i: render(p, tmp / f"prev_{i}.mp4", preview=True))
+            _, wall = measure(
+                lambda p=plan, i=i: render(p, tmp / f"prev_{i}.mp4", preview=True, speech=speech)
+            )
             previews.append(stats["full_wall"][i] / wall)
     mean = {k: statistics.mean(v) for k, v in stats.items()}
     profile = EncodingProfile.for_canvas(plans[0].canvas)
@@ -132,6 +154,8 @@ def main() -> None:
                 "warm_over_full": round(mean["warm_cpu"] / mean["full_cpu"], 3),
                 "warm_over_limit": round(mean["warm_cpu"] / mean["limit_cpu"], 3),
                 "preview_speedup": round(statistics.mean(previews), 1) if previews else None,
+                "speak_cpu_s_per_recipient": round(mean["speak_cpu"], 3),
+                "audio_cpu_s_per_recipient": round(mean["audio_cpu"], 3),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
                 f"Python {platform.python_version()}",
                 "ffmpeg": ff.ffmpeg_version(),

@@ -17,6 +17,7 @@ from chalicelib.ports import (
     Queue,
     RecipientStore,
     ResultStore,
+    SpeechSynth,
     TemplateStore,
 )
 from chalicelib.render.cache import SegmentCache
@@ -44,3 +45,4 @@ class Backends:
     render: RenderConfig  # ffmpeg, its timeout and threads, the encoding settings
     fetcher: AssetFetcher | None  # asset URLs in data; None: refused
     public_url: str  # where the API answers: the base of landing-page links
+    speech: SpeechSynth | None = None  # the voice-over engine; None: voice layers fail

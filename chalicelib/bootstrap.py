@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.connectors.base import Connector
     from chalicelib.connectors.relay import Relay, RelayWorker
     from chalicelib.landing.stream import Streams
-    from chalicelib.ports import FailedInvocations
+    from chalicelib.ports import FailedInvocations, SpeechSynth
 
 
 def render_config(s: Settings) -> RenderConfig:
@@ -76,6 +76,34 @@ def fetcher(s: Settings) -> HttpFetcher:
     )
 
 
+def speech(s: Settings) -> SpeechSynth:
+    """The speech engine the settings choose (see `Settings.speech_engine`). A Piper engine
+    whose model is missing raises SpeechError naming REEL_PIPER_MODEL."""
+    engine = s.speech_engine or (
+        "polly" if s.backend == "aws" else "piper" if s.piper_model else "espeak"
+    )
+    if engine == "polly":
+        import boto3
+        from botocore.config import Config
+
+        from chalicelib.adapters.polly import PollySpeech
+
+        # A line that takes longer is a failed recipient (voice_failed), not a stuck worker.
+        timeouts = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3})
+        client = boto3.client("polly", region_name=s.region, config=timeouts)
+        return PollySpeech(client, engine=s.polly_engine)
+    if engine == "piper":
+        from chalicelib.adapters.piper import PiperSpeech
+        from chalicelib.speech import SpeechError
+
+        if s.piper_model is None:
+            raise SpeechError("REEL_PIPER_MODEL: piper needs the path of a .onnx voice model")
+        return PiperSpeech(s.piper_model)
+    from chalicelib.adapters.espeak import EspeakSpeech
+
+    return EspeakSpeech()
+
+
 @lru_cache(maxsize=8)
 def _segment_cache(root: Path) -> SegmentCache:
     return SegmentCache(LocalBlobStore(root))
@@ -89,6 +117,13 @@ def segment_cache(root: Path | None = None) -> SegmentCache:
 def _job_stores(store: Any) -> dict[str, Any]:
     """One adapter (SQLite, DynamoDB) serving every job-store concern of `Backends`."""
     return dict.fromkeys(("templates", "jobs", "results", "recipients", "claims"), store)
+
+
+def lazy_speech(s: Settings) -> SpeechSynth:
+    """The settings' speech engine, built when first asked to speak (or check a voice)."""
+    from chalicelib.adapters.lazy_speech import LazySpeech
+
+    return LazySpeech(lambda: speech(s))
 
 
 @dataclass(frozen=True)
@@ -163,6 +198,7 @@ class Wiring:
             render=render_config(s),
             fetcher=fetcher(s),
             public_url=s.public_url,
+            speech=lazy_speech(s),
         )
 
     def _aws(self) -> Backends:
@@ -213,6 +249,7 @@ class Wiring:
             render=render_config(s),
             fetcher=fetcher(s),
             public_url=s.public_url,
+            speech=lazy_speech(s),
         )
 
     @property

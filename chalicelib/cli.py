@@ -107,13 +107,83 @@ def schema() -> None:
 @app.command()
 def validate(
     template: Annotated[Path, typer.Argument(help="Template file (.yaml, .yml or .json)")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Recipients (CSV or JSONL): also report whose voice lines would overflow",
+        ),
+    ] = None,
 ) -> None:
     """Check a template and its scene library; print every problem with its path."""
     problems = validate_template_file(template)
+    if not problems:
+        problems = _voice_problems(template)
     if problems:
         _print_problems(problems, f"{template}: {len(problems)} problem(s)")
         raise typer.Exit(1)
     out.print(f"[green]✓[/] {template} is valid")
+    if data is not None and _voice_overflows(template, data):
+        raise typer.Exit(1)
+
+
+def _voice_problems(template: Path) -> list[Problem]:
+    """The template's voices asked of the configured speech engine (when it speaks at all)."""
+    from chalicelib import bootstrap
+    from chalicelib.render.voice import voice_problems
+    from chalicelib.services.templates import _has_voice_lines
+
+    lt = load_template(template)
+    if not _has_voice_lines(lt):
+        return []
+    return voice_problems(lt, bootstrap.lazy_speech(bootstrap.settings()))
+
+
+def _voice_overflows(template: Path, data: Path) -> bool:
+    """Print the recipients of `data` whose voice lines do not fit their windows (each line
+    spoken, into the segment cache: the render finds it there); True if one would fail."""
+    import tempfile
+
+    from chalicelib import bootstrap
+    from chalicelib.data.mapping import apply_mapping, recipient_id
+    from chalicelib.data.readers import read_rows
+    from chalicelib.render.voice import overflows
+    from chalicelib.services.templates import campaign_mapping_file
+
+    lt = load_template(template)
+    speech = bootstrap.lazy_speech(bootstrap.settings())
+    store = bootstrap.segment_cache().store
+    mapping = campaign_mapping_file(lt.root)
+    found = failing = 0
+    with tempfile.TemporaryDirectory(prefix="reel-validate-") as tmp:
+        for row in read_rows(data):
+            if row.fields is None:
+                continue  # a bad row is `reel batch`'s report, not this one's
+            rid = recipient_id(mapping, row.fields, f"line-{row.line}")
+            try:
+                plan = bind(lt, apply_mapping(mapping, row.fields))
+                if not plan.voices:
+                    continue
+                problems = overflows(plan, speech, store, Path(tmp))
+            except ReelError as exc:
+                err.print(f"  ✗ line {row.line} ({rid}): {exc}", markup=False, style="red")
+                failing += 1
+                continue
+            for p, fails in problems:
+                found += 1
+                failing += fails
+                style = "red" if fails else "yellow"
+                err.print(
+                    f"  {'✗' if fails else '!'} line {row.line} ({rid}): {p}",
+                    markup=False,
+                    style=style,
+                )
+    if found or failing:
+        err.print(f"{found} voice line(s) overflow; {failing} recipient(s) would fail")
+    else:
+        out.print("[green]✓[/] every voice line fits its window")
+    return failing > 0
 
 
 def _progress() -> Progress:
@@ -168,6 +238,7 @@ def render(
                 cache=cache,
                 progress=step,
                 config=bootstrap.render_config(settings),
+                speech=bootstrap.lazy_speech(settings),
             )
     except ReelError as exc:
         raise _fail(exc) from exc

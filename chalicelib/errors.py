@@ -65,6 +65,20 @@ class RenderError(ReelError):
         super().__init__(full, field)
 
 
+class VoiceError(ReelError):
+    """A speech engine failed or timed out on a voice line: that recipient alone fails."""
+
+    code = "voice_failed"
+    exit_code = 2
+
+
+class VoiceOverflowError(DataError):
+    """A voice line (with this record's values) does not fit its window: `overflow: error`,
+    or more than `speed` may make up."""
+
+    code = "voice_overflow"
+
+
 class NotFoundError(ReelError):
     """A template, render or batch (or a blob it names) does not exist."""
 

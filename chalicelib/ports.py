@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         TemplateRecord,
     )
     from chalicelib.render.sniff import Kind
+    from chalicelib.speech import Speech, SpeechRequest
     from chalicelib.tracking.events import Event
 
 
@@ -320,4 +321,22 @@ class FailedInvocations(Protocol):
 
     def retry(self, failure_id: str) -> FailedInvocation:
         """Run the failed invocation again and forget the failure; NotFoundError if unknown."""
+        ...
+
+
+class SpeechSynth(Protocol):
+    """Text to speech (espeak-ng locally, Polly on AWS, Piper with a voice model)."""
+
+    @property
+    def name(self) -> str:
+        """The engine's name (part of a spoken clip's cache key)."""
+        ...
+
+    def has_voice(self, voice: str) -> bool:
+        """True when the engine can speak with `voice`."""
+        ...
+
+    def synthesize(self, request: SpeechRequest) -> Speech:
+        """The line spoken (a mono WAV, and word/sentence marks where the engine gives
+        them); SpeechError when the engine fails or times out."""
         ...

@@ -230,6 +230,17 @@ class Settings(BaseSettings):
         description="comma-separated whsec_ secrets of the Standard Webhooks hook (rotation)",
     )
 
+    # Voice-over (`voice` audio layers): the speech engine, chosen here.
+    speech_engine: Literal["", "espeak", "polly", "piper"] = Field(
+        default="",
+        description="espeak (local, bundled), polly (AWS) or piper (a .onnx voice model); "
+        "default: polly on the AWS backend, else espeak (piper when REEL_PIPER_MODEL is set)",
+    )
+    piper_model: Path | None = Field(default=None, description="Piper: the .onnx voice model")
+    polly_engine: Literal["neural", "standard", "generative", "long-form"] = Field(
+        default="neural", description="Polly: the engine its voices are taken from"
+    )
+
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Settings:
         """Every secret setting given as a reference gets the value it references."""

@@ -64,7 +64,7 @@ def landing_page(token: str) -> Response:
         # Made from the stream when asked for: right for the current data, rendered or not.
         poster_url=recipients.page_url(b, page.token) + "/poster.jpg",
         secret=b.secret,
-        lang=locale.split("_")[0],
+        lang=(page.locale or locale).split("_")[0],
         tracking=mode.value,
     )
     return Response(

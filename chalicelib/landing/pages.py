@@ -9,7 +9,7 @@ from pydantic import Field
 
 from chalicelib.errors import DataError
 from chalicelib.landing.tokens import new_token
-from chalicelib.template.bind import bind_values
+from chalicelib.template.bind import bind_values, with_translations
 from chalicelib.template.expr import interpolate
 from chalicelib.template.library import LoadedTemplate
 from chalicelib.template.model import Strict, TextLayer
@@ -40,6 +40,7 @@ class Page(Strict):
     duration: float
     poster_time: float = 0.0
     created_at: float
+    locale: str | None = Field(None, description="the locale the page speaks (its record's)")
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -57,6 +58,10 @@ def captions(plan: RenderPlan) -> list[Cue]:
             if isinstance(pl.layer, TextLayer) and pl.layer.text.strip():
                 start, end = scene.start + pl.start, scene.start + pl.end
                 cues.append(Cue(start=round(start, 3), end=round(end, 3), text=pl.layer.text))
+    if plan.voices:
+        from chalicelib.render.voice import voice_captions
+
+        cues += voice_captions(plan)
     return sorted(cues, key=lambda c: (c.start, c.end))
 
 
@@ -72,12 +77,13 @@ def make_page(
     """Bind the template's page section for the recipient of `plan`; a new token."""
     spec = lt.template.page
     values, _ = bind_values(lt, plan.record)
+    values = with_translations(lt.template, values, plan.locale, [])
 
     def text(value: str | None, field: str) -> str | None:
         if value is None:
             return None
         try:
-            return interpolate(value, values, lt.template.locale)
+            return interpolate(value, values, plan.locale)
         except ValueError as exc:
             raise DataError(f"{exc} (at page.{field})", field=f"page.{field}") from exc
 
@@ -98,4 +104,5 @@ def make_page(
         duration=plan.duration,
         poster_time=plan.poster_time,
         created_at=time.time(),
+        locale=plan.locale,
     )

@@ -9,6 +9,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chalicelib.landing.pages import Page
 from chalicelib.landing.tokens import signed_token
+from chalicelib.template.expr import is_rtl
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -55,6 +56,7 @@ def landing_page(
             config=config,
             static="../static",
             lang=lang,
+            direction="rtl" if is_rtl(lang) else "ltr",
             tracking=tracking,
         )
     )

@@ -15,7 +15,7 @@ from chalicelib.data.mapping import FieldMapping, apply_mapping, recipient_id
 from chalicelib.data.readers import Row
 from chalicelib.errors import ReelError
 from chalicelib.pipeline.jobs import RecipientJob, RecipientResult, Status
-from chalicelib.ports import AssetFetcher, BlobStore
+from chalicelib.ports import AssetFetcher, BlobStore, SpeechSynth
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.engine import ProgressFn, cache_context, render
@@ -125,6 +125,7 @@ def render_recipient(
     cache: SegmentCache,
     config: RenderConfig = DEFAULT,
     progress: ProgressFn | None = None,
+    speech: SpeechSynth | None = None,
 ) -> RecipientResult:
     """Render one job through the segment cache and store its video and poster.
 
@@ -145,6 +146,7 @@ def render_recipient(
                 cache=cache,
                 progress=progress,
                 config=config,
+                speech=speech,
             )
             # Poster first: the video's presence is what marks the job done.
             outputs.put_file(job.poster_key, poster)

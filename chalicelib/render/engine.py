@@ -18,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import PIL
 from PIL import features
 
 from chalicelib import ENGINE_VERSION
+from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.errors import AssetError, RenderError
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render import raster
@@ -30,11 +32,15 @@ from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.ffmpeg import ffmpeg_version
 from chalicelib.render.graph import (
+    TARGET_LUFS,
     AudioInput,
     Overlay,
     SceneInput,
     VideoSource,
+    VoiceInput,
     audio_args,
+    bed_loudness_args,
+    clip_loudness_args,
     draw_args,
     mux_args,
     poster_args,
@@ -51,8 +57,12 @@ from chalicelib.render.segments import (
     run_key,
 )
 from chalicelib.render.text import fonts_fingerprint
+from chalicelib.render.voice import describe, speak
 from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
+
+if TYPE_CHECKING:
+    from chalicelib.ports import SpeechSynth
 
 
 def _box(pl: PlanLayer, profile: EncodingProfile) -> tuple[int, int, int, int]:
@@ -172,6 +182,58 @@ def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
     return sounds
 
 
+# Bumped when the mixing changes (ducking, normalization, limiter): part of the audio key.
+MIX_VERSION = "r128-duck-1"
+MAX_GAIN_DB = 30.0  # a near-silent bed or clip is not blown up past this
+
+
+def _gain_to_target(integrated: float) -> float:
+    if integrated <= -69.9:  # silence: nothing to normalize
+        return 1.0
+    return float(10 ** (min(MAX_GAIN_DB, TARGET_LUFS - integrated) / 20))
+
+
+_GAINS: dict[str, float] = {}
+
+
+def bed_gain(
+    sounds: list[AudioInput], total: float, profile: EncodingProfile, config: RenderConfig
+) -> float:
+    """The gain bringing the bed (music and audio layers) to TARGET_LUFS, measured once per
+    bed and process (a static bed is the same for every recipient)."""
+    if not sounds:
+        return 1.0
+    key = "bed:" + content_key(
+        {"total": total, "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds]}
+    )
+    if key not in _GAINS:
+        found = ff.loudness(bed_loudness_args(sounds, total, profile), config=config)
+        _GAINS[key] = _gain_to_target(found.integrated)
+    return _GAINS[key]
+
+
+def voice_inputs(
+    plan: RenderPlan, cache: SegmentCache | None, work: Path, config: RenderConfig = DEFAULT
+) -> list[VoiceInput]:
+    """The plan's spoken clips as mix inputs, each normalized to TARGET_LUFS (measured once
+    per clip and process) times its layer's volume."""
+    found = []
+    for v in plan.voices:
+        if v.clip is None:
+            raise RenderError("the voice line was not spoken before rendering", field=v.field)
+        path = Path(v.src) if v.src and Path(v.src).is_file() else None
+        if path is None and cache is not None:
+            path = cache.get(v.clip, work)
+        if path is None:
+            raise RenderError("the voice line's clip is missing from the cache", field=v.field)
+        if v.clip not in _GAINS:
+            measured = ff.loudness(clip_loudness_args(str(path)), config=config)
+            _GAINS[v.clip] = _gain_to_target(measured.integrated)
+        gain = _GAINS[v.clip] * v.volume
+        found.append(VoiceInput(str(path), v.start, v.duration / v.tempo, v.tempo, gain))
+    return found
+
+
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -185,6 +247,7 @@ class RenderResult:
     duration: float
     segments: int
     segments_cached: int
+    plan: RenderPlan | None = None  # the plan rendered: its voice lines spoken and fitted
 
 
 def _atomic_target(path: Path) -> Path:
@@ -243,9 +306,15 @@ def cache_context(config: RenderConfig = DEFAULT) -> dict[str, str]:
 
 
 def _audio_key(
-    sounds: list[AudioInput], total: float, profile: EncodingProfile, config: RenderConfig
+    sounds: list[AudioInput],
+    total: float,
+    profile: EncodingProfile,
+    config: RenderConfig,
+    plan: RenderPlan | None = None,
 ) -> str:
     spec = {
+        "mix": MIX_VERSION,
+        "voices": [describe(v) for v in plan.voices] if plan is not None else [],
         "context": cache_context(config),
         "rate": profile.audio_rate,
         "bitrate": profile.audio_bitrate,
@@ -291,7 +360,7 @@ def audio_key(
     plan: RenderPlan, total: float, profile: EncodingProfile, config: RenderConfig = DEFAULT
 ) -> str:
     """Content key of the plan's audio track over `total` seconds (as `render` caches it)."""
-    return _audio_key(audio_inputs(plan, total), total, profile, config)
+    return _audio_key(audio_inputs(plan, total), total, profile, config, plan)
 
 
 def audio_track(
@@ -342,6 +411,7 @@ def render(
     cache: SegmentCache | None = None,
     progress: ProgressFn | None = None,
     config: RenderConfig = DEFAULT,
+    speech: SpeechSynth | None = None,
 ) -> RenderResult:
     """Render `plan` to `out` (MP4) and optionally a poster JPEG.
 
@@ -354,10 +424,18 @@ def render(
     plan = localize(plan)  # no fetcher: checks media (a no-op once done), refuses URLs
     out = out.resolve()
     poster = poster.resolve() if poster else None
+    work = Path(tempfile.mkdtemp(prefix="reel-", dir=config.scratch()))
+    try:
+        # Voice lines spoken (from the cache when said before) before the timeline is cut:
+        # a line that makes its scene grow moves everything after it.
+        clips = cache.store if cache is not None else LocalBlobStore(work / "voice")
+        plan = speak(plan, speech, clips, work / "clips")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
     runs = plan_runs(plan, profile, split=cache is not None)
     steps = len(runs) + 2 + (1 if poster else 0)
-    work = Path(tempfile.mkdtemp(prefix="reel-", dir=config.scratch()))
     tmp_out = _atomic_target(out)
     tmp_poster = _atomic_target(poster) if poster else None
     context = cache_context(config) if cache else {}
@@ -395,7 +473,7 @@ def render(
             if progress:
                 progress("poster", steps, steps)
         tmp_out.replace(out)
-        return RenderResult(out, poster, frames, total, len(runs), hits)
+        return RenderResult(out, poster, frames, total, len(runs), hits, plan)
     finally:
         background.shutdown(wait=True)
         for tmp in (tmp_out, tmp_poster):
@@ -416,11 +494,13 @@ def _audio_track(
     sounds = audio_inputs(plan, total)
     blob = None
     if cache is not None:
-        blob = cache.audio_key(_audio_key(sounds, total, profile, config))
+        blob = cache.audio_key(_audio_key(sounds, total, profile, config, plan))
     if cache is not None and blob is not None and (stored := cache.get(blob, work)):
         return stored
     target = work / "audio.m4a"
-    ff.run(audio_args(sounds, total, profile, str(target)), config=config)
+    voices = voice_inputs(plan, cache, work, config)
+    gain = bed_gain(sounds, total, profile, config)
+    ff.run(audio_args(sounds, total, profile, str(target), voices, gain), config=config)
     if cache is not None and blob is not None:
         return cache.put(blob, target, work)
     return target

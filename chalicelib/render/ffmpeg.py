@@ -84,6 +84,7 @@ def run(
     config: RenderConfig = DEFAULT,
     timeout: float | None = None,
     cwd: Path | None = None,
+    loglevel: str = "error",
 ) -> str:
     """Run ffmpeg with `args` (without the binary); return stderr, or raise RenderError.
 
@@ -96,7 +97,7 @@ def run(
         "-hide_banner",
         "-nostdin",
         "-loglevel",
-        "error",
+        loglevel,
         *guard_inputs(args),
     ]
     try:
@@ -158,3 +159,29 @@ def probe(path: Path, *, config: RenderConfig = DEFAULT, timeout: float = 30.0) 
         width=int(video.group(1)) if video else None,
         height=int(video.group(2)) if video else None,
     )
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R128 figures of a programme, as ffmpeg's `ebur128` filter measures them."""
+
+    integrated: float  # LUFS; -70 for silence
+    true_peak: float  # dBTP
+
+
+_LOUDNESS_I = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf) LUFS")
+_TRUE_PEAK = re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf) dBFS")
+
+
+def loudness(args: Sequence[str], *, config: RenderConfig = DEFAULT) -> Loudness:
+    """Run `args` (a graph ending in `ebur128=peak=true` written to the null muxer) and read
+    the summary ffmpeg prints at the `info` level."""
+    err = run(args, config=config, loglevel="info")
+    i, tp = _LOUDNESS_I.search(err), _TRUE_PEAK.search(err)
+    if i is None or tp is None:
+        raise RenderError("ffmpeg printed no loudness summary", _tail(err))
+
+    def number(text: str) -> float:
+        return -70.0 if text == "-inf" else max(-70.0, float(text))
+
+    return Loudness(number(i.group(1)), number(tp.group(1)))

@@ -356,12 +356,105 @@ class AudioInput:
     loop: bool = False
 
 
-def audio_args(
-    audio: Sequence[AudioInput], total: float, profile: EncodingProfile, out: str
+@dataclass(frozen=True)
+class VoiceInput:
+    """A spoken clip placed on the video's timeline."""
+
+    path: str
+    start: float
+    length: float  # seconds it plays on the timeline (its duration over its tempo)
+    tempo: float = 1.0
+    gain: float = 1.0  # linear: its loudness normalization times the layer's volume
+
+
+# The programme's loudness: each part is normalized to TARGET_LUFS (the bed, each voice clip),
+# the bed ducks under voices, and a limiter keeps sample peaks under LIMIT (−2 dBFS), so that
+# the true peak of the AAC track stays under −1 dBTP.
+TARGET_LUFS = -16.0
+LIMIT = 0.794
+DUCK = 0.25  # the bed's gain while a voice speaks: −12 dB
+DUCK_RAMP = 0.4  # seconds the bed takes to go down (before the voice) and back up (after)
+
+
+def duck_expression(voices: Sequence[VoiceInput]) -> str:
+    """The bed's gain over time (an ffmpeg expression, numbers only): 1, and DUCK while any
+    voice speaks, with ramps of DUCK_RAMP seconds on each side, even in decibels."""
+    r = DUCK_RAMP
+    dips = [
+        f"clip(min(t-{v.start - r:.4f},{v.start + v.length + r:.4f}-t)/{r:g},0,1)" for v in voices
+    ]
+    deepest = dips[0]
+    for dip in dips[1:]:
+        deepest = f"max({deepest},{dip})"
+    return f"pow({DUCK:g},{deepest})"
+
+
+def programme(
+    audio: Sequence[AudioInput],
+    total: float,
+    profile: EncodingProfile,
+    voices: Sequence[VoiceInput] = (),
+    bed_gain: float = 1.0,
+    inputs: Inputs | None = None,
+) -> ffmpeg.nodes.FilterableStream:
+    """The mixed programme: the bed (music and audio layers) at `bed_gain`, ducked under the
+    voices, the voices on top, peaks limited."""
+    inputs = inputs or Inputs()
+    rate = profile.audio_rate
+    mixed = _mix(audio, total, profile, inputs)
+    if bed_gain != 1:
+        mixed = mixed.filter("volume", f"{bed_gain:.6f}")
+    if voices:
+        mixed = mixed.filter("volume", duck_expression(voices), eval="frame")
+        spoken = []
+        for v in voices:
+            a = inputs.get("audio", v.path, **FILE_ONLY).filter("aresample", rate)
+            a = a.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+            if abs(v.tempo - 1) > 1e-6:
+                a = a.filter("atempo", f"{v.tempo:.6f}")
+            a = a.filter("volume", f"{v.gain:.6f}")
+            if v.start > 0:
+                a = a.filter("adelay", f"{round(v.start * 1000)}", all=1)
+            spoken.append(a)
+        mixed = ffmpeg.filter(
+            [mixed, *spoken], "amix", inputs=1 + len(spoken), normalize=0, duration="first"
+        )
+    if not audio and not voices:
+        return mixed  # silence: nothing to limit
+    # The limiter's lookahead is compensated (latency): the sound stays in sync with the video.
+    mixed = mixed.filter("alimiter", limit=LIMIT, level=0, latency=1, attack=5, release=50)
+    return mixed.filter("apad").filter("atrim", duration=f"{total:g}")
+
+
+def loudness_args(stream: ffmpeg.nodes.FilterableStream) -> list[str]:
+    """Arguments measuring a stream's EBU R128 loudness (for `ffmpeg.loudness`)."""
+    measured = stream.filter("ebur128", peak="true")
+    return list(ffmpeg.output(measured, "-", f="null").global_args(*DECODING).get_args())
+
+
+def bed_loudness_args(
+    audio: Sequence[AudioInput], total: float, profile: EncodingProfile
 ) -> list[str]:
-    """One audio pass over the whole timeline (music bed, audio layers, fades) to an AAC
-    track, so there is no click at any segment join."""
-    mixed = _mix(audio, total, profile, Inputs())
+    """Arguments measuring the bed (music and audio layers, as mixed) before normalization."""
+    return loudness_args(_mix(audio, total, profile, Inputs()))
+
+
+def clip_loudness_args(path: str) -> list[str]:
+    """Arguments measuring a spoken clip's loudness."""
+    return loudness_args(Inputs().get("audio", path, **FILE_ONLY))
+
+
+def audio_args(
+    audio: Sequence[AudioInput],
+    total: float,
+    profile: EncodingProfile,
+    out: str,
+    voices: Sequence[VoiceInput] = (),
+    bed_gain: float = 1.0,
+) -> list[str]:
+    """One audio pass over the whole timeline (music bed, audio layers, fades, voices) to an
+    AAC track, so there is no click at any segment join."""
+    mixed = programme(audio, total, profile, voices, bed_gain)
     output = ffmpeg.output(
         mixed,
         out,

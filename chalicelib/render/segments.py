@@ -235,4 +235,8 @@ def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview:
         "cues": [{**c.model_dump(), "src": digest(c.src)} for c in plan.cues],
         "poster": plan.poster_time,
     }
+    if plan.voices:  # what each line says and how (before it is spoken: a plan step's key)
+        keep = {"text", "ssml", "voice", "rate", "pitch", "volume", "start", "window", "overflow"}
+        spec["voices"] = [v.model_dump(include=keep) for v in plan.voices]
+        spec["lexicon"] = [w.model_dump() for w in plan.lexicon]
     return content_key(spec)

@@ -224,7 +224,7 @@ def render_item(b: Backends, batch_id: str, item: BatchItem) -> RecipientResult:
     if isinstance(planned, RecipientResult):
         result = planned
     else:
-        result = render_recipient(planned, b.blobs, b.cache, b.render)
+        result = render_recipient(planned, b.blobs, b.cache, b.render, speech=b.speech)
         if result.status != Status.failed and not batch.folder:
             try:
                 token = publish(b, lt, planned, batch.template_id)

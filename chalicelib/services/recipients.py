@@ -52,6 +52,11 @@ def publish(b: Backends, lt: LoadedTemplate, job: RecipientJob, campaign_id: str
     if current is not None and current.video_key == job.output_key:
         token = current.token
     else:
+        if job.plan.voices:  # the spoken lines (the render stored them) join the captions
+            from chalicelib.render.voice import speak
+
+            spoken = speak(job.plan, b.speech, b.cache.store, b.scratch / "clips")
+            job = job.model_copy(update={"plan": spoken})
         page = page_for(lt, job, campaign_id)
         b.recipients.put_page(page)
         token = page.token

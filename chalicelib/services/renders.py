@@ -89,7 +89,7 @@ def run_render(b: Backends, render_id: str) -> RenderRecord:
             share = round(done / total, 3)
             b.jobs.set_state("render", render_id, JobState.running, expect=running, progress=share)
 
-        result = render_recipient(job, b.blobs, b.cache, b.render, step)
+        result = render_recipient(job, b.blobs, b.cache, b.render, step, speech=b.speech)
         if result.status != Status.failed:
             token = publish(b, lt, job, record.template_id)
             result = result.model_copy(update={"page": page_url(b, token)})

@@ -47,7 +47,10 @@ def stream_plan(b: Backends, campaign_id: str, version: str, data: dict[str, Any
     """Bind a stream's record into its localized render plan: its URLs from data fetched, its
     media checked (milliseconds once fetched: no rendering)."""
     from chalicelib.render.localize import localize
+    from chalicelib.render.voice import speak
     from chalicelib.template.bind import bind
 
     lt = materialize(b, get_template(b, campaign_id, version))
-    return localize(bind(lt, data), b.fetcher)
+    plan = localize(bind(lt, data), b.fetcher)
+    # Voice lines spoken (or found in the cache): the audio rendition carries them.
+    return speak(plan, b.speech, b.cache.store, b.scratch / "clips") if plan.voices else plan

@@ -159,6 +159,10 @@ def _register(b: Backends, root: Path) -> TemplateRecord:
 
     lt = load_template(_template_file(root))
     problems = check_template(lt)
+    if not problems and b.speech is not None and _has_voice_lines(lt):
+        from chalicelib.render.voice import voice_problems
+
+        problems = voice_problems(lt, b.speech)  # its voices, asked of the configured engine
     if problems:
         raise TemplateError(f"{len(problems)} problem(s) in the template", problems=problems)
     find_rules(root)  # a bad rules.yaml is refused with the template, naming its path
@@ -180,6 +184,17 @@ def _register(b: Backends, root: Path) -> TemplateRecord:
     )
     b.templates.put_template(record)
     return record
+
+
+def _has_voice_lines(lt: LoadedTemplate) -> bool:
+    from chalicelib.template.model import SceneRef, VoiceLayer
+
+    return any(
+        isinstance(layer, VoiceLayer)
+        for e in lt.template.scenes
+        if not (isinstance(e, SceneRef) and e.use not in lt.library)
+        for layer in lt.scene_for(e).layers
+    )
 
 
 def get_template(b: Backends, template_id: str, version: str | None = None) -> TemplateRecord:

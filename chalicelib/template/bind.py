@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.errors import DataError, Problem, TemplateError
-from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
+from chalicelib.template.expr import (
+    TRANSLATE,
+    evaluate_condition,
+    has_expr,
+    interpolate,
+    is_rtl,
+    language,
+    template_variables,
+)
+from chalicelib.template.lexicon import LexiconWord, load_lexicon
 from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
     AudioLayer,
@@ -14,14 +23,16 @@ from chalicelib.template.model import (
     ImageLayer,
     Scene,
     ShapeLayer,
+    Template,
     TextLayer,
     TextStyle,
     Transition,
     TransitionKind,
     VarType,
     VideoLayer,
+    VoiceLayer,
 )
-from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
+from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan, VoiceCue
 from chalicelib.template.values import check_url, coerce, is_blank, to_json, url_scheme
 
 CUT = Transition(type=TransitionKind.cut, duration=0)
@@ -55,6 +66,44 @@ def bind_values(
     return values, {k: to_json(v) for k, v in values.items()}
 
 
+def choose_locale(tpl: Template, requested: Any) -> str:
+    """The locale of a record: its `locale` when the template has translations for it (or
+    for its language: 'fr' or 'fr-CA' picks 'fr_FR'), else the template's."""
+    if not isinstance(requested, str) or not requested.strip() or not tpl.translations:
+        return tpl.locale
+    wanted = requested.strip().replace("-", "_")
+    for key in tpl.translations:
+        if key.lower() == wanted.lower():
+            return key
+    lang = language(wanted)
+    if lang == language(tpl.locale):
+        return tpl.locale
+    return next((k for k in tpl.translations if language(k) == lang), tpl.locale)
+
+
+def with_translations(
+    tpl: Template, values: dict[str, Any], locale: str, fallbacks: list[str]
+) -> dict[str, Any]:
+    """`values` with `t`: t('id') is the string of `locale`, else (counted in `fallbacks`) the
+    template locale's, interpolated with the same values."""
+    if not tpl.translations:
+        return values
+    own = tpl.translations.get(locale, {})
+    default = tpl.translations.get(tpl.locale, {})
+
+    def t(key: str) -> str:
+        if key in own:
+            text = own[key]
+        elif key in default:
+            fallbacks.append(key)
+            text = default[key]
+        else:
+            raise ValueError(f"no translation {key!r}")
+        return interpolate(text, values, locale)
+
+    return {**values, TRANSLATE: t}
+
+
 class _Binder:
     def __init__(
         self,
@@ -62,10 +111,13 @@ class _Binder:
         values: dict[str, Any],
         record: dict[str, Any],
         from_data: frozenset[str] = frozenset(),
+        locale: str | None = None,
     ):
         self.lt = lt
         self.tpl = lt.template
-        self.values = values
+        self.locale = locale or self.tpl.locale
+        self.fallbacks: list[str] = []
+        self.values = with_translations(self.tpl, values, self.locale, self.fallbacks)
         self.record = record
         self.from_data = from_data  # the variables whose value the record gave (not a default)
 
@@ -81,7 +133,7 @@ class _Binder:
 
     def text(self, path: str, text: str) -> str:
         try:
-            return interpolate(text, self.values, self.tpl.locale)
+            return interpolate(text, self.values, self.locale)
         except ValueError as exc:
             raise self._fail(path, text, str(exc)) from exc
 
@@ -148,6 +200,31 @@ class _Binder:
         resolved = Background.model_validate({**bg.model_dump(), **update})
         return resolved, personal
 
+    def voice(self, path: str, layer: VoiceLayer, scene: Scene, cursor: float) -> VoiceCue:
+        line = layer.text if layer.text is not None else layer.ssml
+        assert line is not None  # the model holds exactly one
+        end = (
+            scene.duration
+            if layer.duration is None
+            else min(scene.duration, layer.start + layer.duration)
+        )
+        return VoiceCue(
+            field=path,
+            scene=scene.id,
+            text=self.text(f"{path}.{'text' if layer.text is not None else 'ssml'}", line),
+            ssml=layer.ssml is not None,
+            voice=voice_for(self.tpl, self.locale, layer.voice),
+            rate=layer.rate,
+            pitch=layer.pitch,
+            volume=layer.volume,
+            start=round(cursor + layer.start, 6),
+            window=round(end - layer.start, 6),
+            overflow=layer.overflow.value,
+            personal=has_expr(line),
+            caption=layer.caption,
+            locale=self.locale,
+        )
+
     def layer(
         self, path: str, layer: TextLayer | ImageLayer | VideoLayer | ShapeLayer, scene: Scene
     ) -> PlanLayer:
@@ -158,6 +235,9 @@ class _Binder:
             update["text"] = self.text(f"{path}.text", layer.text)
             personal = personal or has_expr(layer.text)
             style = layer.font or (self.tpl.styles[layer.style] if layer.style else TextStyle())
+            if is_rtl(self.locale) and "align" not in style.model_fields_set:
+                style = style.model_copy(update={"align": "right"})  # unless the style says
+                personal = personal or not is_rtl(self.tpl.locale)  # differs by locale
             if has_expr(style.color) or has_expr(style.stroke_color):
                 personal = True
                 style = style.model_copy(
@@ -182,12 +262,27 @@ class _Binder:
         return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
 
 
+def voice_for(
+    tpl: Template, locale: str, given: str | dict[str, str] | None
+) -> str | dict[str, str]:
+    """The voice a line is spoken with: its own, else the template's for the locale (or its
+    language), else the locale itself (an engine may know a voice by its language)."""
+    if given is not None:
+        return given
+    language = locale.split("_")[0].split("-")[0]
+    return tpl.voices.get(locale) or tpl.voices.get(language) or locale
+
+
 def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
     tpl = lt.template
     values, json_record = bind_values(lt, record)
     given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
-    b = _Binder(lt, values, json_record, given)
+    locale = choose_locale(tpl, record.get("locale"))
+    if locale != tpl.locale and "locale" not in tpl.variables:
+        # Kept with the record: what a recipient's stream and page are bound from later.
+        json_record["locale"] = locale
+    b = _Binder(lt, values, json_record, given, locale)
 
     chosen: list[tuple[int, Scene]] = []
     for index, entry in enumerate(tpl.scenes):
@@ -199,6 +294,7 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
 
     scenes: list[PlanScene] = []
     cues: list[AudioCue] = []
+    voices: list[VoiceCue] = []
     cursor = 0.0
     previous_out = CUT
     for pos, (index, scene) in enumerate(chosen):
@@ -222,6 +318,9 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         for li, layer in enumerate(scene.layers):
             lpath = f"{prefix}.layers[{li}]"
             if not b.when(f"{lpath}.when", layer.when):
+                continue
+            if isinstance(layer, VoiceLayer):
+                voices.append(b.voice(lpath, layer, scene, cursor))
                 continue
             if isinstance(layer, AudioLayer):
                 src = b.asset(f"{lpath}.src", layer.src)
@@ -274,7 +373,17 @@ def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
         duration=duration,
         poster_time=_poster_time(lt, scenes, duration),
         record=json_record,
+        voices=voices,
+        locale=b.locale,
+        fallbacks=sorted(set(b.fallbacks)),
+        lexicon=_used_words(load_lexicon(lt.root), voices) if voices else [],
     )
+
+
+def _used_words(lexicon: list[LexiconWord], voices: list[VoiceCue]) -> list[LexiconWord]:
+    """The lexicon's entries some line says (the others do not change how anything sounds)."""
+    lines = " ".join(v.text for v in voices).casefold()
+    return [w for w in lexicon if w.grapheme.casefold() in lines]
 
 
 def _poster_time(lt: LoadedTemplate, scenes: list[PlanScene], duration: float) -> float:

@@ -138,6 +138,44 @@ def has_expr(text: str) -> bool:
     return "{{" in text
 
 
+# ── languages (issue 20): `{{ t('id') }}` and right-to-left scripts ───────────────────────
+
+TRANSLATE = "t"  # the function a text calls for a translated string: {{ t('greeting') }}
+RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
+
+
+def language(locale: str) -> str:
+    """'fr_FR' | 'fr-FR' | 'fr' → 'fr'."""
+    return locale.replace("-", "_").split("_")[0].lower()
+
+
+def is_rtl(locale: str) -> bool:
+    """True for locales written right to left (Arabic, Hebrew, Persian, Urdu…)."""
+    return language(locale) in RTL_LANGUAGES
+
+
+@lru_cache(maxsize=4096)
+def translation_ids(text: str, locale: str = DEFAULT_LOCALE) -> frozenset[str]:
+    """The ids `text` asks `t()` for; ValueError when a call is not `t('an id')`."""
+    if TRANSLATE not in text or not has_expr(text):
+        return frozenset()
+    env = environment(locale)
+    try:
+        ast = env.parse(text)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"bad interpolation: {exc.message}") from exc
+    ids = set()
+    for call in ast.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == TRANSLATE:
+            args = call.args
+            if len(args) != 1 or call.kwargs or not isinstance(args[0], nodes.Const):
+                raise ValueError("t() takes one quoted id: {{ t('greeting') }}")
+            if not isinstance(args[0].value, str):
+                raise ValueError("t() takes one quoted id: {{ t('greeting') }}")
+            ids.add(args[0].value)
+    return frozenset(ids)
+
+
 @lru_cache(maxsize=4096)  # the same texts are checked at every keystroke and every binding
 def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> frozenset[str]:
     """The variable names `text` uses; raises ValueError if it does not parse or has statements."""
@@ -148,7 +186,7 @@ def template_variables(text: str, locale: str = DEFAULT_LOCALE) -> frozenset[str
             if not isinstance(node, _ALLOWED_STMTS):
                 raise ValueError("only {{ expressions }} are allowed here, not {% statements %}")
         env.compile(ast)  # unknown filters are reported at compile time
-        return frozenset(find_undeclared_variables(ast))
+        return frozenset(find_undeclared_variables(ast)) - {TRANSLATE}
     except TemplateSyntaxError as exc:
         raise ValueError(f"bad interpolation: {exc.message}") from exc
     except RecursionError:  # jinja's parser and compiler recurse once per nesting level

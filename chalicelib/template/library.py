@@ -19,7 +19,13 @@ from chalicelib.template.documents import (
     load_json,
     load_yaml,
 )
-from chalicelib.template.expr import check_locale, compile_condition, template_variables
+from chalicelib.template.expr import (
+    check_locale,
+    compile_condition,
+    template_variables,
+    translation_ids,
+)
+from chalicelib.template.lexicon import lexicon_problems
 from chalicelib.template.model import (
     LAYER_TAGS,
     SCENE_TAGS,
@@ -32,6 +38,7 @@ from chalicelib.template.model import (
     TransitionKind,
     VarType,
     VideoLayer,
+    VoiceLayer,
 )
 from chalicelib.template.values import coerce, url_scheme
 
@@ -274,6 +281,8 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
             return
         for name in sorted(names - declared):
             yield problem(path, f"uses undeclared variable {name!r}")
+        for reason in unknown_translations(tpl, text):
+            yield problem(path, reason)
 
     def check_file(path: str, ref: str | None) -> Iterator[Problem]:
         if not ref:
@@ -326,6 +335,51 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
                 )
         if isinstance(layer, ImageLayer | VideoLayer | AudioLayer):
             yield from check_file(f"{lp}.src", layer.src)
+        if isinstance(layer, VoiceLayer):
+            line = layer.text if layer.text is not None else layer.ssml
+            yield from check_text(
+                f"{lp}.{'text' if layer.text is not None else 'ssml'}", line or ""
+            )
+
+
+def unknown_translations(tpl: Template, text: str) -> list[str]:
+    """Why the `t()` calls of `text` cannot be served: an id the template's own locale does
+    not translate (every other locale falls back to it), or a call that is not t('id')."""
+    try:
+        ids = translation_ids(text, tpl.locale)
+    except ValueError as exc:
+        return [str(exc)]
+    default = tpl.translations.get(tpl.locale, {})
+    return [
+        f"unknown translation id {key!r} (translations.{tpl.locale} has: {sorted(default)[:20]})"
+        for key in sorted(ids - set(default))
+    ]
+
+
+def _translations_problems(tpl: Template) -> list[Problem]:
+    problems = []
+    if tpl.translations and tpl.locale not in tpl.translations:
+        problems.append(
+            Problem("translations", f"no strings for the template's locale {tpl.locale!r}")
+        )
+    for loc, table in tpl.translations.items():
+        try:
+            check_locale(loc)
+        except ValueError as exc:
+            problems.append(Problem(f"translations.{loc}", str(exc)))
+        for key, text in table.items():
+            try:
+                names = template_variables(text, loc)
+                if translation_ids(text, loc):
+                    raise ValueError("a translation cannot call t() itself")
+            except ValueError as exc:
+                problems.append(Problem(f"translations.{loc}.{key}", str(exc)))
+                continue
+            problems.extend(
+                Problem(f"translations.{loc}.{key}", f"uses undeclared variable {n!r}")
+                for n in sorted(names - set(tpl.variables))
+            )
+    return problems
 
 
 def check_template(lt: LoadedTemplate) -> list[Problem]:
@@ -382,6 +436,8 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
                         f"({scene.id!r} → {following.id!r})",
                     )
                 )
+    problems.extend(lexicon_problems(lt.root))
+    problems.extend(_translations_problems(tpl))
     if tpl.poster.scene is not None and tpl.poster.scene not in ids:
         problems.append(Problem("poster.scene", f"no scene with id {tpl.poster.scene!r}"))
     page = tpl.page
@@ -400,6 +456,7 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
             Problem(path, f"uses undeclared variable {name!r}")
             for name in sorted(names - set(tpl.variables))
         )
+        problems.extend(Problem(path, reason) for reason in unknown_translations(tpl, text))
     return problems
 
 

@@ -265,11 +265,51 @@ class AudioLayer(LayerBase):
     fade_out: float = Field(0, ge=0)
 
 
+# ── voice-over (issue 20): a spoken line, its engine's voice, what to do when it runs long ──
+
+
+class Overflow(StrEnum):
+    speed = "speed"  # spoken up to 15 % faster to fit its window
+    extend = "extend"  # the scene grows to hold it
+    error = "error"  # the recipient fails, naming the layer
+
+
+MAX_SPEEDUP = 1.15  # `overflow: speed` goes no faster than this
+
+VoiceName = Annotated[
+    str | dict[str, str],
+    Field(
+        description="the engine's voice ('en-us' for espeak, 'Joanna' for Polly), or one per "
+        "engine: {espeak: fr, polly: Lea}; default: the template's `voices` for the locale"
+    ),
+]
+
+
+class VoiceLayer(LayerBase):
+    type: Literal["voice"] = "voice"
+    text: str | None = Field(None, max_length=3000, description="the line; may use {{ }}")
+    ssml: str | None = Field(None, max_length=3000, description="or: SSML (Polly, espeak)")
+    voice: VoiceName | None = None
+    rate: float = Field(1.0, ge=0.5, le=2.0, description="pace: 1 is the engine's normal")
+    pitch: float = Field(0.0, ge=-12, le=12, description="semitones (espeak)")
+    volume: float = Field(1.0, ge=0, le=4, description="gain over the normalized voice")
+    overflow: Overflow = Field(
+        Overflow.speed, description="a line longer than its window: speed (≤ +15 %), extend, error"
+    )
+    caption: bool = Field(True, description="include the line in the captions track")
+
+    @model_validator(mode="after")
+    def _one_line(self) -> VoiceLayer:
+        if (self.text is None) == (self.ssml is None):
+            raise ValueError("a voice layer has exactly one of: text, ssml")
+        return self
+
+
 Layer = Annotated[
-    TextLayer | ImageLayer | VideoLayer | ShapeLayer | AudioLayer,
+    TextLayer | ImageLayer | VideoLayer | ShapeLayer | AudioLayer | VoiceLayer,
     Field(discriminator="type"),
 ]
-LAYER_TAGS = frozenset({"text", "image", "video", "shape", "audio"})
+LAYER_TAGS = frozenset({"text", "image", "video", "shape", "audio", "voice"})
 
 
 # ── scenes ─────────────────────────────────────────────────────────────────────────────────
@@ -458,6 +498,16 @@ class Template(Strict):
     page: PageSpec = PageSpec()
     tracking: TrackingSpec = TrackingSpec()
     retention: RetentionSpec = RetentionSpec()
+    translations: dict[str, dict[str, Annotated[str, Field(max_length=3000)]]] = Field(
+        default_factory=dict,
+        description="strings by id, per locale ('fr_FR': {greeting: 'Bonjour {{ first_name }}'}), "
+        "used as {{ t('greeting') }}; the record's `locale` chooses, `locale` is the fallback",
+    )
+    voices: dict[str, VoiceName] = Field(
+        default_factory=dict,
+        description="voice-over: the voice of each locale ('en_US': 'en-us'), for voice "
+        "layers that name none; a language alone ('fr') serves every locale of it",
+    )
 
     @field_validator("variables")
     @classmethod

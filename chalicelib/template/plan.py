@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from chalicelib.template.lexicon import LexiconWord
 from chalicelib.template.model import (
     Background,
     Canvas,
@@ -57,6 +58,38 @@ class AudioCue(Strict):
     fade_out: float
 
 
+class VoiceMark(Strict):
+    """A word or sentence of a spoken line: when it starts in the clip (seconds)."""
+
+    kind: str
+    time: float
+    text: str
+
+
+class VoiceCue(Strict):
+    """A voice layer placed on the timeline; `clip` and what follows are set once spoken."""
+
+    field: str = Field(description="the layer's path: what an error about it names")
+    scene: str
+    text: str
+    ssml: bool
+    voice: str | dict[str, str]
+    rate: float
+    pitch: float
+    volume: float
+    start: float = Field(description="seconds on the video's timeline")
+    window: float = Field(description="seconds the line may take")
+    overflow: str
+    personal: bool
+    caption: bool
+    locale: str
+    clip: str | None = Field(None, description="the spoken clip's key in the segment cache")
+    src: str | None = Field(None, description="a local file of the clip")
+    duration: float = 0.0
+    tempo: float = Field(1.0, description="played this much faster to fit (overflow: speed)")
+    marks: list[VoiceMark] = Field(default_factory=list)
+
+
 class RenderPlan(Strict):
     """Template + scene library + record, resolved. Same plan → same video."""
 
@@ -69,3 +102,12 @@ class RenderPlan(Strict):
     duration: float
     poster_time: float
     record: dict[str, Any] = Field(description="the coerced values, JSON-shaped")
+    voices: list[VoiceCue] = Field(default_factory=list, description="voice-over lines")
+    locale: str = Field("en_US", description="the locale chosen for the record")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="translation ids this locale lacks: said in the template's locale",
+    )
+    lexicon: list[LexiconWord] = Field(
+        default_factory=list, description="the campaign's pronunciations the lines use"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chalicelib.adapters.espeak import EspeakSpeech
 from chalicelib.cli import DEMO_DIR
 from chalicelib.data.readers import read_rows
 from chalicelib.render.engine import render
@@ -30,6 +31,56 @@ def test_the_demo_renders_in_a_single_pass(out: Path) -> None:
     lt = load_template(DEMO_DIR / "template.yaml")
     [row] = [r for r in read_rows(DEMO_DIR / "recipients.csv") if r.line == 3]
     for attempt in range(3):  # the stall was intermittent
-        video = render(bind(lt, row.fields or {}), out / f"{attempt}.mp4", preview=True).path
+        plan = bind(lt, row.fields or {})
+        video = render(plan, out / f"{attempt}.mp4", preview=True, speech=EspeakSpeech()).path
         p = probe(video)
         assert (p.width, p.height, p.frames) == (320, 180, 300)
+
+
+def test_two_demo_recipients_differ_in_the_greeting_audio_and_no_other(tmp_path: Path) -> None:
+    # GIVEN Emma and Liam of the demo (English, short names: their greetings keep their length)
+    import numpy as np
+
+    from chalicelib.adapters.local_fs import LocalBlobStore
+    from chalicelib.data.mapping import apply_mapping
+    from chalicelib.render import ffmpeg as ff
+    from chalicelib.render.cache import SegmentCache
+    from chalicelib.render.engine import audio_track
+    from chalicelib.render.profile import EncodingProfile
+    from chalicelib.render.voice import speak
+    from chalicelib.services.templates import campaign_mapping_file
+
+    lt = load_template(DEMO_DIR / "template.yaml")
+    mapping = campaign_mapping_file(DEMO_DIR)
+    rows = {
+        r.fields["recipient_id"]: r.fields
+        for r in read_rows(DEMO_DIR / "recipients.csv")
+        if r.fields
+    }
+    cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
+    sound = {}
+    for rid in ("r010", "r011"):
+        plan = bind(lt, apply_mapping(mapping, rows[rid]))
+        plan = speak(plan, EspeakSpeech(), cache.store, tmp_path / "clips")
+        assert plan.duration == 30.0
+        profile = EncodingProfile.for_canvas(plan.canvas, preview=True)
+        # WHEN their programmes are mixed (the audio pass of their renders)
+        track = audio_track(plan, plan.duration, profile, cache, tmp_path)
+        raw = tmp_path / f"{rid}.f32"
+        ff.run(["-y", "-i", str(track), "-ac", "1", "-ar", "48000", "-f", "f32le", str(raw)])
+        sound[rid] = np.frombuffer(raw.read_bytes(), dtype="<f4").astype(np.float64)
+    greeting = plan.scenes[1]
+    assert greeting.id == "greeting"
+    a, b = sound["r010"], sound["r011"]
+    assert len(a) == len(b)
+    lo, hi = round(greeting.start * 48000), round((greeting.start + greeting.duration) * 48000)
+    margin = round(0.05 * 48000)  # AAC frames straddling the scene's edges
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x * x)))
+
+    # THEN the greeting differs (another name is said) and nothing else does
+    assert rms(a[lo:hi] - b[lo:hi]) > 0.2 * rms(a[lo:hi])
+    for part in (slice(0, lo - margin), slice(hi + margin, None)):
+        assert rms(a[part]) > 0.01
+        assert rms(a[part] - b[part]) < 0.02 * rms(a[part])

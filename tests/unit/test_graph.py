@@ -233,3 +233,23 @@ def test_every_input_is_opened_file_only_with_bounded_probing() -> None:
     # …and leaves an explicit choice alone (a test reading HLS over HTTP)
     explicit = guard_inputs(["-protocol_whitelist", "http,tcp,file", "-i", "http://x/i.m3u8"])
     assert _input_options(explicit)[0][1]["-protocol_whitelist"] == "http,tcp,file"
+
+
+def test_voices_duck_the_bed_and_are_sped_up_delayed_and_limited() -> None:
+    from chalicelib.render.graph import VoiceInput, duck_expression
+
+    bed = AudioInput("bed.m4a", 0, 4.0, loop=True)
+    voice = VoiceInput("v.wav", start=1.0, length=1.5, tempo=1.1, gain=2.0)
+    args = audio_args([bed], 4.0, PROFILE, "a.m4a", [voice], bed_gain=0.5)
+    graph = args[args.index("-filter_complex") + 1]
+    assert "volume=0.500000" in graph
+    # The bed goes down 0.4 s before the voice and is back up 0.4 s after it ends.
+    assert duck_expression([voice]) == "pow(0.25,clip(min(t-0.6000,2.9000-t)/0.4,0,1))"
+    # (commas escaped in the filtergraph: the expression stays one option value)
+    assert r"volume=pow(0.25\,clip(min(t-0.6000\,2.9000-t)/0.4\,0\,1)):eval=frame" in graph
+    assert "atempo=1.100000" in graph and "volume=2.000000" in graph
+    assert "adelay=1000:all=1" in graph
+    assert "amix=duration=first:inputs=2:normalize=0" in graph
+    assert "alimiter=attack=5:latency=1:level=0:limit=0.794:release=50" in graph
+    two = duck_expression([voice, VoiceInput("w.wav", start=3.0, length=0.5)])
+    assert two.startswith("pow(0.25,max(clip(")
