@@ -158,6 +158,8 @@ class Api(Construct):
         allow(role, "EraseMediaVersions", ["s3:ListBucketVersions"], [media.bucket.bucket_arn])
         allow(role, "EraseRecords", ["dynamodb:Scan"], [tables.jobs.table_arn])
         allow(role, "EraseEvents", ["dynamodb:DeleteItem"], [tables.events.table_arn])
+        # POST /templates checks a voice line's voice against the engine's list ("*" only).
+        allow(role, "PollyVoices", ["polly:DescribeVoices"], ["*"])
         # X-Ray takes no resource-level permissions
         allow(role, "XRay", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
         secret_env, secrets = context_secrets(self, API_SECRET_CONTEXT)

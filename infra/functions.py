@@ -51,6 +51,8 @@ EVENT_STORE = ["dynamodb:PutItem", "dynamodb:Query"]
 #: Powertools' DynamoDBPersistenceLayer (the render handler's idempotency records).
 IDEMPOTENCY = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 SEND = ["sqs:SendMessage"]  # SqsQueue: SendMessageBatch is authorized as SendMessage
+#: PollySpeech: speak, and list the voices it checks a line's voice against.
+POLLY_SPEAK = ["polly:SynthesizeSpeech", "polly:DescribeVoices"]
 #: Reserved concurrency (each both a floor and a ceiling, out of the account's 1,000 by
 #: default): a batch's renders are capped, so the API and the tracking relay always have
 #: capacity of their own. Render: the Distributed Map's MaxConcurrency plus room for streams.

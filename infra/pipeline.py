@@ -20,6 +20,7 @@ from infra.functions import (
     JOB_STORE,
     LOG_RETENTION,
     LONG_TIMEOUT,
+    POLLY_SPEAK,
     S3_LIST,
     S3_READ,
     S3_WRITE,
@@ -92,6 +93,17 @@ class BatchPipeline(Construct):
         allow(render_role, "Jobs", JOB_STORE, [tables.jobs.table_arn])
         allow(render_role, "Idempotency", IDEMPOTENCY, [tables.idempotency.table_arn])
         allow(render_role, "Completions", SEND, [relay.queue_arn])
+        # Voice lines (adapters/polly.py): a campaign's lexicon is stored under a name Reel
+        # derives (`reel` + a hash). Polly authorizes SynthesizeSpeech and DescribeVoices on
+        # "*" only (its API permissions reference).
+        lexicons = stack.format_arn(
+            service="polly",
+            resource="lexicon",
+            resource_name="reel*",
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        allow(render_role, "PollyLexicons", ["polly:PutLexicon"], [lexicons])
+        allow(render_role, "Polly", POLLY_SPEAK, ["*"])
         # Stream groups reach the render function by asynchronous invocation (the API's
         # LambdaRenders; single renders too): Lambda retries a failed one twice, then sends the
         # event here, where it can be listed (and replayed by invoking it again).

@@ -27,6 +27,8 @@ STAR_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+#: Amazon Polly's speech and voice list take "*" only (its API permissions reference).
+SPEECH_STAR_ACTIONS = {"polly:SynthesizeSpeech", "polly:DescribeVoices"}
 #: Action wildcards allowed, each with its reason (none today: every action is spelled out).
 ACTION_WILDCARDS: dict[str, str] = {}
 
@@ -76,6 +78,9 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         _on("Relay", {"sqs:SendMessage"}),
         # Lambda's on-failure destination of its asynchronous invocations (stream groups).
         _on("RenderDeadLetters", {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}),
+        # Voice lines: the campaign's lexicon under Reel's names; speech and voices on "*".
+        _on("arn:aws:polly:{region}:{account}:lexicon/reel*", {"polly:PutLexicon"}),
+        _on("*", {"polly:SynthesizeSpeech", "polly:DescribeVoices"}),
     ),
     # Plan: reads the source and the bundle, writes the items JSON and the shared segments.
     "chalicelib.handlers.batch.plan": _merge(_logs("PlanLogs"), XRAY, MEDIA_RW, _on("Jobs", JOBS)),
@@ -125,6 +130,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         _on("Relay", {"sqs:SendMessage"}),
         # Lambda's on-failure destination of the Incoming S3 trigger's asynchronous invocations.
         _on("IncomingDeadLetters", {"sqs:SendMessage"}),
+        # POST /templates checks voice lines' voices.
+        _on("*", {"polly:DescribeVoices"}),
         # `reel failures` / GET /failures: the dead letters of both on-failure queues, read and
         # dropped on a retry, which invokes the failed function (Render or Incoming) again.
         _on("IncomingDeadLetters", {"sqs:ReceiveMessage", "sqs:DeleteMessage"}),
@@ -259,7 +266,7 @@ def test_the_state_machine_role_runs_its_map_and_nothing_else(template: dict[str
     assert grants(template)[machine["RoleArn"]["Fn::GetAtt"][0]] == BATCH_ROLE
 
 
-def test_no_action_wildcards_and_no_star_resources_beyond_xray_and_logs(
+def test_no_action_wildcards_and_no_star_resources_beyond_xray_logs_and_speech(
     template: dict[str, Any],
 ) -> None:
     statements = _statements(template)
@@ -270,7 +277,7 @@ def test_no_action_wildcards_and_no_star_resources_beyond_xray_and_logs(
             assert "*" not in action or action in ACTION_WILDCARDS, (role, action)
             assert not action.endswith(":*"), (role, action)
         if "*" in resources:
-            assert set(actions) <= STAR_ACTIONS, (role, actions)
+            assert set(actions) <= STAR_ACTIONS | SPEECH_STAR_ACTIONS, (role, actions)
 
 
 def test_the_roles_reach_secrets_by_reference_only(template: dict[str, Any]) -> None:
