@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "reel",
         description="Local segment cache (the BlobStore of rendered segments)",
     )
+    cache_max_bytes: int = Field(
+        default=10_000_000_000,
+        ge=1,
+        description="cap on the local segment cache and the fetched assets together (and, "
+        "on the render Lambda, their copies in /tmp): least recently used evicted first, "
+        "never a file a running render holds",
+    )
     # Asset URLs in data (an avatar, a logo): fetched by adapters/fetcher.py, the one guarded door.
     fetch_allow_http: bool = Field(
         default=False, description="also fetch plain http:// asset URLs (default: https only)"

@@ -38,6 +38,7 @@ from urllib3.exceptions import (
 
 from chalicelib.adapters.addresses import METADATA_HOSTS, IPAddress, IPNetwork, address_refusal
 from chalicelib.errors import AssetError
+from chalicelib.render.disk import DiskBudget
 from chalicelib.render.sniff import SNIFF_BYTES, Kind, check_media, kind_error, sniff
 from chalicelib.template.values import REMOTE_SCHEMES, check_url, url_scheme
 
@@ -66,6 +67,9 @@ class FetchPolicy:
     deadline: float = 20.0
     ca_bundle: str | None = None
     max_redirects: int = MAX_REDIRECTS
+    # The disk budget the copies count against (REEL_CACHE_MAX_BYTES): a copy is pinned for
+    # the render's lease, and the least recently used are evicted (fetched again when needed).
+    budget: DiskBudget | None = None
 
 
 class HttpFetcher:
@@ -306,7 +310,11 @@ class _Fetch:
             found = sniff(head)
             assert found is not None
             final = store / f"{digest.hexdigest()}{found[1]}"
+            if self.policy.budget is not None:
+                self.policy.budget.pin(tmp)  # the inode, so the copy is held once renamed
             os.replace(tmp, final)  # same bytes, same name: a concurrent twin is harmless
+            if self.policy.budget is not None:
+                self.policy.budget.trim()
             return final
         finally:
             tmp.unlink(missing_ok=True)

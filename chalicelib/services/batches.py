@@ -30,7 +30,7 @@ from chalicelib.pipeline.steps import failed, internal_error, plan_recipient, re
 from chalicelib.services.notices import notify_completion
 from chalicelib.services.recipients import page_url, publish
 from chalicelib.services.templates import get_template, materialize, scratch
-from chalicelib.template.library import pydantic_problems
+from chalicelib.template.library import LoadedTemplate, pydantic_problems
 from chalicelib.template.model import Strict
 
 #: Inline records POST /batches takes by default (REEL_MAX_INLINE_RECORDS).
@@ -212,6 +212,18 @@ def render_item(b: Backends, batch_id: str, item: BatchItem) -> RecipientResult:
     lt = materialize(b, get_template(b, batch.template_id, batch.version))
     error = DataError(item.error, field=item.field or "") if item.error else None
     row = Row(item.line, item.fields, error)
+    with b.cache.lease():  # the assets it fetches are held until its render is done
+        return _render_item(b, batch_id, batch, lt, item, row)
+
+
+def _render_item(
+    b: Backends,
+    batch_id: str,
+    batch: BatchRecord,
+    lt: LoadedTemplate,
+    item: BatchItem,
+    row: Row,
+) -> RecipientResult:
     planned = plan_recipient(
         lt,
         batch.mapping,

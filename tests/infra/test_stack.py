@@ -339,6 +339,9 @@ def test_render_and_batch_steps_are_image_functions_of_one_asset(
     render = by_cmd["chalicelib.handlers.render.handler"]
     assert render["MemorySize"] == 3008
     assert render["EphemeralStorage"] == {"Size": 4096}
+    # Its warm /tmp segment cache is capped below /tmp, leaving room for the render itself.
+    cap = int(render["Environment"]["Variables"]["REEL_CACHE_MAX_BYTES"])
+    assert 0 < cap <= render["EphemeralStorage"]["Size"] * 2**20 // 2
     assert render["Timeout"] == 900
     assert by_cmd["chalicelib.handlers.batch.finalize"]["Timeout"] < 900
     # One docker image asset whose build context holds only what the Dockerfile copies.
