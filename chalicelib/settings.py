@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         default=200, ge=1, description="Distributed Map: render Lambdas at once"
     )
+    render_batch_size: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Distributed Map: recipients each render invocation takes (ItemBatcher)",
+    )
     tolerated_failure_percentage: float = Field(
         default=100, ge=0, le=100, description="Distributed Map: failed items tolerated"
     )

@@ -45,6 +45,8 @@ STATE_NAMES: Final = (
 #: Every Task state (each has TimeoutSeconds and the Lambda service-error Retry).
 TASK_NAMES: Final = (PLAN, FINALIZE, FAIL_BATCH, RENDER_RECIPIENT, RECORD_FAILURE)
 
+#: The kind of the Map's child workflows (chosen with `make cost`'s figures: bench/cost.py).
+CHILD_EXECUTION_TYPE: Final = "STANDARD"
 #: The Fail state's error name (what `describe_execution` shows for a batch that could not run).
 BATCH_FAILED_ERROR: Final = "Reel.BatchFailed"
 #: Where the Map's ResultWriter puts its manifest and result files (then `{MapRunId}/`).
@@ -185,7 +187,7 @@ def definition(
         },
         "ItemSelector": {"batch_id.$": "$.batch_id", "item.$": "$$.Map.Item.Value"},
         "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": CHILD_EXECUTION_TYPE},
             "StartAt": RENDER_RECIPIENT,
             "States": {RENDER_RECIPIENT: render_recipient, RECORD_FAILURE: record_failure},
         },
