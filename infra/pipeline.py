@@ -71,6 +71,7 @@ class BatchPipeline(Construct):
         relay: sqs.IQueue,
         max_concurrency: int,
         tolerated_failure_percentage: float,
+        batch_size: int = 1,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -186,6 +187,7 @@ class BatchPipeline(Construct):
             tolerated_failure_percentage=tolerated_failure_percentage,
             results_bucket=media.bucket_name,
             render_timeout=LONG_TIMEOUT,
+            batch_size=batch_size,
         )
         role = iam.Role(
             self,

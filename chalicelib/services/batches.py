@@ -277,7 +277,11 @@ def record_failure(
     fields = item.fields or {}
     rid = recipient_id(get_batch(b, batch_id).mapping, fields, f"line-{item.line}")
     result = internal_error(rid, item.line, reason, code=code)
-    b.results.put_result(batch_id, item.index, result)
+    if not b.results.put_result(batch_id, item.index, result):
+        # Recorded already (the first result wins): say what it is, not this failure.
+        page = b.results.list_results(batch_id, after=item.index - 1, limit=1)
+        if page and page[0][0] == item.index:
+            return page[0][1]
     return result
 
 

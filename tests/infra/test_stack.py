@@ -321,6 +321,12 @@ def test_state_machine_is_standard_with_a_distributed_map(template_json: dict[st
     assert maps[0]["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert maps[0]["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
     assert "ResultWriter" in maps[0]
+    # each child takes a batch of recipients (the setting's default), of the kind make cost chose
+    from chalicelib.pipeline.statemachine import CHILD_EXECUTION_TYPE
+    from chalicelib.settings import Settings
+
+    assert maps[0]["ItemBatcher"]["MaxItemsPerBatch"] == Settings().render_batch_size
+    assert maps[0]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == CHILD_EXECUTION_TYPE
 
 
 def test_render_and_batch_steps_are_image_functions_of_one_asset(

@@ -63,3 +63,10 @@ def test_batching_cuts_requests_and_transitions() -> None:
     assert ten["lambda_requests"] < one["lambda_requests"] / 9
     assert ten["sfn_transitions"] < one["sfn_transitions"] / 9
     assert ten["total"] < one["total"]
+
+
+def test_the_stack_runs_the_cheaper_kind_of_child(tmp_path: Path) -> None:
+    # The child execution type is chosen with these figures: a change of batch size, memory or
+    # prices that makes the other kind cheaper must reconsider it (statemachine.py).
+    found = cost.report(tmp_path / "none.json", tmp_path / "none.json")
+    assert found["stack_uses_the_cheaper"], found["by_execution_type"]
