@@ -75,14 +75,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reel-plan-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        os.environ.update(
-            REEL_BACKEND="local",
-            REEL_DATA_DIR=str(tmp / "data"),
-            REEL_CACHE_DIR=str(tmp / "cache"),
-        )
         from chalicelib import bootstrap
+        from chalicelib.settings import Settings
 
+        # explicit settings win over the environment (a local backend in the temporary folder)
+        bootstrap.use(Settings(backend="local", data_dir=tmp / "data", cache_dir=tmp / "cache"))
         found = run(bootstrap, tmp, args.rows)
+        bootstrap.reset()
     print(json.dumps(found))
     if args.out:
         args.out.write_text(json.dumps(found) + "\n")
