@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -310,11 +311,20 @@ class _Fetch:
             found = sniff(head)
             assert found is not None
             final = store / f"{digest.hexdigest()}{found[1]}"
-            if self.policy.budget is not None:
-                self.policy.budget.pin(tmp)  # the inode, so the copy is held once renamed
-            os.replace(tmp, final)  # same bytes, same name: a concurrent twin is harmless
-            if self.policy.budget is not None:
-                self.policy.budget.trim()
+            budget = self.policy.budget
+            if budget is None:
+                os.replace(tmp, final)  # same bytes, same name: a concurrent twin is harmless
+                return final
+            # Under a budget a name in use is never replaced (a render holds its inode):
+            # created if absent, else the copy there (same bytes) is pinned and used.
+            for _ in range(3):
+                with suppress(FileExistsError):
+                    os.link(tmp, final)
+                if budget.pin(final):  # False: evicted meanwhile, link ours again
+                    break
+            else:
+                raise self.fail("the copy could not be kept: the cache is full of files in use")
+            budget.trim()
             return final
         finally:
             tmp.unlink(missing_ok=True)

@@ -38,11 +38,16 @@ def test_a_warm_hit_comes_from_tmp_and_a_cold_one_is_kept(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     key = s3_cache.segment_key("ab" * 32)
-    stored = s3_cache.put(key, segment(tmp_path, "one"), scratch)
-    assert stored.is_relative_to(tmp_path / "tier") and s3_cache.store.exists(key)
+    source = segment(tmp_path, "one")
+    assert s3_cache.put(key, source, scratch) == source  # the render goes on with its file
+    stored = tmp_path / "tier" / key
+    assert stored.read_bytes() == source.read_bytes() and s3_cache.store.exists(key)
     # GIVEN the object gone from S3 WHEN it is asked for THEN the warm copy in /tmp answers
+    # (under a name of the render's own: a hard link in its scratch)
     s3_cache.store.delete(key)
-    assert s3_cache.get(key, scratch) == stored
+    hit = s3_cache.get(key, scratch)
+    assert hit is not None and hit.parent == scratch
+    assert hit.stat().st_ino == stored.stat().st_ino
     # GIVEN it gone from /tmp too (evicted) THEN it is a miss: the render makes it again
     stored.unlink()
     assert s3_cache.get(key, scratch) is None
@@ -50,9 +55,9 @@ def test_a_warm_hit_comes_from_tmp_and_a_cold_one_is_kept(
     other = s3_cache.segment_key("cd" * 32)
     s3_cache.store.put_file(other, segment(tmp_path, "two"))
     found = s3_cache.get(other, scratch)
-    assert found is not None and found.is_relative_to(tmp_path / "tier")
-    assert found.read_bytes() == (tmp_path / "two").read_bytes()
-    assert not list(scratch.rglob("*.mp4"))  # the download moved into the tier
+    assert found is not None and found.read_bytes() == (tmp_path / "two").read_bytes()
+    kept = tmp_path / "tier" / other
+    assert kept.read_bytes() == found.read_bytes()  # kept for the next recipient
 
 
 def test_the_tier_stays_under_its_cap_but_keeps_what_a_render_holds(
@@ -61,11 +66,10 @@ def test_the_tier_stays_under_its_cap_but_keeps_what_a_render_holds(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     with disk.lease():
-        held = [
+        for i in range(4):
             s3_cache.put(s3_cache.segment_key(f"{i:02d}" * 32), segment(tmp_path, f"s{i}"), scratch)
-            for i in range(4)
-        ]
-        assert all(p.is_file() for p in held)  # 4,000 bytes over a 2,500 cap: all in use
+        held = [s3_cache.get(s3_cache.segment_key(f"{i:02d}" * 32), scratch) for i in range(4)]
+        assert all(p is not None and p.is_file() for p in held)
     assert s3_cache.disk is not None
     assert s3_cache.disk.used() <= 2500
     # every segment is still on S3: what /tmp dropped is downloaded again when needed

@@ -103,3 +103,27 @@ def test_a_pin_on_an_evicted_file_is_a_miss(budget: DiskBudget, tmp_path: Path) 
     budget.trim()
     assert not gone.exists()
     assert budget.pin(gone) is False
+
+
+def test_a_segment_stored_again_under_a_render_does_not_vanish_from_it(tmp_path: Path) -> None:
+    # GIVEN a render holding a cached segment (another worker is about to store the same key)
+    from chalicelib.adapters.local_fs import LocalBlobStore
+    from chalicelib.render.cache import SegmentCache
+
+    root = tmp_path / "cache"
+    budget = DiskBudget([root / "segments"], 1500, lock_dir=root)
+    cache = SegmentCache(LocalBlobStore(root), disk=budget)
+    key = cache.segment_key("ab" * 32)
+    first = write(tmp_path / "first.mp4", 1000, 1000.0)
+    cache.put(key, first, tmp_path)
+    scratch = tmp_path / "render-a"
+    with disk.lease():
+        held = cache.get(key, scratch)
+        assert held is not None and held.parent == scratch
+        # WHEN the other worker stores the same key (a new file under the same name) and the
+        # cache is trimmed past its cap, evicting that new, unpinned file
+        cache.put(key, write(tmp_path / "second.mp4", 1000, 2000.0), tmp_path)
+        write(root / "segments" / "zz" / "other.mp4", 1000, time.time() + 60)
+        budget.trim()
+        # THEN the render still reads its segment, whole
+        assert held.read_bytes() == b"x" * 1000
