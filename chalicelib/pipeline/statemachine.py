@@ -61,9 +61,9 @@ RESULTS_PREFIX: Final = "sfn-results"
 BOOKKEEPING_TIMEOUT: Final = 60
 #: A Step Functions state's input or output, and the whole definition, stay under 256 KB.
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
-#: One item of the list (a source row as JSON): a larger row fails alone at Plan, so that a
-#: batch of items (ItemBatcher's MaxInputBytesPerBatch) always fits in a child's input.
-MAX_ITEM_BYTES: Final = 64 * 1024
+#: One item of the list (a source row as JSON): a larger row fails alone at Plan, so that any
+#: item fits in a child's input with its BatchInput (ItemBatcher cuts batches by bytes too).
+MAX_ITEM_BYTES: Final = 200 * 1024
 
 #: The transient Lambda service errors AWS recommends retrying on every Lambda task.
 LAMBDA_SERVICE_ERRORS: Final = (

@@ -165,7 +165,7 @@ def test_the_map_is_distributed_and_reads_the_item_list_from_s3(asl: dict[str, A
         "MaxInputBytesPerBatch": sm.MAX_PAYLOAD_BYTES,
         "BatchInput": {"batch_id.$": "$.batch_id"},
     }
-    assert sm.MAX_ITEM_BYTES * 3 < sm.MAX_PAYLOAD_BYTES
+    assert sm.MAX_ITEM_BYTES + 4096 < sm.MAX_PAYLOAD_BYTES  # an item and its BatchInput
     assert render["MaxConcurrency"] == 200
     assert render["ToleratedFailurePercentage"] == 5.0
     assert render["ItemReader"] == {
