@@ -90,7 +90,7 @@ lint: $(VENV)/.dev
 
 ## bench: render benchmark (prints JSON)
 bench: $(VENV)/.base
-	$(BIN)/python bench/render_bench.py
+	$(BIN)/python bench/render_bench.py | tee bench/render.json
 
 ## bench-realtime: just-in-time HLS benchmark against `reel serve` (prints JSON)
 bench-realtime: $(VENV)/.base $(HLSJS)
@@ -127,3 +127,15 @@ deploy: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache layers/ffmpeg/build \
 		node_modules chalicelib/landing/static/vendor $(STUDIOJS)
+
+## cost: render + orchestration cost per 1,000 and 1,000,000 recipients, from the benchmarks'
+## JSON (bench/render.json, bench/plan.json; dated defaults without them), the stack's settings
+## and one dated price table (prints JSON and a table)
+.PHONY: cost bench-plan
+cost: $(VENV)/.dev
+	$(BIN)/python bench/cost.py
+
+## bench-plan: the batch's Plan step on a generated 1,000,000-row CSV (prints JSON, keeps it in
+## bench/plan.json for `make cost`)
+bench-plan: $(VENV)/.base
+	$(BIN)/python bench/plan_bench.py --out bench/plan.json

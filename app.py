@@ -68,7 +68,7 @@ def openapi() -> Response:
 @app.lambda_function(name="incoming")
 def incoming(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib import bootstrap
-    from chalicelib.errors import ReelError
+    from chalicelib.errors import GoneError, ReelError
     from chalicelib.services import batches
 
     started, refused = [], []
@@ -77,6 +77,8 @@ def incoming(event: dict[str, Any], context: Any) -> dict[str, Any]:
         key = unquote_plus(obj["key"])
         try:
             batch = batches.batch_from_upload(bootstrap.backends(), key, obj.get("eTag", ""))
+        except GoneError:  # deleted meanwhile: a failed invocation, listed by `reel failures`
+            raise
         except ReelError as exc:  # a bad upload (unknown template, bad mapping) fails alone
             app.log.error("incoming %s refused: %s", key, exc)
             refused.append({"key": key, **exc.to_dict()})

@@ -24,6 +24,7 @@ from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.backends import Backends
 from chalicelib.render.cache import SegmentCache
 from chalicelib.render.config import RenderConfig
+from chalicelib.render.disk import DiskBudget
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -49,22 +50,47 @@ def render_config(s: Settings) -> RenderConfig:
     )
 
 
+def fetched_dir(s: Settings) -> Path:
+    """Where fetched copies are kept: work_dir/fetched, else (AWS: no home to write in) the
+    temporary folder, else cache_dir/fetched."""
+    if s.work_dir is not None:
+        return (s.work_dir / "fetched").resolve()
+    if s.backend == "aws":
+        return (Path(tempfile.gettempdir()) / "reel" / "fetched").resolve()
+    return (s.cache_dir / "fetched").resolve()
+
+
+def tier_dir(s: Settings) -> Path:
+    """AWS: the render function's local copies of S3 segments (/tmp, warm between calls)."""
+    return (s.work_dir or Path(tempfile.gettempdir()) / "reel").resolve() / "segment-tier"
+
+
+def _cache_root(s: Settings) -> Path:
+    return tier_dir(s) if s.backend == "aws" else s.cache_dir.resolve()
+
+
+@lru_cache(maxsize=8)
+def _budget(folders: tuple[Path, ...], max_bytes: int, lock_dir: Path) -> DiskBudget:
+    return DiskBudget(folders, max_bytes, lock_dir=lock_dir)
+
+
+def disk_budget(s: Settings) -> DiskBudget:
+    """One budget (REEL_CACHE_MAX_BYTES) over the segment cache's local files and the fetched
+    copies, shared by the cache and the fetcher of one process."""
+    root = _cache_root(s)
+    folders = (root / "segments", root / "audio", fetched_dir(s))
+    return _budget(folders, s.cache_max_bytes, root)
+
+
 def fetcher(s: Settings) -> HttpFetcher:
-    """The guarded fetcher of asset URLs in data, with the settings' policy. Fetched copies
-    are kept in work_dir/fetched, else (AWS: no home to write in) the temporary folder, else
-    cache_dir/fetched."""
+    """The guarded fetcher of asset URLs in data, with the settings' policy."""
     from chalicelib.adapters.addresses import parse_networks
     from chalicelib.adapters.fetcher import FetchPolicy, HttpFetcher
 
-    if s.work_dir is not None:
-        store = s.work_dir / "fetched"
-    elif s.backend == "aws":
-        store = Path(tempfile.gettempdir()) / "reel" / "fetched"
-    else:
-        store = s.cache_dir / "fetched"
     return HttpFetcher(
         FetchPolicy(
-            store=store.resolve(),
+            store=fetched_dir(s),
+            budget=disk_budget(s),
             allow_http=s.fetch_allow_http,
             allow_networks=parse_networks(s.fetch_allow_networks),
             max_bytes=s.fetch_max_bytes,
@@ -105,13 +131,18 @@ def speech(s: Settings) -> SpeechSynth:
 
 
 @lru_cache(maxsize=8)
-def _segment_cache(root: Path) -> SegmentCache:
-    return SegmentCache(LocalBlobStore(root))
+def _segment_cache(root: Path, budget: DiskBudget | None) -> SegmentCache:
+    return SegmentCache(LocalBlobStore(root), disk=budget)
 
 
 def segment_cache(root: Path | None = None) -> SegmentCache:
-    """The local segment cache: `root`, else the current settings' `cache_dir`."""
-    return _segment_cache((root or settings().cache_dir).resolve())
+    """The local segment cache: `root`, else the current settings' `cache_dir` (kept under
+    REEL_CACHE_MAX_BYTES with the fetched copies)."""
+    s = settings()
+    if root is None or root.resolve() == s.cache_dir.resolve():
+        local = s.model_copy(update={"backend": "local"})
+        return _segment_cache(s.cache_dir.resolve(), disk_budget(local))
+    return _segment_cache(root.resolve(), None)
 
 
 def _job_stores(store: Any) -> dict[str, Any]:
@@ -183,7 +214,7 @@ class Wiring:
         return Backends(
             blobs=blobs,
             **_job_stores(jobs),
-            cache=segment_cache(s.cache_dir),
+            cache=_segment_cache(s.cache_dir.resolve(), disk_budget(s)),
             orchestrator=LocalOrchestrator(
                 s.workers,
                 jobs=jobs,
@@ -230,7 +261,7 @@ class Wiring:
         return Backends(
             blobs=blobs,
             **_job_stores(jobs),
-            cache=SegmentCache(blobs),
+            cache=SegmentCache(blobs, disk=disk_budget(s), tier=tier_dir(s)),
             orchestrator=StepFunctionsOrchestrator(
                 boto3.client("stepfunctions", region_name=s.region),
                 boto3.client("lambda", region_name=s.region),

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "reel",
         description="Local segment cache (the BlobStore of rendered segments)",
     )
+    cache_max_bytes: int = Field(
+        default=10_000_000_000,
+        ge=1,
+        description="cap on the local segment cache and the fetched assets together (and, "
+        "on the render Lambda, their copies in /tmp): least recently used evicted first, "
+        "never a file a running render holds",
+    )
     # Asset URLs in data (an avatar, a logo): fetched by adapters/fetcher.py, the one guarded door.
     fetch_allow_http: bool = Field(
         default=False, description="also fetch plain http:// asset URLs (default: https only)"
@@ -167,6 +174,14 @@ class Settings(BaseSettings):
     )
     max_concurrency: int = Field(
         default=200, ge=1, description="Distributed Map: render Lambdas at once"
+    )
+    render_batch_size: int = Field(
+        # Chosen with `make cost`: fewer invocations, cold starts and transitions, and each
+        # invocation's warm /tmp cache serves ten; a batch of ten stays far from a child's limits
+        default=10,
+        ge=1,
+        le=100,
+        description="Distributed Map: recipients each render invocation takes (ItemBatcher)",
     )
     tolerated_failure_percentage: float = Field(
         default=100, ge=0, le=100, description="Distributed Map: failed items tolerated"

@@ -66,6 +66,9 @@ def build(
         max_concurrency=int(
             app.node.try_get_context("max_concurrency") or defaults["max_concurrency"].default
         ),
+        batch_size=int(
+            app.node.try_get_context("render_batch_size") or defaults["render_batch_size"].default
+        ),
         tolerated_failure_percentage=float(
             app.node.try_get_context("tolerated_failure_percentage")
             or defaults["tolerated_failure_percentage"].default

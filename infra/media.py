@@ -10,11 +10,37 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from chalicelib.render.cache import SegmentCache
+from chalicelib.render.hls import chunk_blob, init_blob
 from infra import checkov
 from infra.retention import PERSONAL_MEDIA_PREFIXES
 
 #: Days the access logs of the bucket and the distribution are kept.
 ACCESS_LOG_DAYS = 90
+
+_KEY = "0" * 64
+
+
+def _top(key: str, parts: int = 1) -> str:
+    return "/".join(key.split("/")[:parts]) + "/"
+
+
+#: Objects no longer wanted after a while (their prefix as the code writes it → days from
+#: creation): uploads once their batch has read them, a batch's working copies (its source and
+#: item list), and what is rendered again on a miss (the segment cache's runs and audio tracks,
+#: stream chunks). A retried upload older than this is a clear "gone" (services/batches.py).
+UPLOAD_DAYS = 14
+CACHE_DAYS = 30
+EXPIRING: dict[str, int] = {
+    "incoming/": UPLOAD_DAYS,  # infra/api.py INCOMING_PREFIX (the S3 trigger)
+    "uploads/": UPLOAD_DAYS,  # POST /uploads
+    "batches/": UPLOAD_DAYS,  # services/batches.py: batches/{id}/source.jsonl, items.json
+    _top(SegmentCache.segment_key(_KEY)): CACHE_DAYS,
+    _top(SegmentCache.audio_key(_KEY)): CACHE_DAYS,
+    _top(init_blob(_KEY), 2): CACHE_DAYS,  # shared stream chunks and init segments (hls/s/)
+}
+#: Personal stream chunks: the campaigns' media retention when they set one, else this rule.
+PERSONAL_CHUNKS = _top(chunk_blob(_KEY, personal=True), 2)
 
 
 class MediaCdn(Construct):
@@ -79,6 +105,19 @@ class MediaCdn(Construct):
                         noncurrent_version_expiration=cdk.Duration.days(1),
                     )
                     for prefix in (PERSONAL_MEDIA_PREFIXES if media_days else ())
+                ),
+                # What is read once or made again on a miss (a missing segment or chunk is
+                # simply rendered again): kept for a while, then expired.
+                *(
+                    s3.LifecycleRule(
+                        id=f"expire-{prefix.strip('/').replace('/', '-')}",
+                        prefix=prefix,
+                        expiration=cdk.Duration.days(days),
+                    )
+                    for prefix, days in {
+                        **EXPIRING,
+                        **({} if media_days else {PERSONAL_CHUNKS: CACHE_DAYS}),
+                    }.items()
                 ),
             ],
             server_access_logs_bucket=self.access_logs,

@@ -45,6 +45,12 @@ SYNCHRONOUS = (
     "invoked synchronously by the batch state machine only, whose Retry and Catch handle a "
     "failure (the recipient or the batch is recorded failed); a DLQ takes async events only"
 )
+#: The render function's size (what `make cost` prices: bench/cost.py reads these).
+RENDER_MEMORY_MB = 3008
+RENDER_STORAGE_MB = 4096
+#: Its /tmp segment cache and fetched copies (REEL_CACHE_MAX_BYTES): half of /tmp, the other
+#: half left to the render in progress (its segments, video and poster before they are stored).
+RENDER_CACHE_MAX_BYTES = RENDER_STORAGE_MB * 2**20 // 2
 BOUNDED_BY_MAP = (
     "invoked by the batch state machine only: once per batch (plan, finalize) or per failed "
     "item under the Distributed Map's MaxConcurrency, which Render's reservation already bounds"
@@ -66,6 +72,7 @@ class BatchPipeline(Construct):
         relay: sqs.IQueue,
         max_concurrency: int,
         tolerated_failure_percentage: float,
+        batch_size: int = 1,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -80,11 +87,11 @@ class BatchPipeline(Construct):
             self,
             "Render",
             RENDER_HANDLER,
-            memory=3008,
+            memory=RENDER_MEMORY_MB,
             timeout=LONG_TIMEOUT,
-            storage=4096,
+            storage=RENDER_STORAGE_MB,
             role=render_role,
-            environment=notifying_env,
+            environment={**notifying_env, "REEL_CACHE_MAX_BYTES": str(RENDER_CACHE_MAX_BYTES)},
             # A batch of a million never takes more than this: the API and the relay keep theirs.
             reserved_concurrency=max_concurrency + STREAM_RENDERS,
         )
@@ -192,6 +199,7 @@ class BatchPipeline(Construct):
             tolerated_failure_percentage=tolerated_failure_percentage,
             results_bucket=media.bucket_name,
             render_timeout=LONG_TIMEOUT,
+            batch_size=batch_size,
         )
         role = iam.Role(
             self,

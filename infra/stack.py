@@ -34,6 +34,7 @@ class ReelStack(FlatStack):
         api_layer: Path,
         max_concurrency: int,
         tolerated_failure_percentage: float,
+        batch_size: int = 1,
         retention: Retention | None = None,
         **kwargs: Any,
     ) -> None:
@@ -50,6 +51,7 @@ class ReelStack(FlatStack):
             relay=tracking.relay,
             max_concurrency=max_concurrency,
             tolerated_failure_percentage=tolerated_failure_percentage,
+            batch_size=batch_size,
         )
         api = Api(
             self,

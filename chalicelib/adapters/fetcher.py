@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,7 @@ from urllib3.exceptions import (
 
 from chalicelib.adapters.addresses import METADATA_HOSTS, IPAddress, IPNetwork, address_refusal
 from chalicelib.errors import AssetError
+from chalicelib.render.disk import DiskBudget
 from chalicelib.render.sniff import SNIFF_BYTES, Kind, check_media, kind_error, sniff
 from chalicelib.template.values import REMOTE_SCHEMES, check_url, url_scheme
 
@@ -66,6 +68,9 @@ class FetchPolicy:
     deadline: float = 20.0
     ca_bundle: str | None = None
     max_redirects: int = MAX_REDIRECTS
+    # The disk budget the copies count against (REEL_CACHE_MAX_BYTES): a copy is pinned for
+    # the render's lease, and the least recently used are evicted (fetched again when needed).
+    budget: DiskBudget | None = None
 
 
 class HttpFetcher:
@@ -306,7 +311,20 @@ class _Fetch:
             found = sniff(head)
             assert found is not None
             final = store / f"{digest.hexdigest()}{found[1]}"
-            os.replace(tmp, final)  # same bytes, same name: a concurrent twin is harmless
+            budget = self.policy.budget
+            if budget is None:
+                os.replace(tmp, final)  # same bytes, same name: a concurrent twin is harmless
+                return final
+            # Under a budget a name in use is never replaced (a render holds its inode):
+            # created if absent, else the copy there (same bytes) is pinned and used.
+            for _ in range(3):
+                with suppress(FileExistsError):
+                    os.link(tmp, final)
+                if budget.pin(final):  # False: evicted meanwhile, link ours again
+                    break
+            else:
+                raise self.fail("the copy could not be kept: the cache is full of files in use")
+            budget.trim()
             return final
         finally:
             tmp.unlink(missing_ok=True)

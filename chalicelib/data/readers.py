@@ -27,6 +27,12 @@ from chalicelib.template.documents import (
 )
 
 MAX_CELL = 10 * 1024 * 1024  # characters in one cell; checked here, naming the column
+# Characters in one row (a CSV record, a JSONL line): a longer one fails alone, and is never
+# held whole (a 100 MB line, a quote never closed running on through a 2 GB file).
+MAX_ROW = 32 * 1024 * 1024
+# Bytes in a whole source: a larger one is refused before a row is read (split it).
+MAX_SOURCE_BYTES = 1024**3
+_SKIP = 1024 * 1024  # characters read at a time while skipping the rest of a long line
 # csv's own limit would fail mid-line, leaving the rest of the row (a quoted cell running on
 # to the next lines) to be misread as rows of its own: lift it, and check cells once parsed.
 csv.field_size_limit(2**31 - 1)
@@ -58,15 +64,36 @@ def _open(path: Path, newline: str | None) -> tuple[IO[str], str]:
 # ── CSV ────────────────────────────────────────────────────────────────────────────────────
 
 
+class _TooLong(Exception):
+    """A row over MAX_ROW characters (raised through csv.reader, which resets on its next row)."""
+
+
+def _readline(fh: IO[str]) -> str:
+    """The next physical line, or raise _TooLong having skipped a line over MAX_ROW characters
+    (read in pieces: never held whole)."""
+    line = fh.readline(MAX_ROW + 1)
+    if len(line) <= MAX_ROW:
+        return line
+    while line and not line.endswith(("\n", "\r")):
+        line = fh.readline(_SKIP)
+    raise _TooLong
+
+
+def _too_long(line: int, hint: str = "") -> DataError:
+    return DataError(f"line {line}: the row is over {MAX_ROW:,} characters{hint}")
+
+
 class _Lines:
     """The file's physical lines for csv.reader, remembering those of the current record so a
-    record that swallowed the rest of the file (a quote never closed) can be read again."""
+    record that swallowed the rest of the file (a quote never closed) can be read again; a
+    record is never let grow past MAX_ROW characters."""
 
     def __init__(self, fh: IO[str]):
         self.fh = fh
         self.back: deque[str] = deque()
         self.number = 0  # physical lines handed out
         self.record: list[str] = []
+        self.size = 0  # characters in the current record
 
     def __iter__(self) -> _Lines:
         return self
@@ -75,16 +102,24 @@ class _Lines:
         if self.back:
             line = self.back.popleft()
         else:
-            line = self.fh.readline()
+            try:
+                line = _readline(self.fh)
+            except _TooLong:
+                self.number += 1
+                raise
             if not line:
                 raise StopIteration
         self.number += 1
         self.record.append(line)
+        self.size += len(line)
+        if self.size > MAX_ROW:
+            raise _TooLong
         return line
 
     def start_record(self) -> int:
         """Forget the previous record; the line number the next one starts on."""
         self.record = []
+        self.size = 0
         return self.number + 1
 
     def reread_after_first(self) -> None:
@@ -93,6 +128,7 @@ class _Lines:
         self.number -= len(again)
         self.back.extendleft(reversed(again))
         self.record = []
+        self.size = 0
 
 
 _UNQUOTED_STOP = re.compile(r'[,"\r\n]')
@@ -150,6 +186,14 @@ def _csv_rows(path: Path) -> Iterator[Row]:
                 cells = next(reader)
             except StopIteration:
                 return
+            except _TooLong:
+                if header is None:
+                    raise _too_long(line, ": the header is unreadable") from None
+                many = len(lines.record) > 1
+                if many:  # a quote opened on `line` ran on: the lines after it are rows again
+                    lines.reread_after_first()
+                yield Row(line, None, _too_long(line, " (a quote never closed?)" if many else ""))
+                continue
             except csv.Error as exc:
                 if header is None:
                     raise DataError(f"line {line}: the header is unreadable: {exc}") from None
@@ -202,7 +246,16 @@ def _csv_row(header: list[str], cells: list[str], line: int, encoding: str) -> R
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     fh, encoding = _open(path, newline=None)
     with fh:
-        for line_no, line in enumerate(fh, start=1):
+        line_no = 0
+        while True:
+            line_no += 1
+            try:
+                line = _readline(fh)
+            except _TooLong:
+                yield Row(line_no, None, _too_long(line_no))
+                continue
+            if not line:
+                return
             if not line.strip():
                 continue
             try:
@@ -222,6 +275,13 @@ def read_rows(path: Path | str) -> Iterator[Row]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}", field="--data")
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise DataError(
+            f"{path.name} is {size:,} bytes; a data file is at most {MAX_SOURCE_BYTES:,}: "
+            "split it into several batches",
+            field="--data",
+        )
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _csv_rows(path)

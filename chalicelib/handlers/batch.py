@@ -12,8 +12,10 @@ from chalicelib import bootstrap
 from chalicelib.handlers import logger, tracer
 from chalicelib.handlers.models import (
     BatchEvent,
+    BatchOutput,
     FailureEvent,
     FinalizeOutput,
+    ItemResult,
     PlanOutput,
     TaskError,
 )
@@ -54,11 +56,20 @@ def finalize(event: BatchEvent, context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @event_parser(model=FailureEvent)
 def record_failure(event: FailureEvent, context: LambdaContext) -> dict[str, Any]:
-    """A Catch's target: with an `item`, that recipient is recorded failed and the batch goes
-    on; without one, the batch itself could not run and is marked failed."""
+    """A Catch's target: with `items` (or an `item`), those recipients are recorded failed and
+    the batch goes on; without, the batch itself could not run and is marked failed."""
     logger.append_keys(batch_id=event.batch_id)
     reason = task_error_reason(event.error)
     b = bootstrap.backends()
+    if event.items is not None:
+        # A child's invocation died: its items that have no result yet are recorded failed
+        # (a result already recorded stays: the first one wins).
+        results = []
+        for item in event.items:
+            result = batches.record_failure(b, event.batch_id, item, reason)
+            results.append(ItemResult(recipient_id=result.recipient_id, status=result.status))
+        logger.warning("batch of recipients failed", extra={"reason": reason})
+        return BatchOutput(results=results).model_dump(mode="json")
     if event.item is None:
         logger.error("batch failed", extra={"reason": reason})
         batches.fail_batch(b, event.batch_id, reason)

@@ -23,6 +23,24 @@ class RenderItemEvent(Strict):
     item: BatchItem
 
 
+class RenderBatchEvent(Strict):
+    """RenderRecipient: a batch of the Map's items (its ItemBatcher's), rendered in turn."""
+
+    batch_id: str = Field(min_length=1)
+    items: list[BatchItem] = Field(min_length=1)
+
+
+class ItemResult(Strict):
+    """What a child returns per recipient (the Map's ResultWriter keeps it): short fields only."""
+
+    recipient_id: str
+    status: str
+
+
+class BatchOutput(Strict):
+    results: list[ItemResult]
+
+
 class RenderEvent(Strict):
     """A single render (the asynchronous invoke of `StepFunctionsOrchestrator.start_render`)."""
 
@@ -60,10 +78,12 @@ class TaskError(Strict):
 
 
 class FailureEvent(Strict):
-    """RecordFailure (an `item` whose render failed) or FailBatch (no item: the whole batch)."""
+    """RecordFailure (the `items` of a child whose invocation failed; `item`: one) or FailBatch
+    (neither: the whole batch)."""
 
     batch_id: str = Field(min_length=1)
     item: BatchItem | None = None
+    items: list[BatchItem] | None = Field(None, description="a batch whose invocation failed")
     error: TaskError
 
 

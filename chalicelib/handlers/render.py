@@ -1,10 +1,13 @@
-"""The render worker Lambda: one batch item (a Map child) or one API render (async invoke)."""
+"""The render worker Lambda: a batch of items (a Map child), or one API render (async invoke)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
@@ -12,8 +15,11 @@ from pydantic import TypeAdapter
 from chalicelib import bootstrap
 from chalicelib.handlers import logger, once, tracer
 from chalicelib.handlers.models import (
+    BatchOutput,
     HlsGroupEvent,
     HlsStillEvent,
+    ItemResult,
+    RenderBatchEvent,
     RenderEvent,
     RenderItemEvent,
     RenderOutput,
@@ -29,13 +35,37 @@ RENDER_IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="render_id", raise_on_no_idempotency_key=True
 )
 
-Event = RenderItemEvent | RenderEvent | HlsGroupEvent | HlsStillEvent
+Event = RenderBatchEvent | RenderItemEvent | RenderEvent | HlsGroupEvent | HlsStillEvent
 RenderInput = TypeAdapter[Event](Event)
 
 
 def _render_item(event: RenderItemEvent) -> dict[str, Any]:
     result = batches.render_item(bootstrap.backends(), event.batch_id, event.item)
     return result.model_dump(mode="json", exclude_none=True)
+
+
+def _render_batch(event: RenderBatchEvent, context: LambdaContext) -> dict[str, Any]:
+    """Each item in turn, each at most once (its own idempotency key, as if invoked alone),
+    through this function's warm /tmp segment cache. A recipient whose render crashed is
+    recorded failed with the reason and the others go on; a render already in progress
+    elsewhere (a repeated child) is waited for by the task's Retry."""
+    results = []
+    for item in event.items:
+        logger.append_keys(item_index=item.index)
+        one = RenderItemEvent(batch_id=event.batch_id, item=item)
+        try:
+            result = once("render_item", ITEM_IDEMPOTENCY, _render_item, one, context)
+        except IdempotencyAlreadyInProgressError:
+            raise
+        except Exception as exc:  # an entry point: this recipient alone fails
+            reason = f"{type(exc).__name__}: {exc}"
+            logger.exception("recipient crashed")
+            recorded = batches.record_failure(bootstrap.backends(), event.batch_id, item, reason)
+            result = recorded.model_dump(mode="json", exclude_none=True)
+        logger.info("recipient rendered", extra={"status": result["status"]})
+        results.append(ItemResult(recipient_id=result["recipient_id"], status=result["status"]))
+    logger.remove_keys(["item_index"])
+    return BatchOutput(results=results).model_dump(mode="json")
 
 
 def _render(event: RenderEvent) -> dict[str, Any]:
@@ -47,8 +77,9 @@ def _render(event: RenderEvent) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @event_parser(model=RenderInput)
 def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
-    """A Map item `{"batch_id", "item"}` → its RecipientResult (a bad record is a failed
-    result); `{"render_id"}` → the render's final state; `{"action": "hls_group", …}` → one
+    """A Map child's batch `{"batch_id", "items"}` → `{"results": [{recipient_id, status}]}`
+    (a bad record is a failed result); one item `{"batch_id", "item"}` → its RecipientResult;
+    `{"render_id"}` → the render's final state; `{"action": "hls_group", …}` → one
     stream group rendered into the chunk store (content-addressed: a retry rewrites the same
     bytes); `{"action": "hls_still", …}` → a poster frame from a stored chunk. Unexpected
     errors propagate, so Step Functions' Retry and Catch see them."""
@@ -67,6 +98,9 @@ def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
         state = render_group_event(bootstrap.backends(), **fields, lease=lease)
         logger.info("stream group", extra={"rendition": event.rendition, "state": state})
         return {"key": event.key, "state": state}
+    if isinstance(event, RenderBatchEvent):
+        logger.append_keys(batch_id=event.batch_id, items=len(event.items))
+        return _render_batch(event, context)
     if isinstance(event, RenderEvent):
         logger.append_keys(render_id=event.render_id)
         out = once("render", RENDER_IDEMPOTENCY, _render, event, context)

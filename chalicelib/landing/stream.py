@@ -98,11 +98,13 @@ class GroupRenderer:
 
     def render(self, job: RenderJob) -> None:
         work = Path(tempfile.mkdtemp(prefix="reel-hls-", dir=self.config.scratch()))
+        # The lease holds the cached runs the group is cut from until its chunks are stored.
         try:
-            if isinstance(job.group, AudioGroup):
-                hls.render_audio(job.plan, job.group, self.cache, work, self.config)
-            else:
-                hls.render_group(job.group, self.cache, work, self.config)
+            with self.cache.lease():
+                if isinstance(job.group, AudioGroup):
+                    hls.render_audio(job.plan, job.group, self.cache, work, self.config)
+                else:
+                    hls.render_group(job.group, self.cache, work, self.config)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

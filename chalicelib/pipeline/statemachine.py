@@ -1,11 +1,12 @@
 """The batch state machine (Amazon States Language), built in code from the batch step names.
 
     Plan ──► Render (Distributed Map over the item list Plan wrote) ──► Finalize
-     │          └─ per item: RenderRecipient ──(any error)──► RecordFailure
+     │          └─ per batch of items: RenderRecipient ──(any error)──► RecordFailure
      └──────────┴──(any error)──► FailBatch ──► BatchFailed (Fail)
 
 Execution input: `{"batch_id": "..."}`. Payloads stay small: Plan returns blob keys (never the
-items), the Map reads the item list from S3 itself, each child returns two short fields, and
+items), the Map reads the item list from S3 itself and batches it (ItemBatcher), each child
+returns two short fields per recipient, and
 the Map's output is written to S3 by its ResultWriter and then dropped (`ResultPath: null`).
 
 A recipient that cannot be rendered never fails the batch: a ReelError is already a failed
@@ -45,6 +46,13 @@ STATE_NAMES: Final = (
 #: Every Task state (each has TimeoutSeconds and the Lambda service-error Retry).
 TASK_NAMES: Final = (PLAN, FINALIZE, FAIL_BATCH, RENDER_RECIPIENT, RECORD_FAILURE)
 
+#: The kind of the Map's child workflows, chosen with `make cost`'s figures (bench/cost.py):
+#: at batches of 10 an EXPRESS child (a request and ~20 s of 64 MB) costs less than a STANDARD
+#: one's transition. EXPRESS children run at least once: the per-recipient idempotency makes a
+#: repeated one re-render nothing. They last 5 minutes at most (EXPRESS_RENDER_TIMEOUT).
+CHILD_EXECUTION_TYPE: Final = "EXPRESS"
+#: An EXPRESS child lasts at most 300 s: its render task gets this, its RecordFailure the rest.
+EXPRESS_MAX_SECONDS: Final = 300
 #: The Fail state's error name (what `describe_execution` shows for a batch that could not run).
 BATCH_FAILED_ERROR: Final = "Reel.BatchFailed"
 #: Where the Map's ResultWriter puts its manifest and result files (then `{MapRunId}/`).
@@ -53,6 +61,9 @@ RESULTS_PREFIX: Final = "sfn-results"
 BOOKKEEPING_TIMEOUT: Final = 60
 #: A Step Functions state's input or output, and the whole definition, stay under 256 KB.
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
+#: One item of the list (a source row as JSON): a larger row fails alone at Plan, so that any
+#: item fits in a child's input with its BatchInput (ItemBatcher cuts batches by bytes too).
+MAX_ITEM_BYTES: Final = 200 * 1024
 
 #: The transient Lambda service errors AWS recommends retrying on every Lambda task.
 LAMBDA_SERVICE_ERRORS: Final = (
@@ -121,12 +132,24 @@ def definition(
     tolerated_failure_percentage: float,
     results_bucket: str,
     render_timeout: int,
+    batch_size: int = 1,
+    execution_type: str = CHILD_EXECUTION_TYPE,
 ) -> dict[str, Any]:
     """The batch state machine's ASL; the `*_function` arguments are Lambda ARNs (or names).
 
     Handlers: plan → `handlers.batch.plan`, render → `handlers.render.handler`, finalize →
-    `handlers.batch.finalize`, failure → `handlers.batch.record_failure` (an item, or the batch).
+    `handlers.batch.finalize`, failure → `handlers.batch.record_failure` (items, or the batch).
+    The Map's ItemBatcher hands each child (one render invocation) up to `batch_size` items:
+    `{"BatchInput": {"batch_id"}, "Items": [...]}`; one invocation renders them in turn through
+    its warm /tmp segment cache.
     """
+    if batch_size < 1:
+        raise ValueError("batch_size is at least 1")
+    if execution_type not in ("STANDARD", "EXPRESS"):
+        raise ValueError("execution_type is STANDARD or EXPRESS")
+    child_timeout = render_timeout
+    if execution_type == "EXPRESS":
+        child_timeout = min(render_timeout, EXPRESS_MAX_SECONDS - BOOKKEEPING_TIMEOUT)
     if max_concurrency < 0:
         raise ValueError("max_concurrency is 0 (no limit) or more")
     if not 0 <= tolerated_failure_percentage <= 100:
@@ -152,11 +175,12 @@ def definition(
 
     render_recipient = _task(
         render_function,
-        {"batch_id.$": "$.batch_id", "item.$": "$.item"},
-        timeout=render_timeout,
-        result={"recipient_id.$": "$.Payload.recipient_id", "status.$": "$.Payload.status"},
+        {"batch_id.$": "$.BatchInput.batch_id", "items.$": "$.Items"},
+        timeout=child_timeout,
+        result={"results.$": "$.Payload.results"},
         result_path="$",
-        comment="Render one recipient; a bad record is already a failed result, not an error",
+        comment="Render a batch of recipients in turn; a bad record (or one whose render "
+        "crashed) is a failed result of its own, not an error",
     )
     render_recipient["Retry"].append(json.loads(json.dumps(IN_PROGRESS_RETRY)))
     render_recipient["Catch"] = _catch(RECORD_FAILURE)
@@ -164,25 +188,32 @@ def definition(
 
     record_failure = _task(
         failure_function,
-        {"batch_id.$": "$.batch_id", "item.$": "$.item", "error.$": "$.error"},
+        {"batch_id.$": "$.BatchInput.batch_id", "items.$": "$.Items", "error.$": "$.error"},
         timeout=BOOKKEEPING_TIMEOUT,
-        result={"recipient_id.$": "$.Payload.recipient_id", "status.$": "$.Payload.status"},
+        result={"results.$": "$.Payload.results"},
         result_path="$",
-        comment="Record the recipient failed (the Catch's Error and Cause); the batch goes on",
+        comment="Record the recipients without a result failed (the Catch's Error and Cause: "
+        "the invocation died, timed out); the batch goes on",
     )
     record_failure["End"] = True
 
     render: dict[str, Any] = {
         "Type": "Map",
-        "Comment": "One child execution per item of the list Plan wrote",
+        "Comment": "One child execution per batch of items of the list Plan wrote",
         "ItemReader": {
             "Resource": "arn:aws:states:::s3:getObject",
             "ReaderConfig": {"InputType": "JSON"},
             "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.items_key"},
         },
-        "ItemSelector": {"batch_id.$": "$.batch_id", "item.$": "$$.Map.Item.Value"},
+        "ItemBatcher": {
+            "MaxItemsPerBatch": batch_size,
+            # Plan keeps each item under MAX_ITEM_BYTES: a batch is cut short rather than
+            # exceed a child's input.
+            "MaxInputBytesPerBatch": MAX_PAYLOAD_BYTES,
+            "BatchInput": {"batch_id.$": "$.batch_id"},
+        },
         "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
             "StartAt": RENDER_RECIPIENT,
             "States": {RENDER_RECIPIENT: render_recipient, RECORD_FAILURE: record_failure},
         },

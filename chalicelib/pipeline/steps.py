@@ -136,7 +136,11 @@ def render_recipient(
         return _done(job, outputs, Status.cached)
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="reel-job-", dir=config.scratch()) as tmp:
+        # The lease holds every cached segment this render uses until its video is stored.
+        with (
+            cache.lease(),
+            tempfile.TemporaryDirectory(prefix="reel-job-", dir=config.scratch()) as tmp,
+        ):
             video, poster = Path(tmp) / "video.mp4", Path(tmp) / "poster.jpg"
             result = render(
                 job.plan,

@@ -9,6 +9,7 @@ run: the single-pass reference.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import shutil
@@ -445,7 +446,10 @@ def render(
     # The audio track does not depend on the video: it is made while the segments encode.
     background = ThreadPoolExecutor(max_workers=1)
     try:
-        audio_job = background.submit(_audio_track, plan, total, profile, cache, work, config)
+        # In this context: the audio track is pinned in the render's lease (render/disk.py).
+        audio_job = background.submit(
+            contextvars.copy_context().run, _audio_track, plan, total, profile, cache, work, config
+        )
         names = []
         for i, run in enumerate(runs):
             name = f"seg_{i:04d}.mp4"

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 from chalicelib.backends import Backends
 from chalicelib.data.mapping import FieldMapping, recipient_id
 from chalicelib.data.readers import Row, read_rows
-from chalicelib.errors import DataError, NotFoundError, ReelError, TemplateError
+from chalicelib.errors import DataError, GoneError, NotFoundError, ReelError, TemplateError
 from chalicelib.pipeline.jobs import (
     BatchItem,
     BatchRecord,
@@ -26,11 +26,12 @@ from chalicelib.pipeline.jobs import (
     Status,
     new_id,
 )
+from chalicelib.pipeline.statemachine import MAX_ITEM_BYTES
 from chalicelib.pipeline.steps import failed, internal_error, plan_recipient, render_recipient
 from chalicelib.services.notices import notify_completion
 from chalicelib.services.recipients import page_url, publish
 from chalicelib.services.templates import get_template, materialize, scratch
-from chalicelib.template.library import pydantic_problems
+from chalicelib.template.library import LoadedTemplate, pydantic_problems
 from chalicelib.template.model import Strict
 
 #: Inline records POST /batches takes by default (REEL_MAX_INLINE_RECORDS).
@@ -117,6 +118,10 @@ def batch_from_upload(b: Backends, key: str, etag: str = "") -> BatchRecord | No
     match = _INCOMING.match(key)
     if not match:
         return None
+    if not b.blobs.exists(key):
+        # Deleted before this notification was handled: raised, not refused, so that Lambda's
+        # on-failure queue keeps it (`reel failures`) and it can be retried once uploaded again.
+        raise GoneError(f"{key}: the upload was deleted before its batch could start", "source")
     template_id = match.group(1)
     batch_id = "b_" + hashlib.sha256(f"{key}\0{etag}".encode()).hexdigest()[:32]
     if b.jobs.get_batch(batch_id) is not None:
@@ -151,15 +156,26 @@ def get_batch(b: Backends, batch_id: str) -> BatchRecord:
     return record
 
 
-def _items(rows: Iterator[Row]) -> Iterator[BatchItem]:
+def _items(rows: Iterator[Row]) -> Iterator[tuple[BatchItem, str]]:
+    """Each row as an item and its JSON; a row too large for the state machine fails alone."""
     for index, row in enumerate(rows):
         if row.fields is None:
             assert row.error is not None
-            yield BatchItem(
+            item = BatchItem(
                 index=index, line=row.line, error=row.error.message, field=row.error.field or None
             )
         else:
-            yield BatchItem(index=index, line=row.line, fields=row.fields)
+            item = BatchItem(index=index, line=row.line, fields=row.fields)
+        text = item.model_dump_json(exclude_none=True)
+        if len(text.encode()) > MAX_ITEM_BYTES:
+            item = BatchItem(
+                index=index,
+                line=row.line,
+                error=f"line {row.line}: the row is {len(text.encode()):,} bytes as JSON; "
+                f"a batch row is at most {MAX_ITEM_BYTES:,}",
+            )
+            text = item.model_dump_json(exclude_none=True)
+        yield item, text
 
 
 def plan_batch(b: Backends, batch_id: str) -> BatchRecord:
@@ -168,14 +184,20 @@ def plan_batch(b: Backends, batch_id: str) -> BatchRecord:
     batch = get_batch(b, batch_id)
     lt = materialize(b, get_template(b, batch.template_id, batch.version))
     with tempfile.TemporaryDirectory(prefix="reel-plan-", dir=scratch(b)) as tmp:
-        source = b.blobs.fetch(batch.source_key, Path(tmp))
+        try:
+            source = b.blobs.fetch(batch.source_key, Path(tmp))
+        except KeyError:  # deleted (or expired) between the batch's start and its plan
+            raise DataError(
+                f"the source {batch.source_key} is gone: it was deleted before the batch read it",
+                field="source",
+            ) from None
         items = Path(tmp) / "items.json"
         total = 0
         first_job = None
         with items.open("w", encoding="utf-8") as out:
             out.write("[")
-            for item in _items(read_rows(source)):
-                out.write(("," if total else "") + item.model_dump_json(exclude_none=True))
+            for item, text in _items(read_rows(source)):
+                out.write(("," if total else "") + text)
                 total += 1
                 if first_job is None and item.fields is not None:
                     row = Row(item.line, item.fields)
@@ -212,6 +234,18 @@ def render_item(b: Backends, batch_id: str, item: BatchItem) -> RecipientResult:
     lt = materialize(b, get_template(b, batch.template_id, batch.version))
     error = DataError(item.error, field=item.field or "") if item.error else None
     row = Row(item.line, item.fields, error)
+    with b.cache.lease():  # the assets it fetches are held until its render is done
+        return _render_item(b, batch_id, batch, lt, item, row)
+
+
+def _render_item(
+    b: Backends,
+    batch_id: str,
+    batch: BatchRecord,
+    lt: LoadedTemplate,
+    item: BatchItem,
+    row: Row,
+) -> RecipientResult:
     planned = plan_recipient(
         lt,
         batch.mapping,
@@ -243,7 +277,11 @@ def record_failure(
     fields = item.fields or {}
     rid = recipient_id(get_batch(b, batch_id).mapping, fields, f"line-{item.line}")
     result = internal_error(rid, item.line, reason, code=code)
-    b.results.put_result(batch_id, item.index, result)
+    if not b.results.put_result(batch_id, item.index, result):
+        # Recorded already (the first result wins): say what it is, not this failure.
+        page = b.results.list_results(batch_id, after=item.index - 1, limit=1)
+        if page and page[0][0] == item.index:
+            return page[0][1]
     return result
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import TemplateError
+from infra.media import EXPIRING
 from infra.retention import PERSONAL_MEDIA_PREFIXES, Retention, campaigns_retention
 from tests.infra import synth
 
@@ -65,8 +66,29 @@ def test_the_stack_sets_ttl_and_lifecycle_from_the_campaigns() -> None:
     assert set(personal) == set(PERSONAL_MEDIA_PREFIXES)
     assert {r["ExpirationInDays"] for r in personal.values()} == {180}
     assert all(r["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1 for r in personal.values())
-    # Shared segments and static chunks hold nothing personal: no rule expires them.
-    assert not any(r.get("Prefix", "").startswith(("segments/", "hls/s/")) for r in rules)
+    # Uploads, a batch's working copies, cached segments and stream chunks expire: each prefix
+    # as the code writes its keys (a missing segment or chunk is simply rendered again).
+    expiring = {
+        r["Prefix"]: r["ExpirationInDays"] for r in rules if r.get("Id", "").startswith("expire-")
+    }
+    assert expiring == EXPIRING
+    assert "hls/p/" not in expiring  # the campaigns' retention expires personal chunks here
+    from chalicelib.render.cache import SegmentCache
+    from chalicelib.render.hls import chunk_blob, init_blob
+    from infra.api import INCOMING_PREFIX
+
+    written = [
+        INCOMING_PREFIX + "tiny/people.csv",
+        "uploads/u_1/people.csv",
+        "batches/b_1/source.jsonl",
+        "batches/b_1/items.json",
+        SegmentCache.segment_key("ab" * 32),
+        SegmentCache.audio_key("ab" * 32),
+        chunk_blob("ab" * 32, personal=False),
+        init_blob("ab" * 32),
+    ]
+    assert all(any(k.startswith(p) for p in expiring) for k in written)
+    assert not any(v.startswith(p) for p in expiring for v in ("videos/a.mp4", "templates/t/x"))
 
 
 def test_traces_carry_no_results_or_errors() -> None:

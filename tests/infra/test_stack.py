@@ -321,6 +321,12 @@ def test_state_machine_is_standard_with_a_distributed_map(template_json: dict[st
     assert maps[0]["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert maps[0]["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
     assert "ResultWriter" in maps[0]
+    # each child takes a batch of recipients (the setting's default), of the kind make cost chose
+    from chalicelib.pipeline.statemachine import CHILD_EXECUTION_TYPE
+    from chalicelib.settings import Settings
+
+    assert maps[0]["ItemBatcher"]["MaxItemsPerBatch"] == Settings().render_batch_size
+    assert maps[0]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == CHILD_EXECUTION_TYPE
 
 
 def test_render_and_batch_steps_are_image_functions_of_one_asset(
@@ -339,6 +345,9 @@ def test_render_and_batch_steps_are_image_functions_of_one_asset(
     render = by_cmd["chalicelib.handlers.render.handler"]
     assert render["MemorySize"] == 3008
     assert render["EphemeralStorage"] == {"Size": 4096}
+    # Its warm /tmp segment cache is capped below /tmp, leaving room for the render itself.
+    cap = int(render["Environment"]["Variables"]["REEL_CACHE_MAX_BYTES"])
+    assert 0 < cap <= render["EphemeralStorage"]["Size"] * 2**20 // 2
     assert render["Timeout"] == 900
     assert by_cmd["chalicelib.handlers.batch.finalize"]["Timeout"] < 900
     # One docker image asset whose build context holds only what the Dockerfile copies.

@@ -172,3 +172,62 @@ def test_the_local_backend_has_no_failed_invocations(local_app: Client) -> None:
         local_app.http.post("/failures/x/retry", headers={"x-api-key": API_KEY}).status_code == 404
     )
     assert CliRunner().invoke(cli, ["failures"]).exit_code == 0
+
+
+def test_an_upload_deleted_before_its_trigger_ran_is_a_failure_listed_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import incoming
+    from chalicelib.errors import GoneError
+    from tests.aws import create_bucket
+
+    with mock_aws():
+        # GIVEN an upload under incoming/ whose object is deleted before the trigger runs
+        s3 = create_bucket("reel-media")
+        s3.put_object(Bucket="reel-media", Key="incoming/tiny/people.csv", Body=b"first_name\n")
+        event = {
+            "Records": [
+                {
+                    "s3": {
+                        "bucket": {"name": "reel-media"},
+                        "object": {"key": "incoming/tiny/people.csv", "eTag": "abc"},
+                    }
+                }
+            ]
+        }
+        s3.delete_object(Bucket="reel-media", Key="incoming/tiny/people.csv")
+        monkeypatch.setenv("REEL_BACKEND", "aws")
+        monkeypatch.setenv("REEL_BUCKET", "reel-media")
+        bootstrap.reset()
+        # WHEN the trigger runs THEN it fails with an error that says what happened (no
+        # KeyError or botocore error), and no batch was started
+        with pytest.raises(GoneError) as raised:
+            incoming(event, None)
+        message = str(raised.value)
+        assert "incoming/tiny/people.csv" in message and "deleted before" in message
+        # AND once Lambda gave up on it, its on-failure queue lists it, with that reason
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue = sqs.create_queue(QueueName="incoming-dead-letters")["QueueUrl"]
+        sqs.send_message(
+            QueueUrl=queue,
+            MessageBody=json.dumps(
+                {
+                    "timestamp": "2026-12-03T12:00:00.000Z",
+                    "requestContext": {
+                        "functionArn": f"{INCOMING}:$LATEST",
+                        "condition": "RetriesExhausted",
+                        "approximateInvokeCount": 3,
+                    },
+                    "requestPayload": event,
+                    "responsePayload": {
+                        "errorType": type(raised.value).__name__,
+                        "errorMessage": message,
+                    },
+                }
+            ),
+        )
+        lam = boto3.client("lambda", region_name=REGION)
+        listed = SqsFailedInvocations(sqs, lam, {"incoming": queue}).recent()
+        assert [(f.source, f.error) for f in listed] == [("incoming", f"GoneError: {message}")]
+        assert listed[0].payload == event
+    bootstrap.reset()

@@ -18,8 +18,11 @@ from pydantic import BaseModel
 from chalicelib.handlers.batch import task_error_reason
 from chalicelib.handlers.models import (
     BatchEvent,
+    BatchOutput,
     FailureEvent,
+    ItemResult,
     PlanOutput,
+    RenderBatchEvent,
     RenderEvent,
     RenderItemEvent,
     TaskError,
@@ -38,6 +41,7 @@ ARGS: dict[str, Any] = {
     "tolerated_failure_percentage": 5,
     "results_bucket": "reel-media",
     "render_timeout": 840,
+    "batch_size": 10,
 }
 
 
@@ -105,8 +109,18 @@ def test_every_task_has_a_timeout_and_the_lambda_retry(asl: dict[str, Any]) -> N
         ], name
     got = states(asl)
     assert all(len(got[n]["Retry"]) == 1 for n in sm.TASK_NAMES if n != sm.RENDER_RECIPIENT)
-    assert got[sm.RENDER_RECIPIENT]["TimeoutSeconds"] == 840
+    # an EXPRESS child lasts 5 minutes at most: its render task, then RecordFailure's minute
+    child = 840 if sm.CHILD_EXECUTION_TYPE == "STANDARD" else 240
+    assert got[sm.RENDER_RECIPIENT]["TimeoutSeconds"] == child
     assert got[sm.PLAN]["TimeoutSeconds"] == 840
+    standard = states(sm.definition(**{**ARGS, "execution_type": "STANDARD"}))
+    express = states(sm.definition(**{**ARGS, "execution_type": "EXPRESS"}))
+    assert standard[sm.RENDER_RECIPIENT]["TimeoutSeconds"] == 840
+    assert (
+        express[sm.RENDER_RECIPIENT]["TimeoutSeconds"]
+        + express[sm.RECORD_FAILURE]["TimeoutSeconds"]
+        <= sm.EXPRESS_MAX_SECONDS
+    )
 
 
 def test_a_render_retried_while_in_progress_waits_for_it(asl: dict[str, Any]) -> None:
@@ -143,8 +157,15 @@ def test_the_map_is_distributed_and_reads_the_item_list_from_s3(asl: dict[str, A
     assert render["Type"] == "Map"
     assert render["ItemProcessor"]["ProcessorConfig"] == {
         "Mode": "DISTRIBUTED",
-        "ExecutionType": "STANDARD",
+        "ExecutionType": sm.CHILD_EXECUTION_TYPE,
     }
+    # each child (one render invocation) takes a batch of items, never more than its input holds
+    assert render["ItemBatcher"] == {
+        "MaxItemsPerBatch": 10,
+        "MaxInputBytesPerBatch": sm.MAX_PAYLOAD_BYTES,
+        "BatchInput": {"batch_id.$": "$.batch_id"},
+    }
+    assert sm.MAX_ITEM_BYTES + 4096 < sm.MAX_PAYLOAD_BYTES  # an item and its BatchInput
     assert render["MaxConcurrency"] == 200
     assert render["ToleratedFailurePercentage"] == 5.0
     assert render["ItemReader"] == {
@@ -152,7 +173,7 @@ def test_the_map_is_distributed_and_reads_the_item_list_from_s3(asl: dict[str, A
         "ReaderConfig": {"InputType": "JSON"},
         "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.items_key"},
     }
-    assert render["ItemSelector"] == {"batch_id.$": "$.batch_id", "item.$": "$$.Map.Item.Value"}
+    assert "ItemSelector" not in render  # the items as Plan wrote them
     assert render["ResultWriter"] == {
         "Resource": "arn:aws:states:::s3:putObject",
         "Parameters": {"Bucket": "reel-media", "Prefix": sm.RESULTS_PREFIX},
@@ -181,24 +202,26 @@ def test_the_payloads_are_the_handlers_inputs(asl: dict[str, Any]) -> None:
     got = states(asl)
     assert payload_keys(got[sm.PLAN]) == fields(BatchEvent)
     assert payload_keys(got[sm.FINALIZE]) == fields(BatchEvent)
-    assert payload_keys(got[sm.RENDER_RECIPIENT]) == fields(RenderItemEvent)
-    assert payload_keys(got[sm.RECORD_FAILURE]) == fields(FailureEvent)
-    assert payload_keys(got[sm.FAIL_BATCH]) == fields(FailureEvent) - {"item"}
+    assert payload_keys(got[sm.RENDER_RECIPIENT]) == fields(RenderBatchEvent)
+    assert payload_keys(got[sm.RECORD_FAILURE]) == fields(FailureEvent) - {"item"}
+    assert payload_keys(got[sm.FAIL_BATCH]) == fields(FailureEvent) - {"item", "items"}
+    # the child's input is what ItemBatcher makes: {"BatchInput": {...}, "Items": [...]}
+    payload = got[sm.RENDER_RECIPIENT]["Parameters"]["Payload"]
+    assert payload == {"batch_id.$": "$.BatchInput.batch_id", "items.$": "$.Items"}
     # Plan's output is what the Map reads: blob keys, never the items
     plan_out = {k.removesuffix(".$") for k in got[sm.PLAN]["ResultSelector"]}
     assert plan_out == fields(PlanOutput)
     assert got[sm.PLAN]["ResultPath"] == "$"
-    assert set(asl["States"][sm.RENDER]["ItemSelector"]) == {"batch_id.$", "item.$"}
+    assert set(asl["States"][sm.RENDER]["ItemBatcher"]["BatchInput"]) == {"batch_id.$"}
 
 
 def test_the_children_return_two_short_fields(asl: dict[str, Any]) -> None:
     got = states(asl)
     for name in (sm.RENDER_RECIPIENT, sm.RECORD_FAILURE):
-        assert got[name]["ResultSelector"] == {
-            "recipient_id.$": "$.Payload.recipient_id",
-            "status.$": "$.Payload.status",
-        }
+        assert got[name]["ResultSelector"] == {"results.$": "$.Payload.results"}
         assert got[name]["ResultPath"] == "$"
+    assert fields(BatchOutput) == {"results"}
+    assert fields(ItemResult) == {"recipient_id", "status"}
     assert got[sm.FAIL_BATCH]["ResultPath"] is None  # keeps `error` for the Fail state
 
 
@@ -210,17 +233,26 @@ def test_the_definition_is_small_json(asl: dict[str, Any]) -> None:
 
 
 def test_moto_parses_it() -> None:
+    # moto knows neither ItemBatcher nor EXPRESS children: tests/aws.py runs the definition
+    # without them (what that changes is documented there; asl-validator checks the real one)
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
+    from tests.aws import for_moto
+
     for percentage in (0, 12.5, 100):
-        AmazonStateLanguageParser.parse(
-            sm.to_json(sm.definition(**{**ARGS, "tolerated_failure_percentage": percentage}))
-        )
+        definition = sm.definition(**{**ARGS, "tolerated_failure_percentage": percentage})
+        AmazonStateLanguageParser.parse(sm.to_json(for_moto(definition)))
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("max_concurrency", -1), ("tolerated_failure_percentage", 101), ("render_timeout", 0)],
+    [
+        ("max_concurrency", -1),
+        ("tolerated_failure_percentage", 101),
+        ("render_timeout", 0),
+        ("batch_size", 0),
+        ("execution_type", "FAST"),
+    ],
 )
 def test_bad_settings_are_refused(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
@@ -233,6 +265,8 @@ def test_bad_settings_are_refused(name: str, value: float) -> None:
         ("plan.json", BatchEvent),
         ("finalize.json", BatchEvent),
         ("render_item.json", RenderItemEvent),
+        ("render_batch.json", RenderBatchEvent),
+        ("record_failure_batch.json", FailureEvent),
         ("render.json", RenderEvent),
         ("record_failure.json", FailureEvent),
         ("fail_batch.json", FailureEvent),
@@ -241,7 +275,7 @@ def test_bad_settings_are_refused(name: str, value: float) -> None:
 def test_the_sample_events_are_valid_inputs(event: str, model: type[BaseModel]) -> None:
     data = json.loads((EVENTS / event).read_text(encoding="utf-8"))
     model.model_validate(data)
-    if model in (RenderItemEvent, RenderEvent):
+    if model in (RenderItemEvent, RenderEvent, RenderBatchEvent):
         assert isinstance(RenderInput.validate_python(data), model)
 
 
