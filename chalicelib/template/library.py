@@ -21,6 +21,7 @@ from chalicelib.template.documents import (
 )
 from chalicelib.template.expr import check_locale, compile_condition, template_variables
 from chalicelib.template.model import (
+    INTERACTION_TAGS,
     LAYER_TAGS,
     SCENE_TAGS,
     AudioLayer,
@@ -50,7 +51,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(prev, int) and part in LAYER_TAGS | SCENE_TAGS:
+        elif isinstance(prev, int) and part in LAYER_TAGS | SCENE_TAGS | INTERACTION_TAGS:
             pass  # the tag pydantic adds after a union list item
         elif part.startswith("function-") or part.startswith("tagged-union"):
             pass
@@ -400,6 +401,9 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
             Problem(path, f"uses undeclared variable {name!r}")
             for name in sorted(names - set(tpl.variables))
         )
+    from chalicelib.template.interactive import interactive_problems
+
+    problems.extend(interactive_problems(lt, scenes))
     return problems
 
 

@@ -332,6 +332,142 @@ SceneEntry = Annotated[
 SCENE_TAGS = frozenset({"ref", "scene"})
 
 
+# ── interactions, chapters and experiments (drawn by the page's player, never burned in) ───
+
+
+class Action(Strict):
+    """What an interaction does: exactly one of open (a URL), chapter, seek or set."""
+
+    open: str | None = Field(
+        None, min_length=1, max_length=2000, description="http(s), mailto: or a path; may use {{ }}"
+    )
+    chapter: str | None = Field(None, pattern=IDENT, description="jump to this chapter")
+    seek: float | None = Field(None, ge=0, description="jump to this time, seconds into the video")
+    set: dict[str, str] | None = Field(
+        None, description="set variables of the recipient's record: {variable: value}"
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        given = [k for k in ("open", "chapter", "seek", "set") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an action has exactly one of: open, chapter, seek, set")
+        return self
+
+
+class InteractionBase(Strict):
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT, description="named in its events")
+    scene: str = Field(pattern=IDENT, description="the scene it is timed in")
+    start: float = Field(0, ge=0, description="seconds after the scene starts")
+    duration: float | None = Field(None, gt=0, description="seconds; default: to the scene's end")
+    when: str | None = Field(None, description="JMESPath on the record; shown if truthy")
+    at: Position | None = Field(
+        None, description="centre, as fractions of the canvas (x, y); default: the player's place"
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: Position | None) -> Position | None:
+        if v is not None and not all(0 <= c <= 1 for c in v):
+            raise ValueError("at is a fraction of the canvas: each coordinate in [0, 1]")
+        return v
+
+
+class ButtonInteraction(InteractionBase):
+    type: Literal["button"] = "button"
+    label: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    action: Action
+
+
+class HotspotInteraction(InteractionBase):
+    type: Literal["hotspot"] = "hotspot"
+    label: str = Field(min_length=1, max_length=200, description="its name for screen readers")
+    size: Size = Field(description="the clickable box in canvas pixels (w, h), or one int")
+    action: Action
+
+
+class ChoiceOption(Strict):
+    label: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    value: str = Field(min_length=1, max_length=200, description="what the variable is set to")
+    chapter: str | None = Field(
+        None, pattern=IDENT, description="on the MP4, the chapter this option jumps to"
+    )
+
+
+class ChoiceInteraction(InteractionBase):
+    type: Literal["choice"] = "choice"
+    label: str = Field(min_length=1, max_length=300, description="the question; may use {{ }}")
+    variable: str = Field(description="the record's variable the chosen option's value sets")
+    options: list[ChoiceOption] = Field(min_length=2, max_length=4)
+
+    @field_validator("options")
+    @classmethod
+    def _unique(cls, v: list[ChoiceOption]) -> list[ChoiceOption]:
+        values = [o.value for o in v]
+        if len(set(values)) != len(values):
+            raise ValueError("option values must be unique")
+        return v
+
+
+class FormField(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=MAX_IDENT)
+    type: Literal["text", "email", "single", "multiple"] = "text"
+    label: str = Field(min_length=1, max_length=300, description="may use {{ }}")
+    required: bool = False
+    options: list[str] | None = Field(None, description="single/multiple: the allowed answers")
+    max_length: int = Field(500, ge=1, le=5000, description="text: longest answer accepted")
+
+    @model_validator(mode="after")
+    def _options(self) -> FormField:
+        choosing = self.type in ("single", "multiple")
+        if choosing and not self.options:
+            raise ValueError(f"a {self.type} field needs a non-empty 'options' list")
+        if not choosing and self.options is not None:
+            raise ValueError("options apply to single and multiple fields only")
+        if self.options is not None and len(set(self.options)) != len(self.options):
+            raise ValueError("options must be unique")
+        return self
+
+
+class FormInteraction(InteractionBase):
+    type: Literal["form"] = "form"
+    label: str = Field(min_length=1, max_length=300, description="the form's title; may use {{ }}")
+    submit: str = Field("Send", min_length=1, max_length=100, description="the button's label")
+    fields: list[FormField] = Field(min_length=1, max_length=20)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, v: list[FormField]) -> list[FormField]:
+        names = [f.name for f in v]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"field names must be unique: {', '.join(dupes)}")
+        return v
+
+
+Interaction = Annotated[
+    ButtonInteraction | HotspotInteraction | ChoiceInteraction | FormInteraction,
+    Field(discriminator="type"),
+]
+INTERACTION_TAGS = frozenset({"button", "hotspot", "choice", "form"})
+
+
+class Chapter(Strict):
+    """A named time of the video: in the player's chapters menu and on its progress bar."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    title: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    scene: str | None = Field(None, pattern=IDENT, description="starts with this scene")
+    time: float | None = Field(
+        None, ge=0, description="seconds into the scene (with `scene`) or into the video"
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> Chapter:
+        if self.scene is None and self.time is None:
+            raise ValueError("a chapter needs a scene, a time, or both")
+        return self
+
+
 # ── template ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -458,6 +594,10 @@ class Template(Strict):
     page: PageSpec = PageSpec()
     tracking: TrackingSpec = TrackingSpec()
     retention: RetentionSpec = RetentionSpec()
+    interactions: list[Interaction] = Field(
+        default_factory=list, description="buttons, hotspots, choices and forms over the video"
+    )
+    chapters: list[Chapter] = Field(default_factory=list, description="named times of the video")
 
     @field_validator("variables")
     @classmethod
