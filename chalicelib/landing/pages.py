@@ -11,6 +11,7 @@ from chalicelib.errors import DataError
 from chalicelib.landing.tokens import new_token
 from chalicelib.template.bind import bind_values
 from chalicelib.template.expr import interpolate
+from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
 from chalicelib.template.library import LoadedTemplate
 from chalicelib.template.model import Strict, TextLayer
 from chalicelib.template.plan import RenderPlan
@@ -40,6 +41,10 @@ class Page(Strict):
     duration: float
     poster_time: float = 0.0
     created_at: float
+    interactions: list[PageInteraction] = Field(
+        default_factory=list, description="drawn by the player over the video, at their times"
+    )
+    chapters: list[PageChapter] = Field(default_factory=list)
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -82,6 +87,7 @@ def make_page(
             raise DataError(f"{exc} (at page.{field})", field=f"page.{field}") from exc
 
     cta = spec.cta
+    interactions, chapters = resolve(lt.template, plan, values)
     return Page(
         token=new_token(),
         campaign_id=campaign_id,
@@ -98,4 +104,6 @@ def make_page(
         duration=plan.duration,
         poster_time=plan.poster_time,
         created_at=time.time(),
+        interactions=interactions,
+        chapters=chapters,
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chalicelib.landing.pages import Page
 from chalicelib.landing.tokens import signed_token
+from chalicelib.template.interactive import PageChapter, PageInteraction
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -31,6 +33,7 @@ def landing_page(
     secret: str,
     lang: str,
     tracking: str = "identified",
+    interactive: tuple[list[PageInteraction], list[PageChapter]] | None = None,
 ) -> str:
     """The recipient's page. Its links are relative, so it works under any path prefix.
 
@@ -38,13 +41,22 @@ def landing_page(
     their current data) and falls back to the MP4 (`video_url`, when one was rendered).
     `tracking` is the view's mode (tracking/consent.py): `ask` shows the consent banner, `off`
     sends nothing, `anonymous` sends events the server keeps without the recipient."""
-    config = {
+    config: dict[str, Any] = {
         "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
         "events_url": "../events",
         "hls_url": f"../hls/{page.token}/index.m3u8",
         "video_url": video_url,
         "tracking": tracking,
     }
+    interactions, chapters = interactive or (page.interactions, page.chapters)
+    if interactions or chapters:
+        config |= {
+            "interactive_url": f"{page.token}/interactive.json",
+            "interactions": [i.model_dump(mode="json") for i in interactions],
+            "chapters": [c.model_dump(mode="json") for c in chapters],
+            "canvas": [page.width, page.height],
+            "duration": page.duration,
+        }
     return (
         environment()
         .get_template("page.html")
@@ -56,6 +68,7 @@ def landing_page(
             static="../static",
             lang=lang,
             tracking=tracking,
+            chapters=chapters,
         )
     )
 
