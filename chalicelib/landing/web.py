@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 from importlib import resources
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 

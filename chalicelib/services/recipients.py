@@ -132,7 +132,9 @@ def set_recipient_data(
     return remember(b, campaign_id, rid, dict(job.plan.record), token, consent=job.consent)
 
 
-def choose(b: Backends, campaign_id: str, rid: str, updates: dict[str, str]) -> RecipientData | None:
+def choose(
+    b: Backends, campaign_id: str, rid: str, updates: dict[str, str]
+) -> RecipientData | None:
     """A viewer's choice on their page (a choice interaction, a `set` action): the record with
     those variables changed goes through `set_recipient_data`, as `PUT /recipients/{id}/data`
     does, so the next personal chunks of their stream are planned from it. A consent answer

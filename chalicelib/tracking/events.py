@@ -37,9 +37,10 @@ INTERACTIVE_KINDS = frozenset(
     }
 )
 MAX_ANSWER = 5000  # characters of one answer (a form field's max_length is checked on the page)
-Answer = Annotated[str, Field(max_length=MAX_ANSWER)] | Annotated[
-    list[Annotated[str, Field(max_length=200)]], Field(max_length=50)
-]
+Answer = (
+    Annotated[str, Field(max_length=MAX_ANSWER)]
+    | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)]
+)
 
 
 EVENT_ID = r"^[A-Za-z0-9_-]{8,64}$"

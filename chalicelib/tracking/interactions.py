@@ -28,8 +28,7 @@ def _form_answers(form: FormInteraction, event: ClientEvent, path: str) -> None:
     for name in answers:
         if name not in declared:
             raise DataError(
-                f"{name!r} is not a field of form {form.id!r} (its fields: "
-                f"{', '.join(declared)})",
+                f"{name!r} is not a field of form {form.id!r} (its fields: {', '.join(declared)})",
                 field=f"{path}.answers.{name}",
             )
     for name, f in declared.items():
@@ -80,7 +79,9 @@ def check_events(template: Template, events: Sequence[ClientEvent]) -> None:
             )
         if event.kind is EventKind.choice:
             if not isinstance(item, ChoiceInteraction):
-                raise DataError(f"{item.id!r} is a {item.type}, not a choice", field=f"{path}.interaction")
+                raise DataError(
+                    f"{item.id!r} is a {item.type}, not a choice", field=f"{path}.interaction"
+                )
             values = [o.value for o in item.options]
             if event.option not in values:
                 raise DataError(
@@ -89,7 +90,9 @@ def check_events(template: Template, events: Sequence[ClientEvent]) -> None:
                 )
         if event.kind is EventKind.form_submit:
             if not isinstance(item, FormInteraction):
-                raise DataError(f"{item.id!r} is a {item.type}, not a form", field=f"{path}.interaction")
+                raise DataError(
+                    f"{item.id!r} is a {item.type}, not a form", field=f"{path}.interaction"
+                )
             _form_answers(item, event, path)
 
 
