@@ -240,6 +240,7 @@
   function finish(item) {
     done[item.id] = true;
     hide(item.id);
+    update();
   }
   function show(item) {
     var node = makers[item.type](item);
