@@ -10,6 +10,7 @@ from pydantic import Field
 from chalicelib.errors import DataError
 from chalicelib.landing.tokens import new_token
 from chalicelib.template.bind import bind_values
+from chalicelib.template.experiments import assigned, variant_template
 from chalicelib.template.expr import interpolate
 from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
 from chalicelib.template.library import LoadedTemplate
@@ -45,6 +46,9 @@ class Page(Strict):
         default_factory=list, description="drawn by the player over the video, at their times"
     )
     chapters: list[PageChapter] = Field(default_factory=list)
+    experiments: dict[str, str] = Field(
+        default_factory=dict, description="experiment id → the variant this recipient sees"
+    )
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -75,6 +79,7 @@ def make_page(
     poster_key: str,
 ) -> Page:
     """Bind the template's page section for the recipient of `plan`; a new token."""
+    lt = variant_template(lt, assigned(plan.record))
     spec = lt.template.page
     values, _ = bind_values(lt, plan.record)
 
@@ -106,4 +111,5 @@ def make_page(
         created_at=time.time(),
         interactions=interactions,
         chapters=chapters,
+        experiments=assigned(plan.record),
     )

@@ -184,8 +184,17 @@ class _Binder:
 
 def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
+    from chalicelib.template import experiments
+
+    assignment = experiments.assigned(record)  # the recipient's variants (make_job assigns)
+    lt = experiments.variant_template(lt, assignment)
     tpl = lt.template
     values, json_record = bind_values(lt, record)
+    if tpl.experiments:
+        variants = experiments.chosen(tpl, assignment)
+        json_record[experiments.ASSIGNED] = {
+            e.id: v.id for e, v in zip(tpl.experiments, variants, strict=True)
+        }
     given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
     b = _Binder(lt, values, json_record, given)
 

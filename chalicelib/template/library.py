@@ -149,10 +149,16 @@ def _load_library(
     if lib_dir is None or not lib_dir.is_relative_to(root):
         problems.append(Problem("library", "must be a folder inside the campaign folder"))
         return scenes, files
-    for index, entry in enumerate(template.scenes):
-        if not isinstance(entry, SceneRef) or entry.use in scenes:
+    from chalicelib.template.experiments import variant_scene_refs
+
+    wanted = [
+        (f"scenes[{index}]", f"scenes[{index}].use", entry)
+        for index, entry in enumerate(template.scenes)
+        if isinstance(entry, SceneRef)
+    ] + [(where, where, SceneRef(use=use)) for where, use in variant_scene_refs(template)]
+    for prefix, where, entry in wanted:
+        if entry.use in scenes:
             continue
-        where = f"scenes[{index}].use"
         candidates = [lib_dir / f"{entry.use}{s}" for s in (".yaml", ".yml", ".json")]
         found = next((c for c in candidates if _is_file(c)), None)
         if found is None:
@@ -171,7 +177,7 @@ def _load_library(
             problems.append(Problem(where, exc.message))
             continue
         except ValidationError as exc:
-            for p in pydantic_problems(exc, f"scenes[{index}]"):
+            for p in pydantic_problems(exc, prefix):
                 problems.append(Problem(p.field, f"{p.message} (in {rel})"))
             continue
         if scene.id != entry.use:
@@ -404,6 +410,9 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
     from chalicelib.template.interactive import interactive_problems
 
     problems.extend(interactive_problems(lt, scenes))
+    from chalicelib.template.experiments import experiment_problems
+
+    problems.extend(experiment_problems(lt))
     return problems
 
 

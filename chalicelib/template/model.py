@@ -468,6 +468,31 @@ class Chapter(Strict):
         return self
 
 
+class Variant(Strict):
+    """One arm of an experiment: what it changes (nothing: the control as written)."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    weight: float = Field(1.0, ge=0, description="its share of recipients, relative to the others")
+    scenes: dict[str, str] = Field(
+        default_factory=dict, description="scene id → the library scene played instead"
+    )
+    texts: dict[str, str] = Field(
+        default_factory=dict, description="text layer id → its text in this variant (may use {{ }})"
+    )
+    cta: Cta | None = Field(None, description="the page's call to action in this variant")
+    interactions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="interaction id → fields changed (label, action…)"
+    )
+
+
+class Experiment(Strict):
+    """An A/B(/n) test: each recipient gets one variant, by a hash of (experiment, recipient)."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    control: str | None = Field(None, description="the variant compared against (default: first)")
+    variants: list[Variant] = Field(min_length=2, max_length=10)
+
+
 # ── template ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -598,6 +623,9 @@ class Template(Strict):
         default_factory=list, description="buttons, hotspots, choices and forms over the video"
     )
     chapters: list[Chapter] = Field(default_factory=list, description="named times of the video")
+    experiments: list[Experiment] = Field(
+        default_factory=list, description="variants of scenes, texts, the CTA or interactions"
+    )
 
     @field_validator("variables")
     @classmethod

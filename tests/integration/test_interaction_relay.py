@@ -101,3 +101,45 @@ def test_a_poll_answer_and_a_click_reach_hubspot(
         "team_size",
         "video_booked",
     ]
+
+
+VARIANT_RULES = """\
+    rules:
+      - id: variant
+        when: "event.kind == 'play' && experiments.greeting_test != null"
+        do:
+          - connector: hubspot
+            action: set_property
+            params: {properties: {video_variant: "{{ experiments.greeting_test }}"}}
+    """
+
+
+def test_the_variant_is_stored_with_the_page_and_reaches_the_crm(
+    campaign: Campaign, fake_hubspot: FakeHubSpot
+) -> None:
+    from chalicelib.template.experiments import ASSIGNED, assign
+    from tests.unit.test_experiments import experimental
+
+    fake_hubspot.add_contact(ADA, firstname="Ada")
+    fake_hubspot.add_property("video_variant")
+    campaign.write_template(experimental())
+    b = setup_campaign(campaign, VARIANT_RULES)
+    clock = Clock()
+    connectors: dict[str, Connector] = {
+        "hubspot": HubSpotConnector(HUBSPOT_TOKEN, base_url=fake_hubspot.url, timeout=5)
+    }
+    worker = RelayWorker(Relay(b, connectors, clock=clock), b.queue)
+    # GIVEN Ada's record: her variant is assigned by the hash, kept with her record and page
+    record = recipients.set_recipient_data(b, "tiny", ADA, {"first_name": "Ada"})
+    from chalicelib.services import templates
+
+    lt = templates.materialize(b, templates.get_template(b, "tiny"))
+    expected = assign(lt.template.experiments[0], ADA)
+    assert record.data[ASSIGNED] == {"greeting_test": expected}
+    page = b.recipients.get_page(record.token)
+    assert page is not None and page.experiments == {"greeting_test": expected}
+    # WHEN she plays her video, THEN the rule writes her variant to her CRM contact
+    send(worker, [{"id": "vx-000001", "kind": "play", "ts": 1.8e12}])
+    drain(worker, clock)
+    contact = fake_hubspot.contact(ADA)
+    assert contact is not None and contact["video_variant"] == expected
