@@ -26,6 +26,14 @@ class Cue(Strict):
     text: str
 
 
+class PageScene(Strict):
+    """Where a scene of the recipient's video is (for the scene drop-off)."""
+
+    id: str
+    start: float
+    end: float
+
+
 class Page(Strict):
     token: str = Field(description="the page's URL token: random, not the recipient id")
     campaign_id: str
@@ -49,6 +57,7 @@ class Page(Strict):
     experiments: dict[str, str] = Field(
         default_factory=dict, description="experiment id → the variant this recipient sees"
     )
+    scenes: list[PageScene] = Field(default_factory=list, description="the video's scenes")
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -112,4 +121,8 @@ def make_page(
         interactions=interactions,
         chapters=chapters,
         experiments=assigned(plan.record),
+        scenes=[
+            PageScene(id=s.id, start=s.start, end=round(s.start + s.duration, 3))
+            for s in plan.scenes
+        ],
     )

@@ -490,6 +490,9 @@ class Experiment(Strict):
 
     id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
     control: str | None = Field(None, description="the variant compared against (default: first)")
+    metric: Literal["clicked", "completed", "interacted", "played"] = Field(
+        "clicked", description="what decides the winner: the share of recipients who did it"
+    )
     variants: list[Variant] = Field(min_length=2, max_length=10)
 
 
