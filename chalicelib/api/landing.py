@@ -68,6 +68,7 @@ def landing_page(token: str) -> Response:
         lang=locale.split("_")[0],
         tracking=mode.value,
         interactive=recipients.interactive(b, page),
+        theme=template.page.theme,
     )
     return Response(
         body=html,
@@ -129,6 +130,62 @@ def interactive(token: str) -> Response:
         body=view.model_dump_json(),
         status_code=200,
         headers={"Content-Type": "application/json", **NO_STORE},
+    )
+
+
+@landing.route("/v/{token}/theme.css")
+@Operation(
+    "The page's theme (the campaign's page.theme) as a style sheet",
+    "landing",
+    Media(("text/css",), "the style sheet"),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_css(token: str) -> Response:
+    from chalicelib.landing.web import theme_css as render_css
+
+    theme = recipients.theme(bootstrap.backends(), token)
+    return Response(
+        body=render_css(theme),
+        status_code=200,
+        headers={
+            "Content-Type": "text/css; charset=utf-8",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@landing.route("/v/{token}/theme-logo")
+@Operation(
+    "The campaign's logo (page.theme.logo)",
+    "landing",
+    Media(("image/png", "image/jpeg", "image/webp"), "the logo", BINARY),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_logo(token: str) -> Response:
+    data, kind = recipients.theme_file(bootstrap.backends(), token, "logo")
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": kind, "Cache-Control": "private, max-age=300"},
+    )
+
+
+@landing.route("/v/{token}/theme-font")
+@Operation(
+    "The campaign's font (page.theme.font)",
+    "landing",
+    Media(("font/woff2", "font/woff", "font/ttf", "font/otf"), "the font", BINARY),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_font(token: str) -> Response:
+    data, kind = recipients.theme_file(bootstrap.backends(), token, "font")
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": kind, "Cache-Control": "private, max-age=300"},
     )
 
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from chalicelib.landing.pages import Page
 from chalicelib.landing.tokens import signed_token
 from chalicelib.template.interactive import PageChapter, PageInteraction
+from chalicelib.template.model import Theme
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -34,6 +35,7 @@ def landing_page(
     lang: str,
     tracking: str = "identified",
     interactive: tuple[list[PageInteraction], list[PageChapter]] | None = None,
+    theme: Theme | None = None,
 ) -> str:
     """The recipient's page. Its links are relative, so it works under any path prefix.
 
@@ -69,8 +71,37 @@ def landing_page(
             lang=lang,
             tracking=tracking,
             chapters=chapters,
+            theme=theme,
         )
     )
+
+
+def theme_css(theme: Theme) -> str:
+    """The page theme as a style sheet (the CSP allows no inline style): custom properties,
+    colours and the brand font, loaded from beside it (`font`)."""
+    lines = ["/* The campaign's theme (page.theme). */"]
+    props = {"--accent": theme.accent, "--accent-ink": theme.accent_ink}
+    declared = "; ".join(f"{k}: {v}" for k, v in props.items() if v)
+    if declared:
+        lines.append(f":root {{ {declared}; }}")
+    body = []
+    if theme.background:
+        body.append(f"background: {theme.background}")
+    if theme.text:
+        body.append(f"color: {theme.text}")
+    if theme.font:
+        suffix = theme.font[theme.font.rfind(".") :].lower()
+        formats = {".woff2": "woff2", ".woff": "woff", ".ttf": "truetype", ".otf": "opentype"}
+        lines.append(
+            '@font-face { font-family: "ReelBrand"; src: url("theme-font") '
+            f'format("{formats[suffix]}"); font-display: swap; }}'
+        )
+        body.append('font-family: "ReelBrand", system-ui, sans-serif')
+    if body:
+        lines.append(f"body {{ {'; '.join(body)}; }}")
+    if theme.background or theme.text:
+        lines.append(".reel-consent { background: inherit; color: inherit; }")
+    return "\n".join(lines) + "\n"
 
 
 def _vtt_time(seconds: float) -> str:

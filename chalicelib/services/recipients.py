@@ -17,8 +17,8 @@ from chalicelib.pipeline.steps import make_job
 from chalicelib.services.templates import get_template, materialize
 from chalicelib.template.bind import bind, bind_values
 from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
-from chalicelib.template.library import LoadedTemplate
-from chalicelib.template.model import Strict
+from chalicelib.template.library import LoadedTemplate, resolve_asset
+from chalicelib.template.model import FONT_TYPES, LOGO_TYPES, Strict, Theme
 
 
 class RecipientDataRequest(Strict):
@@ -169,6 +169,28 @@ def interactive(b: Backends, page: Page) -> tuple[list[PageInteraction], list[Pa
         return resolve(lt.template, plan, bind_values(lt, plan.record)[0])
     except (DataError, TemplateError):
         return page.interactions, page.chapters
+
+
+def theme(b: Backends, token: str) -> Theme:
+    """The page theme of the campaign behind a page (NotFoundError when it has none)."""
+    page = get_page(b, token)
+    found = materialize(b, get_template(b, page.campaign_id)).template.page.theme
+    if found is None:
+        raise NotFoundError("this campaign's page has no theme", field="token")
+    return found
+
+
+def theme_file(b: Backends, token: str, which: str) -> tuple[bytes, str]:
+    """The theme's logo or font file (bytes, media type), from the campaign's bundle."""
+    page = get_page(b, token)
+    lt = materialize(b, get_template(b, page.campaign_id))
+    found = lt.template.page.theme
+    ref = getattr(found, which, None) if found is not None else None
+    if ref is None:
+        raise NotFoundError(f"this campaign's page theme has no {which}", field="token")
+    kinds = LOGO_TYPES if which == "logo" else FONT_TYPES
+    kind = kinds[ref[ref.rfind(".") :].lower()]
+    return resolve_asset(lt.root, ref).read_bytes(), kind
 
 
 def get_page(b: Backends, token: str) -> Page:

@@ -16,6 +16,8 @@ from chalicelib.template.expr import (
     template_variables,
 )
 from chalicelib.template.model import (
+    FONT_TYPES,
+    LOGO_TYPES,
     Action,
     ButtonInteraction,
     ChoiceInteraction,
@@ -172,6 +174,29 @@ def interactive_problems(lt: LoadedTemplate, scenes: list[Scene]) -> list[Proble
                     f"{chapter.time:g}s is after the video's end ({longest:g}s at the longest)",
                 )
             )
+    problems.extend(theme_problems(lt))
+    return problems
+
+
+def theme_problems(lt: LoadedTemplate) -> list[Problem]:
+    """The page theme's logo and font: files of the campaign, of a kind a browser shows."""
+    from chalicelib.template.library import resolve_asset
+
+    theme = lt.template.page.theme
+    problems: list[Problem] = []
+    if theme is None:
+        return problems
+    for name, ref, kinds in (("logo", theme.logo, LOGO_TYPES), ("font", theme.font, FONT_TYPES)):
+        if ref is None:
+            continue
+        path = f"page.theme.{name}"
+        if not any(ref.lower().endswith(k) for k in kinds):
+            problems.append(Problem(path, f"must be one of {', '.join(sorted(kinds))}"))
+            continue
+        try:
+            resolve_asset(lt.root, ref)
+        except (ValueError, OSError) as exc:
+            problems.append(Problem(path, str(exc)))
     return problems
 
 

@@ -496,6 +496,34 @@ class Experiment(Strict):
     variants: list[Variant] = Field(min_length=2, max_length=10)
 
 
+FONT_TYPES = {".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".otf": "font/otf"}
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+class Theme(Strict):
+    """The landing page's brand: colours, a logo and a font file from the campaign folder."""
+
+    accent: Color | None = Field(None, description="buttons and marks")
+    accent_ink: Color | None = Field(None, description="text on the accent colour")
+    background: Color | None = None
+    text: Color | None = None
+    logo: str | None = Field(None, description="an image in the campaign (png, jpg, webp)")
+    logo_alt: str = Field("", max_length=200, description="the logo's text for screen readers")
+    font: str | None = Field(
+        None, description="a font file in the campaign (woff2, woff, ttf, otf)"
+    )
+
+    @field_validator("accent", "accent_ink", "background", "text")
+    @classmethod
+    def _color(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_color(v)
+
+
 # ── template ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -522,6 +550,7 @@ class PageSpec(Strict):
     title: str | None = Field(None, max_length=300, description="default: the template's name")
     description: str | None = Field(None, max_length=1000, description="for link previews")
     cta: Cta | None = None
+    theme: Theme | None = Field(None, description="brand colours, logo and font of the page")
     consent: Literal["ask"] | None = Field(
         None,
         description="ask: a banner asks the viewer; no identified event is sent before they "

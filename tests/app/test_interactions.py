@@ -219,3 +219,56 @@ def test_a_choice_changes_the_record_as_put_data_does(client: Client, page: dict
     assert view["chapters"][-1]["time"] == 2.8
     [kept] = stored()
     assert (kept.kind.value, kept.option) == ("choice", "pro")
+
+
+THEME = """\
+  theme:
+    accent: "#FF6600"
+    accent_ink: "#000"
+    background: "#0b1f3a"
+    text: "#ffffff"
+    logo: assets/red.png
+    logo_alt: Northwind
+    font: assets/brand.ttf
+"""
+
+
+def test_page_theme_colours_logo_and_font(
+    campaign: Campaign, request: pytest.FixtureRequest
+) -> None:
+    from pathlib import Path
+
+    import chalicelib.render
+
+    font = Path(chalicelib.render.__file__).parent / "fonts" / "NotoSans-VF.ttf"
+    (campaign.root / "assets" / "brand.ttf").write_bytes(font.read_bytes())
+    text = interactive_template().replace("page:\n", "page:\n" + THEME, 1)
+    campaign.write_template(text)
+    client: Client = request.getfixturevalue("local_app")
+    made = put_data(client, ADA, {"first_name": "Ada"})
+    path = made["page"].removeprefix("http://127.0.0.1:8000")
+    html = client.http.get(path).body.decode()
+    # The page links its theme (a style sheet: the CSP allows no inline style) and its logo
+    token = path.rsplit("/", 1)[1]
+    assert f'href="{token}/theme.css"' in html
+    assert f'<img class="reel-logo" src="{token}/theme-logo" alt="Northwind">' in html
+    css = client.http.get(path + "/theme.css")
+    assert css.headers["Content-Type"].startswith("text/css")
+    sheet = css.body.decode()
+    assert "--accent: #ff6600; --accent-ink: #000000;" in sheet
+    assert "background: #0b1f3a; color: #ffffff" in sheet
+    assert 'src: url("theme-font") format("truetype")' in sheet
+    logo = client.http.get(path + "/theme-logo", headers={"accept": "image/png"})
+    assert logo.headers["Content-Type"] == "image/png" and logo.body[:4] == b"\x89PNG"
+    served = client.http.get(path + "/theme-font", headers={"accept": "font/ttf"})
+    assert served.headers["Content-Type"] == "font/ttf" and served.body == font.read_bytes()
+
+
+def test_theme_files_are_checked(campaign: Campaign) -> None:
+    from chalicelib.template.library import validate_template_file
+
+    bad = THEME.replace("assets/red.png", "assets/missing.png").replace("brand.ttf", "brand.exe")
+    campaign.write_template(interactive_template().replace("page:\n", "page:\n" + bad, 1))
+    found = {p.field: p.message for p in validate_template_file(campaign.template)}
+    assert found["page.theme.logo"] == "file not found: assets/missing.png"
+    assert found["page.theme.font"].startswith("must be one of .otf, .ttf, .woff, .woff2")
