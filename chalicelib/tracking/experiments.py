@@ -1,7 +1,6 @@
-"""What the interactions and experiments did (pure functions of pages and events; scipy for the
-statistics): per-interaction click-through, the split of choices, scene drop-off, and per
-variant the funnel with its uncertainty, the probability of beating the control and a
-two-proportion test.
+"""What the interactions and experiments did (pure functions of pages and events): per-interaction
+click-through, the split of choices, scene drop-off, and per variant the funnel with its
+uncertainty, the probability of beating the control and a two-proportion test.
 
 Definitions. A recipient *saw* an interaction when an `interaction_shown` of theirs names it;
 *clicked* when an `interaction_click` does (click-through = clicked / saw, recipients counted
@@ -11,8 +10,8 @@ position a pause, a progress or the end carried); a scene *reached* counts those
 point is at or after its start, *stopped* those whose furthest point falls inside it without
 completing the video. Per variant, each rate is recipients who did it / recipients assigned
 (sent); its 95 % interval is the central interval of the Beta(1 + k, 1 + n − k) posterior;
-P(beats control) = P(rate_variant > rate_control) under the two posteriors (numerical
-integration, deterministic); the two-proportion z-test is two-sided with the pooled rate.
+P(beats control) = P(rate_variant > rate_control) under the two posteriors (exact, by Evan
+Miller's closed form); the two-proportion z-test is two-sided with the pooled rate.
 The data suffices when every variant has at least MIN_SAMPLE recipients and the leader beats
 the control with probability ≥ DECISIVE (or, when the control leads, no variant beats it with
 probability above 1 − DECISIVE).
@@ -76,34 +75,87 @@ class ExperimentReport(Strict):
     verdict: str
 
 
-# ── statistics (scipy) ──────────────────────────────────────────────────────────────────────
+# ── statistics (exact, in the standard library: scipy is the tests' oracle) ───────────────
+# scipy with numpy is some 215 MB unzipped: the API's Lambda layer would pass Lambda's 250 MB
+# limit (infra/deps.py checks it). These closed forms and one continued fraction are checked
+# against scipy.stats in tests/unit/test_experiment_stats.py.
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b): Beta(a, b)'s CDF at x."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) - _log_beta(a, b))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_cf(a, b, x) / a
+    return 1.0 - front * _beta_cf(b, a, 1 - x) / b
+
+
+def beta_ppf(q: float, a: float, b: float) -> float:
+    """Beta(a, b)'s quantile: the CDF inverted by bisection (monotone, to double precision)."""
+    low, high = 0.0, 1.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if beta_cdf(middle, a, b) < q:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-15:
+            break
+    return (low + high) / 2
 
 
 def credible_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """The central `level` interval of Beta(1 + k, 1 + n − k): a uniform prior, k of n."""
-    from scipy.stats import beta
-
     tail = (1 - level) / 2
-    low, high = beta.ppf([tail, 1 - tail], 1 + k, 1 + n - k)
-    return float(low), float(high)
+    return beta_ppf(tail, 1 + k, 1 + n - k), beta_ppf(1 - tail, 1 + k, 1 + n - k)
 
 
 def p_beats(k_b: int, n_b: int, k_a: int, n_a: int) -> float:
-    """P(p_B > p_A) with p ~ Beta(1 + k, 1 + n − k) each: ∫ f_B(x) F_A(x) dx."""
-    from scipy.integrate import quad
-    from scipy.stats import beta
-
-    b = beta(1 + k_b, 1 + n_b - k_b)
-    a = beta(1 + k_a, 1 + n_a - k_a)
-    value, _ = quad(lambda x: b.pdf(x) * a.cdf(x), 0, 1, limit=200)
-    return min(1.0, max(0.0, float(value)))
+    """P(p_B > p_A) with p ~ Beta(1 + k, 1 + n − k) each, exactly (integer α_B: the sum of
+    Evan Miller's closed form, in logarithms)."""
+    a_a, b_a, a_b, b_b = 1 + k_a, 1 + n_a - k_a, 1 + k_b, 1 + n_b - k_b
+    total = 0.0
+    for i in range(a_b):
+        total += math.exp(
+            _log_beta(a_a + i, b_b + b_a)
+            - math.log(b_b + i)
+            - _log_beta(1 + i, b_b)
+            - _log_beta(a_a, b_a)
+        )
+    return min(1.0, max(0.0, total))
 
 
 def two_proportion_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
     """The two-sided p-value of the pooled two-proportion z-test; None when it is undefined
     (an empty arm, or every or no recipient converting in both)."""
-    from scipy.stats import norm
-
     if n_a == 0 or n_b == 0:
         return None
     pooled = (k_a + k_b) / (n_a + n_b)
@@ -111,7 +163,7 @@ def two_proportion_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float | None:
     if se == 0:
         return None
     z = (k_b / n_b - k_a / n_a) / se
-    return float(2 * norm.sf(abs(z)))
+    return math.erfc(abs(z) / math.sqrt(2))  # 2 · (1 − Φ(|z|))
 
 
 # ── per interaction and per scene ───────────────────────────────────────────────────────────

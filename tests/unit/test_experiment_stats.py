@@ -1,4 +1,5 @@
-"""The statistics of interactions and experiments against numbers worked out by hand."""
+"""The statistics of interactions and experiments against numbers worked out by hand, and
+against scipy (the oracle: too big for the API's Lambda layer, so not what Reel runs)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,25 @@ def test_two_proportion_test_by_hand() -> None:
     assert two_proportion_p(10, 100, 20, 100) == pytest.approx(0.047672, abs=2e-6)
     assert two_proportion_p(0, 10, 0, 10) is None  # no variance
     assert two_proportion_p(0, 0, 1, 10) is None  # an empty arm
+
+
+@pytest.mark.parametrize(
+    ("k_a", "n_a", "k_b", "n_b"),
+    [(3, 40, 9, 41), (120, 1000, 150, 1000), (0, 5, 5, 5), (7, 7, 0, 9)],
+)
+def test_the_same_numbers_as_scipy(k_a: int, n_a: int, k_b: int, n_b: int) -> None:
+    from scipy import integrate, stats
+
+    a = stats.beta(1 + k_a, 1 + n_a - k_a)
+    b = stats.beta(1 + k_b, 1 + n_b - k_b)
+    expected, _ = integrate.quad(lambda x: b.pdf(x) * a.cdf(x), 0, 1, limit=500)
+    assert p_beats(k_b, n_b, k_a, n_a) == pytest.approx(expected, abs=1e-7)
+    assert credible_interval(k_b, n_b) == pytest.approx(tuple(b.ppf([0.025, 0.975])), abs=1e-9)
+    pooled = (k_a + k_b) / (n_a + n_b)
+    z = (k_b / n_b - k_a / n_a) / math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    assert two_proportion_p(k_a, n_a, k_b, n_b) == pytest.approx(
+        2 * stats.norm.sf(abs(z)), rel=1e-9
+    )
 
 
 TEMPLATE = Template.model_validate(
