@@ -21,6 +21,7 @@ from chalicelib.template.schema import template_json_schema
 
 app = ReelApp(app_name="reel")
 app.api.binary_types.extend(["video/mp4", "application/zip", "image/webp", "video/quicktime"])
+app.api.binary_types.extend(["font/woff2", "font/woff", "font/ttf", "font/otf"])  # page.theme
 app.register_blueprint(api)
 app.register_blueprint(landing)
 app.register_blueprint(hooks)

@@ -609,6 +609,12 @@ def report(
     except ReelError as exc:
         raise _fail(exc) from exc
     out.print(report_table(found))
+    from chalicelib.tracking.report import experiments_tables, interactions_table
+
+    for table in experiments_tables(found):
+        out.print(table)
+    if (interactions := interactions_table(found)) is not None:
+        out.print(interactions)
     if limit:
         out.print(recipients_table(found, limit=limit))
     if png is not None:
@@ -791,6 +797,33 @@ def failures(
         function = f.function.rsplit(":", 1)[-1]
         table.add_row(f.id, f.source, function, f.at, str(f.attempts), f.error)
     out.print(table)
+
+
+experiments_app = typer.Typer(help="A campaign's experiments (A/B tests).", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+
+
+@experiments_app.command("promote")
+def experiments_promote(
+    campaign: Annotated[str, typer.Argument(help="The campaign (its template id)")],
+    experiment: Annotated[str, typer.Argument(help="The experiment's id")],
+    variant: Annotated[str, typer.Argument(help="The variant everyone gets from now on")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make VARIANT the default in a new template version (the experiment ends)."""
+    from chalicelib import bootstrap
+    from chalicelib.services.experiments import promote
+
+    _use_data_dir(data_dir)
+    try:
+        record = promote(bootstrap.backends(), campaign, experiment, variant)
+    except ReelError as exc:
+        raise _fail(exc) from exc
+    out.print(
+        f"[green]✓[/] {campaign}: {variant} of {experiment} is the default in version "
+        f"{record.version}",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from chalicelib.api.operations import BINARY, CAMPAIGN, HTML_PAGE, TOKEN, Media,
 from chalicelib.errors import NotFoundError
 from chalicelib.services import emails, recipients, templates
 from chalicelib.services.analytics import campaign_analytics
+from chalicelib.template.interactive import PageChapter, PageInteraction
 from chalicelib.template.model import Strict
 from chalicelib.tracking.analytics import CampaignReport
 from chalicelib.tracking.consent import signal, view_mode
@@ -66,6 +67,8 @@ def landing_page(token: str) -> Response:
         secret=b.secret,
         lang=(page.locale or locale).split("_")[0],
         tracking=mode.value,
+        interactive=recipients.interactive(b, page),
+        theme=template.page.theme,
     )
     return Response(
         body=html,
@@ -100,6 +103,89 @@ def captions(token: str) -> Response:
         body=captions_vtt(page),
         status_code=200,
         headers={"Content-Type": "text/vtt; charset=utf-8", **NO_STORE},
+    )
+
+
+class InteractiveView(Strict):
+    """GET /v/{token}/interactive.json: the page's interactions and chapters, for the record
+    now current (the player asks again after a choice changed it)."""
+
+    interactions: list[PageInteraction]
+    chapters: list[PageChapter]
+
+
+@landing.route("/v/{token}/interactive.json")
+@Operation(
+    "A page's interactions and chapters for the recipient's current record",
+    "landing",
+    InteractiveView,
+    params=(TOKEN,),
+)
+@handles_errors
+def interactive(token: str) -> Response:
+    b = bootstrap.backends()
+    interactions, chapters = recipients.interactive(b, recipients.get_page(b, token))
+    view = InteractiveView(interactions=interactions, chapters=chapters)
+    return Response(
+        body=view.model_dump_json(),
+        status_code=200,
+        headers={"Content-Type": "application/json", **NO_STORE},
+    )
+
+
+@landing.route("/v/{token}/theme.css")
+@Operation(
+    "The page's theme (the campaign's page.theme) as a style sheet",
+    "landing",
+    Media(("text/css",), "the style sheet"),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_css(token: str) -> Response:
+    from chalicelib.landing.web import theme_css as render_css
+
+    theme = recipients.theme(bootstrap.backends(), token)
+    return Response(
+        body=render_css(theme),
+        status_code=200,
+        headers={
+            "Content-Type": "text/css; charset=utf-8",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@landing.route("/v/{token}/theme-logo")
+@Operation(
+    "The campaign's logo (page.theme.logo)",
+    "landing",
+    Media(("image/png", "image/jpeg", "image/webp"), "the logo", BINARY),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_logo(token: str) -> Response:
+    data, kind = recipients.theme_file(bootstrap.backends(), token, "logo")
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": kind, "Cache-Control": "private, max-age=300"},
+    )
+
+
+@landing.route("/v/{token}/theme-font")
+@Operation(
+    "The campaign's font (page.theme.font)",
+    "landing",
+    Media(("font/woff2", "font/woff", "font/ttf", "font/otf"), "the font", BINARY),
+    params=(TOKEN,),
+)
+@handles_errors
+def theme_font(token: str) -> Response:
+    data, kind = recipients.theme_file(bootstrap.backends(), token, "font")
+    return Response(
+        body=data,
+        status_code=200,
+        headers={"Content-Type": kind, "Cache-Control": "private, max-age=300"},
     )
 
 

@@ -27,6 +27,7 @@ from chalicelib.connectors.base import Connector, Delivery, DeliveryFailed, Deli
 from chalicelib.connectors.rules import CampaignRules, find_rules, matching
 from chalicelib.errors import NotFoundError
 from chalicelib.services import templates
+from chalicelib.template.experiments import assigned
 from chalicelib.tracking.analytics import recipient_stats
 from chalicelib.tracking.consent import consenting
 from chalicelib.tracking.events import Event
@@ -97,6 +98,8 @@ class Relay:
         page = self.b.recipients.get_page(known.token)
         stats = recipient_stats(event.recipient_id, mine or [event], page.duration if page else 0)
         data = {"event": event.model_dump(mode="json"), "recipient": stats.model_dump(mode="json")}
+        if variants := assigned(known.data):  # the experiments' variants this recipient saw
+            data["experiments"] = variants
         context = {**data, "recipient_id": event.recipient_id, "campaign_id": event.campaign_id}
         return [
             Outgoing(

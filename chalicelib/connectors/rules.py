@@ -32,7 +32,7 @@ from chalicelib.template.library import pydantic_problems, read_document
 from chalicelib.template.model import IDENT, Strict
 
 RULES_NAMES = ("rules.yaml", "rules.yml", "rules.json")
-CONTEXT_NAMES = {"event", "recipient", "recipient_id", "campaign_id"}
+CONTEXT_NAMES = {"event", "recipient", "recipient_id", "campaign_id", "experiments"}
 
 
 class RuleAction(Strict):

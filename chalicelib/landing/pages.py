@@ -10,7 +10,9 @@ from pydantic import Field
 from chalicelib.errors import DataError
 from chalicelib.landing.tokens import new_token
 from chalicelib.template.bind import bind_values, with_translations
+from chalicelib.template.experiments import assigned, variant_template
 from chalicelib.template.expr import interpolate
+from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
 from chalicelib.template.library import LoadedTemplate
 from chalicelib.template.model import Strict, TextLayer
 from chalicelib.template.plan import RenderPlan
@@ -22,6 +24,14 @@ class Cue(Strict):
     start: float
     end: float
     text: str
+
+
+class PageScene(Strict):
+    """Where a scene of the recipient's video is (for the scene drop-off)."""
+
+    id: str
+    start: float
+    end: float
 
 
 class Page(Strict):
@@ -41,6 +51,14 @@ class Page(Strict):
     poster_time: float = 0.0
     created_at: float
     locale: str | None = Field(None, description="the locale the page speaks (its record's)")
+    interactions: list[PageInteraction] = Field(
+        default_factory=list, description="drawn by the player over the video, at their times"
+    )
+    chapters: list[PageChapter] = Field(default_factory=list)
+    experiments: dict[str, str] = Field(
+        default_factory=dict, description="experiment id → the variant this recipient sees"
+    )
+    scenes: list[PageScene] = Field(default_factory=list, description="the video's scenes")
 
 
 def _safe_url(url: str, field: str) -> str:
@@ -75,6 +93,7 @@ def make_page(
     poster_key: str,
 ) -> Page:
     """Bind the template's page section for the recipient of `plan`; a new token."""
+    lt = variant_template(lt, assigned(plan.record))
     spec = lt.template.page
     values, _ = bind_values(lt, plan.record)
     values = with_translations(lt.template, values, plan.locale, [])
@@ -88,6 +107,7 @@ def make_page(
             raise DataError(f"{exc} (at page.{field})", field=f"page.{field}") from exc
 
     cta = spec.cta
+    interactions, chapters = resolve(lt.template, plan, values)
     return Page(
         token=new_token(),
         campaign_id=campaign_id,
@@ -105,4 +125,11 @@ def make_page(
         poster_time=plan.poster_time,
         created_at=time.time(),
         locale=plan.locale,
+        interactions=interactions,
+        chapters=chapters,
+        experiments=assigned(plan.record),
+        scenes=[
+            PageScene(id=s.id, start=s.start, end=round(s.start + s.duration, 3))
+            for s in plan.scenes
+        ],
     )

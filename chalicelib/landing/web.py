@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chalicelib.landing.pages import Page
 from chalicelib.landing.tokens import signed_token
 from chalicelib.template.expr import is_rtl
+from chalicelib.template.interactive import PageChapter, PageInteraction
+from chalicelib.template.model import Theme
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -32,6 +35,8 @@ def landing_page(
     secret: str,
     lang: str,
     tracking: str = "identified",
+    interactive: tuple[list[PageInteraction], list[PageChapter]] | None = None,
+    theme: Theme | None = None,
 ) -> str:
     """The recipient's page. Its links are relative, so it works under any path prefix.
 
@@ -39,13 +44,22 @@ def landing_page(
     their current data) and falls back to the MP4 (`video_url`, when one was rendered).
     `tracking` is the view's mode (tracking/consent.py): `ask` shows the consent banner, `off`
     sends nothing, `anonymous` sends events the server keeps without the recipient."""
-    config = {
+    config: dict[str, Any] = {
         "token": signed_token(secret, page.token, page.recipient_id, page.campaign_id),
         "events_url": "../events",
         "hls_url": f"../hls/{page.token}/index.m3u8",
         "video_url": video_url,
         "tracking": tracking,
     }
+    interactions, chapters = interactive or (page.interactions, page.chapters)
+    if interactions or chapters:
+        config |= {
+            "interactive_url": f"{page.token}/interactive.json",
+            "interactions": [i.model_dump(mode="json") for i in interactions],
+            "chapters": [c.model_dump(mode="json") for c in chapters],
+            "canvas": [page.width, page.height],
+            "duration": page.duration,
+        }
     return (
         environment()
         .get_template("page.html")
@@ -58,8 +72,38 @@ def landing_page(
             lang=lang,
             direction="rtl" if is_rtl(lang) else "ltr",
             tracking=tracking,
+            chapters=chapters,
+            theme=theme,
         )
     )
+
+
+def theme_css(theme: Theme) -> str:
+    """The page theme as a style sheet (the CSP allows no inline style): custom properties,
+    colours and the brand font, loaded from beside it (`font`)."""
+    lines = ["/* The campaign's theme (page.theme). */"]
+    props = {"--accent": theme.accent, "--accent-ink": theme.accent_ink}
+    declared = "; ".join(f"{k}: {v}" for k, v in props.items() if v)
+    if declared:
+        lines.append(f":root {{ {declared}; }}")
+    body = []
+    if theme.background:
+        body.append(f"background: {theme.background}")
+    if theme.text:
+        body.append(f"color: {theme.text}")
+    if theme.font:
+        suffix = theme.font[theme.font.rfind(".") :].lower()
+        formats = {".woff2": "woff2", ".woff": "woff", ".ttf": "truetype", ".otf": "opentype"}
+        lines.append(
+            '@font-face { font-family: "ReelBrand"; src: url("theme-font") '
+            f'format("{formats[suffix]}"); font-display: swap; }}'
+        )
+        body.append('font-family: "ReelBrand", system-ui, sans-serif')
+    if body:
+        lines.append(f"body {{ {'; '.join(body)}; }}")
+    if theme.background or theme.text:
+        lines.append(".reel-consent { background: inherit; color: inherit; }")
+    return "\n".join(lines) + "\n"
 
 
 def _vtt_time(seconds: float) -> str:

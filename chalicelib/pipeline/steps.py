@@ -105,6 +105,10 @@ def make_job(
     consent = checked_consent(record)  # not a variable: it rides beside the plan
     # URLs from data are fetched (and every media file checked) here, before the key: the
     # key digests the fetched bytes, and a refused asset fails this recipient alone.
+    if lt.template.experiments:  # sticky: a hash of (experiment, recipient), never the data's
+        from chalicelib.template.experiments import ASSIGNED, assign_all
+
+        record = {**record, ASSIGNED: assign_all(lt.template, rid)}
     plan = localize(bind(lt, record), fetcher)
     key = plan_key(plan, file_digest, cache_context(config), preview)[:32]
     name = f"{slug(rid)}-{key[:16]}" if named else key

@@ -33,11 +33,24 @@ def campaign_analytics(b: Backends, campaign_id: str) -> CampaignReport:
             known = b.recipients.get_recipient(campaign_id, page.recipient_id)
             if consenting(template, known.consent if known is not None else None):
                 rows.add(page.recipient_id)
-    return campaign_report(
-        campaign_id,
-        pages,
-        b.events.for_campaign(campaign_id),
-        time.time(),
-        consenting=rows,
-        events_kept_days=kept,
+    events = b.events.for_campaign(campaign_id)
+    report = campaign_report(
+        campaign_id, pages, events, time.time(), consenting=rows, events_kept_days=kept
+    )
+    if record is None:
+        return report
+    from chalicelib.tracking.experiments import (
+        experiment_reports,
+        interaction_stats,
+        scene_drop_off,
+    )
+
+    template = templates.materialize(b, record).template
+    mine = [e for e in events if e.campaign_id == campaign_id]
+    return report.model_copy(
+        update={
+            "interactions": interaction_stats(template, mine),
+            "scenes": scene_drop_off(pages, mine),
+            "experiments": experiment_reports(template, pages, mine),
+        }
     )

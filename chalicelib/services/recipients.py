@@ -10,13 +10,15 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.backends import Backends
-from chalicelib.errors import GoneError, NotFoundError
+from chalicelib.errors import DataError, GoneError, NotFoundError, TemplateError
 from chalicelib.landing.pages import Page, make_page
 from chalicelib.pipeline.jobs import RecipientData, RecipientJob
 from chalicelib.pipeline.steps import make_job
 from chalicelib.services.templates import get_template, materialize
-from chalicelib.template.library import LoadedTemplate
-from chalicelib.template.model import Strict
+from chalicelib.template.bind import bind, bind_values
+from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
+from chalicelib.template.library import LoadedTemplate, resolve_asset
+from chalicelib.template.model import FONT_TYPES, LOGO_TYPES, Strict, Theme
 
 
 class RecipientDataRequest(Strict):
@@ -133,6 +135,67 @@ def set_recipient_data(
     else:
         token = known.token
     return remember(b, campaign_id, rid, dict(job.plan.record), token, consent=job.consent)
+
+
+def choose(
+    b: Backends, campaign_id: str, rid: str, updates: dict[str, str]
+) -> RecipientData | None:
+    """A viewer's choice on their page (a choice interaction, a `set` action): the record with
+    those variables changed goes through `set_recipient_data`, as `PUT /recipients/{id}/data`
+    does, so the next personal chunks of their stream are planned from it. A consent answer
+    the record gave stays. None when the recipient has no record (erased)."""
+    known = b.recipients.get_recipient(campaign_id, rid)
+    if known is None:
+        return None
+    if all(known.data.get(k) == v for k, v in updates.items()):
+        return known  # the same choice again (a retried beacon): nothing changes
+    record = set_recipient_data(b, campaign_id, rid, {**known.data, **updates})
+    if known.consent_source == "record" and record.consent_source != "record":
+        answer = {
+            "consent": known.consent,
+            "consent_source": known.consent_source,
+            "consent_at": known.consent_at,
+        }
+        record = record.model_copy(update=answer)
+        b.recipients.put_recipient(record)
+    return record
+
+
+def interactive(b: Backends, page: Page) -> tuple[list[PageInteraction], list[PageChapter]]:
+    """The page's interactions and chapters for the recipient's current record (what their
+    stream shows: a choice may have changed which scenes play, so when they appear); the
+    page's own, made with its render, when the record is gone or no longer binds."""
+    known = b.recipients.get_recipient(page.campaign_id, page.recipient_id)
+    if known is None:
+        return page.interactions, page.chapters
+    lt = materialize(b, get_template(b, page.campaign_id))
+    try:
+        plan = bind(lt, known.data)
+        return resolve(lt.template, plan, bind_values(lt, plan.record)[0])
+    except (DataError, TemplateError):
+        return page.interactions, page.chapters
+
+
+def theme(b: Backends, token: str) -> Theme:
+    """The page theme of the campaign behind a page (NotFoundError when it has none)."""
+    page = get_page(b, token)
+    found = materialize(b, get_template(b, page.campaign_id)).template.page.theme
+    if found is None:
+        raise NotFoundError("this campaign's page has no theme", field="token")
+    return found
+
+
+def theme_file(b: Backends, token: str, which: str) -> tuple[bytes, str]:
+    """The theme's logo or font file (bytes, media type), from the campaign's bundle."""
+    page = get_page(b, token)
+    lt = materialize(b, get_template(b, page.campaign_id))
+    found = lt.template.page.theme
+    ref = getattr(found, which, None) if found is not None else None
+    if ref is None:
+        raise NotFoundError(f"this campaign's page theme has no {which}", field="token")
+    kinds = LOGO_TYPES if which == "logo" else FONT_TYPES
+    kind = kinds[ref[ref.rfind(".") :].lower()]
+    return resolve_asset(lt.root, ref).read_bytes(), kind
 
 
 def get_page(b: Backends, token: str) -> Page:

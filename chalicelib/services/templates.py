@@ -84,6 +84,9 @@ def _template_file(root: Path) -> Path:
     return next(root / n for n in TEMPLATE_NAMES if (root / n).is_file())
 
 
+template_file = _template_file  # the campaign folder's template file (for other services)
+
+
 def pack(
     folder: Path, *, exclude: Path | None = None, replace: Mapping[str, bytes] | None = None
 ) -> bytes:

@@ -275,8 +275,17 @@ def voice_for(
 
 def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:
     """Resolve a template for one record. Raises DataError (bad record) or TemplateError."""
+    from chalicelib.template import experiments
+
+    assignment = experiments.assigned(record)  # the recipient's variants (make_job assigns)
+    lt = experiments.variant_template(lt, assignment)
     tpl = lt.template
     values, json_record = bind_values(lt, record)
+    if tpl.experiments:
+        variants = experiments.chosen(tpl, assignment)
+        json_record[experiments.ASSIGNED] = {
+            e.id: v.id for e, v in zip(tpl.experiments, variants, strict=True)
+        }
     given = frozenset(n for n in tpl.variables if not is_blank(record.get(n)))
     locale = choose_locale(tpl, record.get("locale"))
     if locale != tpl.locale and "locale" not in tpl.variables:

@@ -27,6 +27,7 @@ from chalicelib.template.expr import (
 )
 from chalicelib.template.lexicon import lexicon_problems
 from chalicelib.template.model import (
+    INTERACTION_TAGS,
     LAYER_TAGS,
     SCENE_TAGS,
     AudioLayer,
@@ -57,7 +58,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(prev, int) and part in LAYER_TAGS | SCENE_TAGS:
+        elif isinstance(prev, int) and part in LAYER_TAGS | SCENE_TAGS | INTERACTION_TAGS:
             pass  # the tag pydantic adds after a union list item
         elif part.startswith("function-") or part.startswith("tagged-union"):
             pass
@@ -155,10 +156,16 @@ def _load_library(
     if lib_dir is None or not lib_dir.is_relative_to(root):
         problems.append(Problem("library", "must be a folder inside the campaign folder"))
         return scenes, files
-    for index, entry in enumerate(template.scenes):
-        if not isinstance(entry, SceneRef) or entry.use in scenes:
+    from chalicelib.template.experiments import variant_scene_refs
+
+    wanted = [
+        (f"scenes[{index}]", f"scenes[{index}].use", entry)
+        for index, entry in enumerate(template.scenes)
+        if isinstance(entry, SceneRef)
+    ] + [(where, where, SceneRef(use=use)) for where, use in variant_scene_refs(template)]
+    for prefix, where, entry in wanted:
+        if entry.use in scenes:
             continue
-        where = f"scenes[{index}].use"
         candidates = [lib_dir / f"{entry.use}{s}" for s in (".yaml", ".yml", ".json")]
         found = next((c for c in candidates if _is_file(c)), None)
         if found is None:
@@ -177,7 +184,7 @@ def _load_library(
             problems.append(Problem(where, exc.message))
             continue
         except ValidationError as exc:
-            for p in pydantic_problems(exc, f"scenes[{index}]"):
+            for p in pydantic_problems(exc, prefix):
                 problems.append(Problem(p.field, f"{p.message} (in {rel})"))
             continue
         if scene.id != entry.use:
@@ -457,6 +464,12 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
             for name in sorted(names - set(tpl.variables))
         )
         problems.extend(Problem(path, reason) for reason in unknown_translations(tpl, text))
+    from chalicelib.template.interactive import interactive_problems
+
+    problems.extend(interactive_problems(lt, scenes))
+    from chalicelib.template.experiments import experiment_problems
+
+    problems.extend(experiment_problems(lt))
     return problems
 
 

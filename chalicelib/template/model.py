@@ -372,6 +372,198 @@ SceneEntry = Annotated[
 SCENE_TAGS = frozenset({"ref", "scene"})
 
 
+# ── interactions, chapters and experiments (drawn by the page's player, never burned in) ───
+
+
+class Action(Strict):
+    """What an interaction does: exactly one of open (a URL), chapter, seek or set."""
+
+    open: str | None = Field(
+        None, min_length=1, max_length=2000, description="http(s), mailto: or a path; may use {{ }}"
+    )
+    chapter: str | None = Field(None, pattern=IDENT, description="jump to this chapter")
+    seek: float | None = Field(None, ge=0, description="jump to this time, seconds into the video")
+    set: dict[str, str] | None = Field(
+        None, description="set variables of the recipient's record: {variable: value}"
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        given = [k for k in ("open", "chapter", "seek", "set") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an action has exactly one of: open, chapter, seek, set")
+        return self
+
+
+class InteractionBase(Strict):
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT, description="named in its events")
+    scene: str = Field(pattern=IDENT, description="the scene it is timed in")
+    start: float = Field(0, ge=0, description="seconds after the scene starts")
+    duration: float | None = Field(None, gt=0, description="seconds; default: to the scene's end")
+    when: str | None = Field(None, description="JMESPath on the record; shown if truthy")
+    at: Position | None = Field(
+        None, description="centre, as fractions of the canvas (x, y); default: the player's place"
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: Position | None) -> Position | None:
+        if v is not None and not all(0 <= c <= 1 for c in v):
+            raise ValueError("at is a fraction of the canvas: each coordinate in [0, 1]")
+        return v
+
+
+class ButtonInteraction(InteractionBase):
+    type: Literal["button"] = "button"
+    label: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    action: Action
+
+
+class HotspotInteraction(InteractionBase):
+    type: Literal["hotspot"] = "hotspot"
+    label: str = Field(min_length=1, max_length=200, description="its name for screen readers")
+    size: Size = Field(description="the clickable box in canvas pixels (w, h), or one int")
+    action: Action
+
+
+class ChoiceOption(Strict):
+    label: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    value: str = Field(min_length=1, max_length=200, description="what the variable is set to")
+    chapter: str | None = Field(
+        None, pattern=IDENT, description="on the MP4, the chapter this option jumps to"
+    )
+
+
+class ChoiceInteraction(InteractionBase):
+    type: Literal["choice"] = "choice"
+    label: str = Field(min_length=1, max_length=300, description="the question; may use {{ }}")
+    variable: str = Field(description="the record's variable the chosen option's value sets")
+    options: list[ChoiceOption] = Field(min_length=2, max_length=4)
+
+    @field_validator("options")
+    @classmethod
+    def _unique(cls, v: list[ChoiceOption]) -> list[ChoiceOption]:
+        values = [o.value for o in v]
+        if len(set(values)) != len(values):
+            raise ValueError("option values must be unique")
+        return v
+
+
+class FormField(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=MAX_IDENT)
+    type: Literal["text", "email", "single", "multiple"] = "text"
+    label: str = Field(min_length=1, max_length=300, description="may use {{ }}")
+    required: bool = False
+    options: list[str] | None = Field(None, description="single/multiple: the allowed answers")
+    max_length: int = Field(500, ge=1, le=5000, description="text: longest answer accepted")
+
+    @model_validator(mode="after")
+    def _options(self) -> FormField:
+        choosing = self.type in ("single", "multiple")
+        if choosing and not self.options:
+            raise ValueError(f"a {self.type} field needs a non-empty 'options' list")
+        if not choosing and self.options is not None:
+            raise ValueError("options apply to single and multiple fields only")
+        if self.options is not None and len(set(self.options)) != len(self.options):
+            raise ValueError("options must be unique")
+        return self
+
+
+class FormInteraction(InteractionBase):
+    type: Literal["form"] = "form"
+    label: str = Field(min_length=1, max_length=300, description="the form's title; may use {{ }}")
+    submit: str = Field("Send", min_length=1, max_length=100, description="the button's label")
+    fields: list[FormField] = Field(min_length=1, max_length=20)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, v: list[FormField]) -> list[FormField]:
+        names = [f.name for f in v]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"field names must be unique: {', '.join(dupes)}")
+        return v
+
+
+Interaction = Annotated[
+    ButtonInteraction | HotspotInteraction | ChoiceInteraction | FormInteraction,
+    Field(discriminator="type"),
+]
+INTERACTION_TAGS = frozenset({"button", "hotspot", "choice", "form"})
+
+
+class Chapter(Strict):
+    """A named time of the video: in the player's chapters menu and on its progress bar."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    title: str = Field(min_length=1, max_length=200, description="may use {{ }}")
+    scene: str | None = Field(None, pattern=IDENT, description="starts with this scene")
+    time: float | None = Field(
+        None, ge=0, description="seconds into the scene (with `scene`) or into the video"
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> Chapter:
+        if self.scene is None and self.time is None:
+            raise ValueError("a chapter needs a scene, a time, or both")
+        return self
+
+
+class Variant(Strict):
+    """One arm of an experiment: what it changes (nothing: the control as written)."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    weight: float = Field(1.0, ge=0, description="its share of recipients, relative to the others")
+    scenes: dict[str, str] = Field(
+        default_factory=dict, description="scene id → the library scene played instead"
+    )
+    texts: dict[str, str] = Field(
+        default_factory=dict, description="text layer id → its text in this variant (may use {{ }})"
+    )
+    cta: Cta | None = Field(None, description="the page's call to action in this variant")
+    interactions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="interaction id → fields changed (label, action…)"
+    )
+
+
+class Experiment(Strict):
+    """An A/B(/n) test: each recipient gets one variant, by a hash of (experiment, recipient)."""
+
+    id: str = Field(pattern=IDENT, max_length=MAX_IDENT)
+    control: str | None = Field(None, description="the variant compared against (default: first)")
+    metric: Literal["clicked", "completed", "interacted", "played"] = Field(
+        "clicked", description="what decides the winner: the share of recipients who did it"
+    )
+    variants: list[Variant] = Field(min_length=2, max_length=10)
+
+
+FONT_TYPES = {".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".otf": "font/otf"}
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+class Theme(Strict):
+    """The landing page's brand: colours, a logo and a font file from the campaign folder."""
+
+    accent: Color | None = Field(None, description="buttons and marks")
+    accent_ink: Color | None = Field(None, description="text on the accent colour")
+    background: Color | None = None
+    text: Color | None = None
+    logo: str | None = Field(None, description="an image in the campaign (png, jpg, webp)")
+    logo_alt: str = Field("", max_length=200, description="the logo's text for screen readers")
+    font: str | None = Field(
+        None, description="a font file in the campaign (woff2, woff, ttf, otf)"
+    )
+
+    @field_validator("accent", "accent_ink", "background", "text")
+    @classmethod
+    def _color(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_color(v)
+
+
 # ── template ───────────────────────────────────────────────────────────────────────────────
 
 
@@ -398,6 +590,7 @@ class PageSpec(Strict):
     title: str | None = Field(None, max_length=300, description="default: the template's name")
     description: str | None = Field(None, max_length=1000, description="for link previews")
     cta: Cta | None = None
+    theme: Theme | None = Field(None, description="brand colours, logo and font of the page")
     consent: Literal["ask"] | None = Field(
         None,
         description="ask: a banner asks the viewer; no identified event is sent before they "
@@ -507,6 +700,13 @@ class Template(Strict):
         default_factory=dict,
         description="voice-over: the voice of each locale ('en_US': 'en-us'), for voice "
         "layers that name none; a language alone ('fr') serves every locale of it",
+    )
+    interactions: list[Interaction] = Field(
+        default_factory=list, description="buttons, hotspots, choices and forms over the video"
+    )
+    chapters: list[Chapter] = Field(default_factory=list, description="named times of the video")
+    experiments: list[Experiment] = Field(
+        default_factory=list, description="variants of scenes, texts, the CTA or interactions"
     )
 
     @field_validator("variables")

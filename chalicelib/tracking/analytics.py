@@ -58,6 +58,7 @@ from pydantic import Field
 from chalicelib.landing.pages import Page
 from chalicelib.template.model import Strict
 from chalicelib.tracking.events import ANONYMOUS, Event, EventKind
+from chalicelib.tracking.experiments import ExperimentReport, InteractionStats, SceneDropOff
 
 RETENTION_POINTS = tuple(range(0, 101, 10))
 FUNNEL_THRESHOLDS = (25, 50, 75, 100)
@@ -113,6 +114,11 @@ class CampaignReport(Strict):
     events_kept_days: int | None = Field(
         None, description="the campaign's event retention: older events are gone"
     )
+    interactions: list[InteractionStats] = Field(
+        default_factory=list, description="per interaction: click-through, choices' split"
+    )
+    scenes: list[SceneDropOff] = Field(default_factory=list, description="where viewers stop")
+    experiments: list[ExperimentReport] = Field(default_factory=list)
 
     def step(self, name: str) -> FunnelStep:
         """The funnel step called `name` (one of FUNNEL_STEPS)."""

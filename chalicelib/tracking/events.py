@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -21,6 +22,25 @@ class EventKind(StrEnum):
     ended = "ended"  # played to the end
     replay = "replay"  # started again from the beginning after `ended`
     cta_click = "cta_click"
+    interaction_shown = "interaction_shown"  # an interaction (`interaction`) appeared
+    interaction_click = "interaction_click"  # its button or hotspot was clicked
+    choice = "choice"  # an option (`option`) of a choice (`interaction`) was chosen
+    form_submit = "form_submit"  # a form (`interaction`) was sent with its `answers`
+
+
+INTERACTIVE_KINDS = frozenset(
+    {
+        EventKind.interaction_shown,
+        EventKind.interaction_click,
+        EventKind.choice,
+        EventKind.form_submit,
+    }
+)
+MAX_ANSWER = 5000  # characters of one answer (a form field's max_length is checked on the page)
+Answer = (
+    Annotated[str, Field(max_length=MAX_ANSWER)]
+    | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)]
+)
 
 
 EVENT_ID = r"^[A-Za-z0-9_-]{8,64}$"
@@ -38,11 +58,24 @@ class ClientEvent(Strict):
     )
     progress: int | None = Field(None, ge=10, le=100, multiple_of=10, description="progress %")
     seek_from: float | None = Field(None, ge=0, le=86_400, allow_inf_nan=False)
+    interaction: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=100, description="its id"
+    )
+    option: str | None = Field(None, min_length=1, max_length=200, description="choice: value")
+    answers: dict[str, Answer] | None = Field(
+        None, max_length=20, description="form_submit: field name → answer (a list: multiple)"
+    )
 
     @model_validator(mode="after")
     def _progress_kind(self) -> ClientEvent:
         if (self.kind is EventKind.progress) != (self.progress is not None):
             raise ValueError("`progress` is given with, and only with, kind 'progress'")
+        if (self.kind in INTERACTIVE_KINDS) != (self.interaction is not None):
+            raise ValueError("`interaction` is given with, and only with, an interaction's kinds")
+        if (self.kind is EventKind.choice) != (self.option is not None):
+            raise ValueError("`option` is given with, and only with, kind 'choice'")
+        if (self.kind is EventKind.form_submit) != (self.answers is not None):
+            raise ValueError("`answers` is given with, and only with, kind 'form_submit'")
         return self
 
 
@@ -72,6 +105,9 @@ class Event(Strict):
     position: float | None = None
     progress: int | None = None
     seek_from: float | None = None
+    interaction: str | None = None
+    option: str | None = None
+    answers: dict[str, str | list[str]] | None = None
     campaign_id: str
     recipient_id: str = Field(description="empty for an anonymous event")
     received_at: float

@@ -15,6 +15,7 @@ from chalicelib.errors import ForbiddenError
 from chalicelib.landing.tokens import split, verify
 from chalicelib.tracking.consent import ViewMode, view_mode
 from chalicelib.tracking.events import ANONYMOUS, Event, EventBatch
+from chalicelib.tracking.interactions import check_events, record_updates
 
 
 class IngestResult(BaseModel):
@@ -41,6 +42,11 @@ def ingest(
     if page is None or not verify(b.secret, batch.token, page.recipient_id, page.campaign_id):
         raise ForbiddenError("the page token is not valid", field="token")
     template = templates.materialize(b, templates.get_template(b, page.campaign_id)).template
+    check_events(template, batch.events)  # DataError (400, the field named): nothing stored
+    if updates := record_updates(template, batch.events):
+        # The viewer's own choice changes their video (the stream plans from the record), so it
+        # applies whatever the view's tracking mode: it is what they asked for, not a measure.
+        recipients.choose(b, page.campaign_id, page.recipient_id, updates)
     known = b.recipients.get_recipient(page.campaign_id, page.recipient_id)
     answer = known.consent if known is not None else None
     if template.page.consent == "ask" and batch.consent is not None:

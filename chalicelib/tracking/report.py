@@ -104,3 +104,65 @@ def recipients_table(report: CampaignReport, limit: int = 20) -> Table:
             _when(r.last_seen),
         )
     return table
+
+
+def experiments_tables(report: CampaignReport) -> list[Table]:
+    """One table per experiment: each variant's funnel, its rate with a 95 % interval, the
+    probability it beats the control and the test's p-value; the caption names the leader
+    and whether the data suffices."""
+    tables = []
+    for x in report.experiments:
+        enough = "enough data" if x.enough_data else "not enough data"
+        table = Table(
+            title=Text(f"Experiment {x.id} (metric: {x.metric})"),
+            caption=Text(f"leader: {x.leader} · {enough} · {x.verdict}"),
+            title_justify="left",
+            caption_justify="left",
+        )
+        table.add_column("Variant")
+        for column in ("Sent", "Opened", "Played", "Done", "Clicked", "Acted"):
+            table.add_column(column, justify="right")
+        table.add_column("Rate (95 %)", justify="right")
+        table.add_column("P(beats control)", justify="right")
+        table.add_column("p-value", justify="right")
+        for v in x.variants:
+            name = Text(v.id + (" (control)" if v.id == x.control else ""))
+            table.add_row(
+                name,
+                *(
+                    str(n)
+                    for n in (v.sent, v.opened, v.played, v.completed, v.clicked, v.interacted)
+                ),
+                f"{percent(v.rate)} ({percent(v.low)}–{percent(v.high)})",
+                "—" if v.p_beats_control is None else percent(v.p_beats_control),
+                "—" if v.p_value is None else f"{v.p_value:.3f}",
+            )
+        tables.append(table)
+    return tables
+
+
+def interactions_table(report: CampaignReport) -> Table | None:
+    """Per interaction (shown, acted, click-through, the split of choices) and per scene (the
+    drop-off); None when the campaign has neither."""
+    if not report.interactions and not report.scenes:
+        return None
+    table = Table(title="Interactions and scenes", title_justify="left")
+    table.add_column("What")
+    table.add_column("Shown / reached", justify="right")
+    table.add_column("Acted / stopped", justify="right")
+    table.add_column("Rate", justify="right")
+    table.add_column("Choices")
+    for i in report.interactions:
+        split = " · ".join(f"{k}: {n}" for k, n in i.choices.items())
+        table.add_row(
+            Text(f"{i.type} {i.id}"),
+            str(i.shown),
+            str(i.clicked),
+            percent(i.click_through),
+            Text(split),
+        )
+    for d in report.scenes:
+        table.add_row(
+            Text(f"scene {d.scene}"), str(d.reached), str(d.stopped), percent(d.drop_off), ""
+        )
+    return table

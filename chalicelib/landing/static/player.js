@@ -3,8 +3,8 @@
 // falls back to the MP4 of the <source> when there is no stream.
 // It measures the view and sends it with navigator.sendBeacon.
 // Events: impression, play, progress (each 10 % step once per view, only when played through),
-// pause, seek, ended, replay, cta_click. Batched (≤ 50 a request), flushed every second and
-// when the page is hidden or left.
+// pause, seek, ended, replay, cta_click, and interact.js's interaction events. Batched (≤ 50 a
+// request), flushed every second and when the page is hidden or left.
 // Tracking follows the view's mode (config.tracking): "off" sends nothing; "anonymous" sends
 // events the server keeps without the recipient; "ask" shows the consent banner and sends
 // anonymous events until the viewer allows more (the server decides again on every request).
@@ -66,6 +66,21 @@
     }
   }
   if (config.hls_url) useStream(config.hls_url);
+  // The stream again, planned from the record as it is now (after a choice changed it), from
+  // `time` on. False on the MP4, which cannot change.
+  player.reload = function (time) {
+    if (player.mode === "mp4" || !config.hls_url) return false;
+    var url = config.hls_url + "?v=" + Date.now();
+    var resume = function () { video.currentTime = time; video.play().catch(function () {}); };
+    if (player.mode === "native") {
+      video.addEventListener("loadedmetadata", resume, { once: true });
+      video.src = url;
+    } else {
+      player.hls.once(window.Hls.Events.MANIFEST_PARSED, resume);
+      player.hls.loadSource(url);
+    }
+    return true;
+  };
   var queue = [];
   var timer = null;
   var counter = 0;
@@ -177,6 +192,18 @@
     send("ended", { position: at(video.duration) });
     flush();
   });
+  // For interact.js (the interactions drawn over the video): the same queue and signing.
+  player.send = send;
+  player.flush = flush;
+  // Sent at once, whatever the tracking mode: a choice changes the viewer's own video.
+  player.postNow = function (kind, extra) {
+    var event = { id: eventId(), kind: kind, ts: Date.now(), position: at(video.currentTime) };
+    for (var key in extra) event[key] = extra[key];
+    var message = { token: config.token, events: [event], view: view };
+    if (consent !== null) message.consent = consent;
+    return fetch(config.events_url, { method: "POST", body: JSON.stringify(message),
+                                      headers: { "content-type": "application/json" } });
+  };
   if (cta) {
     cta.addEventListener("click", function () { send("cta_click"); flush(); });
   }
