@@ -20,12 +20,12 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 import PIL
-from PIL import features
+from PIL import Image, features
 
 from chalicelib import ENGINE_VERSION
 from chalicelib.errors import AssetError, RenderError
+from chalicelib.render import chart, raster, svg
 from chalicelib.render import ffmpeg as ff
-from chalicelib.render import raster
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.ffmpeg import ffmpeg_version
@@ -51,7 +51,14 @@ from chalicelib.render.segments import (
     run_key,
 )
 from chalicelib.render.text import fonts_fingerprint
-from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
+from chalicelib.template.model import (
+    Background,
+    ChartLayer,
+    ImageLayer,
+    SvgLayer,
+    TransitionKind,
+    VideoLayer,
+)
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
 
@@ -122,6 +129,18 @@ def prepare_scene(
             video = _video(layer, field, config)
             overlays.append(replace(placed, video=video, opacity=layer.opacity))
             continue
+        if isinstance(layer, ChartLayer):
+            pattern, count = _chart_sequence(pl, layer, (w, h), profile, work)
+            overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
+            continue
+        if isinstance(layer, SvgLayer):
+            key = json.dumps(
+                ["svg", file_digest(layer.src), pl.resolved, layer.fit, w, h, layer.opacity]
+            )
+            draw_svg = partial(_svg_still, layer, pl.resolved, (w, h), field)
+            png = raster.MEMO.get(key, draw_svg)
+            overlays.append(replace(placed, still=str(raster.save_png(png, work))))
+            continue
         key = json.dumps(
             [
                 layer.model_dump(mode="json"),
@@ -157,6 +176,43 @@ def prepare_scene(
             profile.frames(t_out.duration) if t_out.type is TransitionKind.crossfade else 0
         ),
     )
+
+
+def _svg_still(
+    layer: SvgLayer, resolved: dict[str, str], size: tuple[int, int], field: str
+) -> Image.Image:
+    img = svg.svg_image(layer.src, resolved, size, layer.fit, field)
+    return raster.with_opacity(img, layer.opacity)
+
+
+def write_sequence(key: str, count: int, draw: Callable[[int], Image.Image], work: Path) -> str:
+    """Draw pictures 0…count-1 as numbered PNGs in a folder named by `key` (drawn once per
+    work folder); return their image2 pattern."""
+    folder = work / f"seq_{content_key(key)[:24]}"
+    pattern = str(folder / "%05d.png")
+    if (folder / "done").exists():
+        return pattern
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        draw(i).save(folder / f"{i:05d}.png", format="PNG", compress_level=1)
+    (folder / "done").touch()
+    return pattern
+
+
+def _chart_sequence(
+    pl: PlanLayer,
+    layer: ChartLayer,
+    size: tuple[int, int],
+    profile: EncodingProfile,
+    work: Path,
+) -> tuple[str, int]:
+    count = chart.frame_count(layer, profile.fps)
+    key = json.dumps(["chart", layer.model_dump(mode="json"), size, profile.scale, count])
+
+    def picture(i: int) -> Image.Image:
+        return chart.draw(layer, size, profile.scale, chart.progress(i, count))
+
+    return write_sequence(key, count, picture, work), count
 
 
 def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:

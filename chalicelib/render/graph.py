@@ -48,6 +48,10 @@ class Overlay:
     frames: tuple[int, int]  # scene-local frames [first, end) on which it shows
     still: str | None = None  # an RGBA PNG (text, image, shape) …
     video: VideoSource | None = None  # … or a video
+    # … or numbered RGBA PNGs (an image2 pattern, from 0) for the layer's first frames, the
+    # last one held after them: a chart building up, a Lottie playing.
+    sequence: str | None = None
+    sequence_frames: int = 0
     opacity: float = 1.0  # stills carry their opacity in their alpha already
     enter: Animation | None = None
     exit: Animation | None = None
@@ -126,6 +130,22 @@ def _still(
     return _frames(stream, first, fps)
 
 
+def _sequence(
+    pattern: str, count: int, skip: int, first: int, end: int, fps: int, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
+    """Frames [skip, skip + end - first) of a `count`-picture sequence whose last picture is
+    held, stamped from scene frame `first`."""
+    start = min(skip, count - 1)
+    available, wanted = count - start, end - first
+    stream = inputs.get("video", pattern, framerate=fps, start_number=start, f="image2")
+    stream = stream.filter("format", "yuva420p")
+    if available > wanted:
+        stream = stream.filter("trim", end_frame=wanted)
+    elif available < wanted:
+        stream = stream.filter("tpad", stop_mode="clone", stop=wanted - available)
+    return _frames(stream, first, fps)
+
+
 def _video_frames(
     src: VideoSource, w: int, h: int, skip: int, count: int, fps: int, inputs: Inputs
 ) -> ffmpeg.nodes.FilterableStream:
@@ -186,6 +206,9 @@ def _overlay(
         return base  # not on screen in the frames rendered
     if ov.still is not None:
         layer = _still(ov.still, "yuva420p", first, end, fps, inputs)
+    elif ov.sequence is not None:
+        skip = first - ov.frames[0]
+        layer = _sequence(ov.sequence, ov.sequence_frames, skip, first, end, fps, inputs)
     elif ov.video is not None:
         # The clip starts playing when the layer appears, not when the scene starts.
         layer = _video_frames(ov.video, ov.w, ov.h, first - ov.frames[0], end - first, fps, inputs)

@@ -70,7 +70,8 @@ def localize(plan: RenderPlan, fetcher: AssetFetcher | None = None) -> RenderPla
         layers = []
         for i, pl in enumerate(scene.layers):
             src = getattr(pl.layer, "src", None)
-            if src is None:
+            if src is None or pl.layer.type not in ("image", "video"):  # svg, lottie: files
+                # of the campaign, checked by their own parsers when bound
                 layers.append(pl)
                 continue
             kind: Kind = "video" if pl.layer.type == "video" else "image"

@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from jinja2.exceptions import TemplateError as JinjaError
+from pydantic import ValidationError
+
 from chalicelib.errors import DataError, Problem, TemplateError
-from chalicelib.template.expr import evaluate_condition, has_expr, interpolate, template_variables
+from chalicelib.template.expr import (
+    environment,
+    evaluate_condition,
+    has_expr,
+    interpolate,
+    template_variables,
+)
 from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
+    MAX_CHART_VALUES,
     AudioLayer,
     Background,
+    ChartLayer,
+    ChartStyle,
     ImageLayer,
+    LottieLayer,
     Scene,
     ShapeLayer,
+    SvgLayer,
     TextLayer,
     TextStyle,
     Transition,
     TransitionKind,
     VarType,
     VideoLayer,
+    normalize_color,
 )
+from chalicelib.template.motion import load_svg
 from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
-from chalicelib.template.values import check_url, coerce, is_blank, to_json, url_scheme
+from chalicelib.template.values import (
+    check_url,
+    coerce,
+    is_blank,
+    numbers,
+    to_json,
+    url_scheme,
+)
+
+VisualSpec = TextLayer | ImageLayer | VideoLayer | ShapeLayer | ChartLayer | SvgLayer | LottieLayer
+_WHOLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 
 CUT = Transition(type=TransitionKind.cut, duration=0)
 MEDIA_TYPES = frozenset({VarType.image, VarType.video, VarType.audio})
@@ -127,6 +155,75 @@ class _Binder:
         except ValueError as exc:
             raise DataError(f"{exc} (at {path})", field=source) from exc
 
+    def value(self, path: str, text: str) -> Any:
+        """What `{{ expr }}` evaluates to (a list stays a list); other text is interpolated."""
+        match = _WHOLE_EXPR.match(text)
+        if match is None or "{{" in match.group(1):
+            return self.text(path, text)
+        try:
+            template_variables(text, self.tpl.locale)  # refuses statements and bad syntax
+            return environment(self.tpl.locale).compile_expression(match.group(1))(**self.values)
+        except (JinjaError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            raise self._fail(path, text, f"cannot evaluate {text[:80]!r}: {exc}") from exc
+
+    def chart(self, path: str, layer: ChartLayer) -> tuple[dict[str, Any], bool]:
+        """A chart's numbers and labels from the record; (update, personal)."""
+        update: dict[str, Any] = {}
+        personal = False
+        if isinstance(layer.values, str):
+            raw = self.value(f"{path}.values", layer.values)
+            try:
+                update["values"] = numbers(raw, MAX_CHART_VALUES)
+            except ValueError as exc:
+                raise self._fail(f"{path}.values", layer.values, str(exc)) from exc
+            personal = True
+        if isinstance(layer.labels, str):
+            raw = self.value(f"{path}.labels", layer.labels)
+            items = raw.split(";") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or len(items) > MAX_CHART_VALUES:
+                reason = f"labels are a list of at most {MAX_CHART_VALUES} texts (or 'a;b;c')"
+                raise self._fail(f"{path}.labels", layer.labels, reason)
+            update["labels"] = [str(x).strip()[:100] for x in items]
+            personal = personal or has_expr(layer.labels)
+        elif layer.labels is not None:
+            update["labels"] = [
+                self.text(f"{path}.labels[{i}]", t)[:100] for i, t in enumerate(layer.labels)
+            ]
+            personal = personal or any(has_expr(t) for t in layer.labels)
+        style = layer.style
+        colors = [style.color, style.track, style.text_color, *(style.colors or [])]
+        if any(has_expr(c) for c in colors):
+            personal = True
+            dumped = style.model_dump()
+            for key in ("color", "track", "text_color"):
+                dumped[key] = self.text(f"{path}.style.{key}", dumped[key])
+            if style.colors:
+                dumped["colors"] = [
+                    self.text(f"{path}.style.colors[{i}]", c) for i, c in enumerate(style.colors)
+                ]
+            try:
+                update["style"] = ChartStyle.model_validate(dumped)
+            except ValidationError as exc:
+                raise self._fail(f"{path}.style", " ".join(colors), str(exc)) from exc
+        if layer.locale is None:
+            update["locale"] = self.tpl.locale
+        return update, personal
+
+    def svg(self, path: str, layer: SvgLayer) -> tuple[dict[str, Any], dict[str, str], bool]:
+        """The SVG's path made absolute, checked, and its `{{ }}` snippets filled."""
+        src = self.asset(f"{path}.src", layer.src)
+        doc = load_svg(Path(src), f"{path}.src")
+        resolved: dict[str, str] = {}
+        for snippet in doc.snippets:
+            value = self.text(f"{path}.src", snippet)
+            if snippet in doc.fills:  # a fill colour stays a colour
+                try:
+                    value = normalize_color(value)
+                except ValueError as exc:
+                    raise self._fail(f"{path}.src", snippet, str(exc)) from exc
+            resolved[snippet] = value
+        return {"src": src}, resolved, bool(doc.snippets)
+
     def when(self, path: str, expr: str | None) -> bool:
         if expr is None:
             return True
@@ -148,10 +245,9 @@ class _Binder:
         resolved = Background.model_validate({**bg.model_dump(), **update})
         return resolved, personal
 
-    def layer(
-        self, path: str, layer: TextLayer | ImageLayer | VideoLayer | ShapeLayer, scene: Scene
-    ) -> PlanLayer:
+    def layer(self, path: str, layer: VisualSpec, scene: Scene) -> PlanLayer:
         update: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         style: TextStyle | None = None
         personal = False
         if isinstance(layer, TextLayer):
@@ -173,13 +269,24 @@ class _Binder:
         elif isinstance(layer, ShapeLayer) and has_expr(layer.color):
             update["color"] = self.text(f"{path}.color", layer.color)
             personal = True
-        resolved = type(layer).model_validate({**layer.model_dump(), **update})
+        elif isinstance(layer, ChartLayer):
+            update, personal = self.chart(path, layer)
+        elif isinstance(layer, SvgLayer):
+            update, extra, personal = self.svg(path, layer)
+        resolved = type(layer).model_validate({**layer.model_dump(by_alias=True), **update})
         end = (
             scene.duration
             if layer.duration is None
             else min(scene.duration, layer.start + layer.duration)
         )
-        return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
+        return PlanLayer(
+            layer=resolved,
+            style=style,
+            start=layer.start,
+            end=end,
+            resolved=extra,
+            personal=personal,
+        )
 
 
 def bind(lt: LoadedTemplate, record: Mapping[str, Any]) -> RenderPlan:

@@ -1,0 +1,263 @@
+"""Chart, SVG and Lottie layers drawn by the real engine (Pillow, resvg, rlottie, ffmpeg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.errors import DataError, TemplateError
+from chalicelib.render.cache import SegmentCache, file_digest
+from chalicelib.render.engine import cache_context, render, render_frame
+from chalicelib.render.profile import EncodingProfile
+from chalicelib.render.segments import plan_runs, run_key
+from chalicelib.template.bind import bind
+from chalicelib.template.library import load_template, validate_template_file
+from tests.conftest import Campaign
+from tests.media import frame_at, probe
+
+CHART_TEMPLATE = """\
+id: charts
+canvas: {width: 320, height: 192, fps: 10}
+variables:
+  first_name: {type: text}
+  usage: {type: numbers, min: 0}
+  total: {type: number}
+transition: {type: cut}
+scenes:
+  - id: intro
+    duration: 0.5
+    background: {color: '#000000'}
+  - id: month
+    duration: 2.0
+    background: {color: '#000000'}
+    layers:
+      - type: chart
+        kind: bar
+        values: "{{ usage }}"
+        max: 10
+        size: [200, 120]
+        at: [0.5, 0.5]
+        animate: 1.0
+        style: {color: '#ff0000', show_values: false}
+"""
+
+
+def _frame(plan: object, at: float, tmp: Path) -> np.ndarray:
+    out = tmp / f"f{at}.jpg"
+    render_frame(plan, at, out, work=tmp)  # type: ignore[arg-type]
+    with Image.open(out) as img:
+        return np.asarray(img.convert("RGB")).astype(int)
+
+
+def _red(px: np.ndarray) -> np.ndarray:
+    return (px[..., 0] > 150) & (px[..., 1] < 80) & (px[..., 2] < 80)
+
+
+def test_bars_grow_to_each_recipients_numbers(campaign: Campaign, tmp_path: Path) -> None:
+    # GIVEN a bar chart of the recipient's numbers against a max of 10
+    campaign.write_template(CHART_TEMPLATE)
+    lt = load_template(campaign.template)
+    plan = bind(lt, {"usage": [10, 5]})
+    # WHEN frames are drawn as the chart enters and once it is built
+    early = _frame(plan, 0.5, tmp_path)  # the chart's first frame: nothing grown yet
+    middle = _frame(plan, 0.5 + 0.3, tmp_path)
+    done = _frame(plan, 0.5 + 1.5, tmp_path)
+    # THEN the bars grow: no red at first, some while building, most at the end
+    assert _red(early).sum() < 20
+    assert 50 < _red(middle).sum() < _red(done).sum()
+    # AND the full bar (10 of 10) is twice as tall as the half one, in its own column
+    cols = _red(done).sum(axis=0)
+    left, right = cols[:160], cols[160:]
+    assert left.max() == pytest.approx(2 * right.max(), rel=0.1)
+
+
+def test_another_recipients_numbers_draw_another_chart(campaign: Campaign, tmp_path: Path) -> None:
+    campaign.write_template(CHART_TEMPLATE)
+    lt = load_template(campaign.template)
+    a = _red(_frame(bind(lt, {"usage": [2, 2]}), 2.0, tmp_path)).sum()
+    b = _red(_frame(bind(lt, {"usage": [8, 8]}), 2.0, tmp_path)).sum()
+    assert b > 3 * a > 0
+
+
+def test_a_chart_is_personal_and_keyed_by_its_values(campaign: Campaign) -> None:
+    # GIVEN two recipients with different numbers, and two with the same
+    campaign.write_template(CHART_TEMPLATE)
+    lt = load_template(campaign.template)
+    plans = [bind(lt, {"usage": u}) for u in ([1, 2], [1, 3], [1, 2])]
+    profile = EncodingProfile.for_canvas(plans[0].canvas)
+    context = cache_context()
+
+    def personal_keys(plan: object) -> list[str]:
+        runs = plan_runs(plan, profile)  # type: ignore[arg-type]
+        return [run_key(r, profile, file_digest, context) for r in runs if r.personal]
+
+    keys = [personal_keys(p) for p in plans]
+    # THEN the chart's scene is a personal run, keyed by the numbers it draws
+    assert plans[0].scenes[1].personal and len(keys[0]) == 1
+    assert keys[0] != keys[1]
+    assert keys[0] == keys[2]
+
+
+def test_a_chart_video_through_the_cache(campaign: Campaign, out: Path) -> None:
+    campaign.write_template(CHART_TEMPLATE)
+    lt = load_template(campaign.template)
+    cache = SegmentCache(LocalBlobStore(out / "blobs"))
+    plan = bind(lt, {"usage": [10, 10, 10]})
+    result = render(plan, out / "a.mp4", cache=cache)
+    assert probe(result.path).frames == 25 and result.segments == 2
+    last = frame_at(result.path, 24)
+    assert _red(last.astype(int)).sum() > 1000
+
+
+@pytest.mark.parametrize(
+    ("usage", "reason"),
+    [
+        ("12;abc;3", "item 2"),
+        ([1] * 61, "limit is 60"),
+        ([1, -4], "below the minimum"),
+        ({"a": 1}, "list of numbers"),
+    ],
+)
+def test_bad_chart_values_are_invalid_data_naming_the_field(
+    campaign: Campaign, usage: object, reason: str
+) -> None:
+    campaign.write_template(CHART_TEMPLATE)
+    lt = load_template(campaign.template)
+    with pytest.raises(DataError) as err:
+        bind(lt, {"usage": usage})
+    assert err.value.code == "invalid_data"
+    assert err.value.field == "usage"
+    assert reason in str(err.value)
+
+
+def test_a_text_variable_that_is_not_numbers_is_invalid_data(campaign: Campaign) -> None:
+    text = CHART_TEMPLATE.replace("usage: {type: numbers, min: 0}", "usage: {type: text}")
+    campaign.write_template(text)
+    with pytest.raises(DataError) as err:
+        bind(load_template(campaign.template), {"usage": "4;x"})
+    assert err.value.field == "usage"
+    assert "item 2" in str(err.value)
+
+
+# ── SVG ────────────────────────────────────────────────────────────────────────────────────
+
+SVG_TEMPLATE = """\
+id: svgs
+canvas: {width: 320, height: 192, fps: 10}
+variables:
+  first_name: {type: text}
+  brand: {type: color, default: '#00ff00'}
+transition: {type: cut}
+scenes:
+  - id: badge
+    duration: 1.0
+    background: {color: '#000000'}
+    layers:
+      - {type: svg, src: assets/badge.svg, size: [200, 100], at: [0.5, 0.5]}
+"""
+
+BADGE = """\
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     viewBox="0 0 20 10">
+  <defs><rect id="r" width="10" height="10"/></defs>
+  <use xlink:href="#r" fill="#0000ff"/>
+  <rect x="10" width="10" height="10" fill="{{ brand }}"/>
+  <text x="5" y="8" font-size="3">Hi {{ first_name }}</text>
+</svg>
+"""
+
+
+def _svg_campaign(campaign: Campaign, svg: str = BADGE) -> Campaign:
+    (campaign.root / "assets" / "badge.svg").write_text(svg, encoding="utf-8")
+    campaign.write_template(SVG_TEMPLATE)
+    return campaign
+
+
+def test_an_svg_is_drawn_crisp_with_its_fill_from_data(campaign: Campaign, tmp_path: Path) -> None:
+    lt = load_template(_svg_campaign(campaign).template)
+    plan = bind(lt, {"first_name": "Ann", "brand": "#ff0000"})
+    assert plan.scenes[0].personal
+    px = _frame(plan, 0.5, tmp_path)
+    # the left half of the badge is the blue <use>d rect, the right half the data's red
+    assert px[96, 110, 2] > 200 and px[96, 110, 0] < 60
+    assert _red(px)[60:130, 170:260].mean() > 0.9
+    # another colour from data, another picture
+    other = _frame(bind(lt, {"first_name": "Ann", "brand": "#00ff00"}), 0.5, tmp_path)
+    assert other[96, 210, 1] > 200 and other[96, 210, 0] < 60
+
+
+@pytest.mark.parametrize(
+    ("svg", "where", "reason"),
+    [
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "/svg/script[1]",
+            "<script> is not allowed",
+        ),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+            '<image xlink:href="file:///etc/passwd"/></svg>',
+            "/svg/image[1]/@href",
+            "#ids",
+        ),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill:url(http://x/y)"/></svg>',
+            "/svg/rect[1]/@style",
+            "url(#id)",
+        ),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg"><rect onload="x()"/></svg>',
+            "/svg/rect[1]/@onload",
+            "event handlers",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa">]>'
+            '<svg xmlns="http://www.w3.org/2000/svg"><text>&a;</text></svg>',
+            "/",
+            "refused",
+        ),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg"><rect width="{{ first_name }}"/></svg>',
+            "/svg/rect[1]/@width",
+            "text and fill only",
+        ),
+        ('<svg xmlns="http://www.w3.org/2000/svg"><g><rect></g></svg>', "line 1", "well-formed"),
+        ("<html/>", "/", "not <svg>"),
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg">' + "<g/>" * 5001 + "</svg>",
+            "/svg/g[",
+            "elements",
+        ),
+    ],
+)
+def test_an_unsafe_or_broken_svg_is_a_template_error_naming_file_and_path(
+    campaign: Campaign, svg: str, where: str, reason: str
+) -> None:
+    lt = load_template(_svg_campaign(campaign, svg).template)
+    # WHEN it is bound for a recipient THEN a TemplateError names the file and the XML path
+    with pytest.raises(TemplateError) as err:
+        bind(lt, {"first_name": "Ann"})
+    assert "badge.svg" in str(err.value) and where in str(err.value) and reason in str(err.value)
+    assert err.value.field == "scenes[0].layers[0].src"
+    # AND `reel validate` reports it
+    problems = validate_template_file(campaign.template)
+    assert any(p.field == "scenes[0].layers[0].src" and reason in p.message for p in problems)
+
+
+def test_a_fill_from_data_that_is_not_a_colour_is_invalid_data(campaign: Campaign) -> None:
+    text = SVG_TEMPLATE.replace("brand: {type: color, default: '#00ff00'}", "brand: {type: text}")
+    campaign = _svg_campaign(campaign)
+    campaign.write_template(text)
+    with pytest.raises(DataError) as err:
+        bind(load_template(campaign.template), {"first_name": "A", "brand": "url(http://x)"})
+    assert err.value.field == "brand"
+
+
+def test_an_svg_path_cannot_come_from_data(campaign: Campaign) -> None:
+    campaign.write_template(SVG_TEMPLATE.replace("assets/badge.svg", "'{{ first_name }}.svg'"))
+    problems = validate_template_file(campaign.template)
+    assert any("cannot come from data" in p.message for p in problems)
