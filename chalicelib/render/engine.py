@@ -24,7 +24,7 @@ from PIL import Image, features
 
 from chalicelib import ENGINE_VERSION
 from chalicelib.errors import AssetError, RenderError
-from chalicelib.render import chart, raster, svg
+from chalicelib.render import chart, lottie, raster, svg
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
@@ -55,10 +55,12 @@ from chalicelib.template.model import (
     Background,
     ChartLayer,
     ImageLayer,
+    LottieLayer,
     SvgLayer,
     TransitionKind,
     VideoLayer,
 )
+from chalicelib.template.motion import load_lottie
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
 
@@ -131,6 +133,10 @@ def prepare_scene(
             continue
         if isinstance(layer, ChartLayer):
             pattern, count = _chart_sequence(pl, layer, (w, h), profile, work)
+            overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
+            continue
+        if isinstance(layer, LottieLayer):
+            pattern, count = _lottie_sequence(layer, (w, h), frames, profile, work, field)
             overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
             continue
         if isinstance(layer, SvgLayer):
@@ -212,6 +218,26 @@ def _chart_sequence(
     def picture(i: int) -> Image.Image:
         return chart.draw(layer, size, profile.scale, chart.progress(i, count))
 
+    return write_sequence(key, count, picture, work), count
+
+
+def _lottie_sequence(
+    layer: LottieLayer,
+    size: tuple[int, int],
+    shown: tuple[int, int],
+    profile: EncodingProfile,
+    work: Path,
+    field: str,
+) -> tuple[str, int]:
+    doc = load_lottie(Path(layer.src), field)
+    count = lottie.frame_count(layer, doc, profile.fps, shown[1] - shown[0], field)
+    spec = layer.model_dump(mode="json", exclude={"src", "images", "id", "when"})
+    images = {k: file_digest(v) for k, v in layer.images.items()}
+    key = json.dumps(
+        ["lottie", file_digest(layer.src), spec, images, size, profile.fps, count],
+        sort_keys=True,
+    )
+    picture = lottie.frames(layer, key, size, profile.fps, count, field)
     return write_sequence(key, count, picture, work), count
 
 

@@ -38,7 +38,7 @@ from chalicelib.template.model import (
     VideoLayer,
     normalize_color,
 )
-from chalicelib.template.motion import load_svg
+from chalicelib.template.motion import load_lottie, load_svg
 from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan
 from chalicelib.template.values import (
     check_url,
@@ -224,6 +224,29 @@ class _Binder:
             resolved[snippet] = value
         return {"src": src}, resolved, bool(doc.snippets)
 
+    def lottie(self, path: str, layer: LottieLayer) -> tuple[dict[str, Any], bool]:
+        """The Lottie checked, its replacements filled (texts, colours, image files)."""
+        src = self.asset(f"{path}.src", layer.src)
+        doc = load_lottie(Path(src), f"{path}.src")
+        for name in layer.texts:
+            if name not in doc.text_layers:
+                raise TemplateError(f"no text layer named {name!r}", field=f"{path}.texts")
+        for image_id in layer.images:
+            if image_id not in doc.image_ids:
+                raise TemplateError(f"no image asset {image_id!r}", field=f"{path}.images")
+        texts = {k: self.text(f"{path}.texts.{k}", v) for k, v in layer.texts.items()}
+        colors = {}
+        for keypath, color in layer.colors.items():
+            value = self.text(f"{path}.colors.{keypath}", color)
+            try:
+                colors[keypath] = normalize_color(value)
+            except ValueError as exc:
+                raise self._fail(f"{path}.colors.{keypath}", color, str(exc)) from exc
+        images = {k: self.asset(f"{path}.images.{k}", v) for k, v in layer.images.items()}
+        replaced = [*layer.texts.values(), *layer.colors.values(), *layer.images.values()]
+        update = {"src": src, "texts": texts, "colors": colors, "images": images}
+        return update, any(has_expr(v) for v in replaced)
+
     def when(self, path: str, expr: str | None) -> bool:
         if expr is None:
             return True
@@ -273,6 +296,8 @@ class _Binder:
             update, personal = self.chart(path, layer)
         elif isinstance(layer, SvgLayer):
             update, extra, personal = self.svg(path, layer)
+        elif isinstance(layer, LottieLayer):
+            update, personal = self.lottie(path, layer)
         resolved = type(layer).model_validate({**layer.model_dump(by_alias=True), **update})
         end = (
             scene.duration

@@ -186,6 +186,7 @@ class LottieDoc:
     markers: dict[str, tuple[float, float]]  # name → (start, end) frames
     text_layers: dict[str, str]  # name → JSON path
     image_ids: frozenset[str]
+    external_images: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
 
@@ -262,6 +263,7 @@ def _load_lottie(name: str, size: int, mtime_ns: int, layer_field: str) -> Lotti
 
     walk_layers(data["layers"], "$.layers")
     image_ids: set[str] = set()
+    external: dict[str, str] = {}  # image id → JSON path: a file beside the JSON, never read
     assets = data.get("assets", [])
     if not isinstance(assets, list):
         raise fail("$.assets", "expected a list")
@@ -272,12 +274,10 @@ def _load_lottie(name: str, size: int, mtime_ns: int, layer_field: str) -> Lotti
         if "layers" in asset:
             walk_layers(asset["layers"], f"{ap}.layers")
         elif "p" in asset:
-            p = str(asset.get("p", ""))
-            if not p.startswith("data:"):
-                raise fail(
-                    f"{ap}.p", "images must be embedded (data: URIs) or replaced with `images:`"
-                )
-            image_ids.add(str(asset.get("id", "")))
+            image_id = str(asset.get("id", ""))
+            image_ids.add(image_id)
+            if not str(asset.get("p", "")).startswith("data:"):
+                external[image_id] = f"{ap}.p"
     _find_expressions(data, "$", warnings)
     markers: dict[str, tuple[float, float]] = {}
     for i, m in enumerate(data.get("markers", []) or []):
@@ -293,6 +293,7 @@ def _load_lottie(name: str, size: int, mtime_ns: int, layer_field: str) -> Lotti
         markers=markers,
         text_layers=text_layers,
         image_ids=frozenset(image_ids),
+        external_images=external,
         warnings=tuple(dict.fromkeys(warnings))[:20],
     )
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from chalicelib.adapters.local_fs import LocalBlobStore
+from chalicelib.cli import app
 from chalicelib.errors import DataError, TemplateError
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.engine import cache_context, render, render_frame
@@ -261,3 +264,137 @@ def test_an_svg_path_cannot_come_from_data(campaign: Campaign) -> None:
     campaign.write_template(SVG_TEMPLATE.replace("assets/badge.svg", "'{{ first_name }}.svg'"))
     problems = validate_template_file(campaign.template)
     assert any("cannot come from data" in p.message for p in problems)
+
+
+# ── Lottie ─────────────────────────────────────────────────────────────────────────────────
+
+DEMO_LOTTIE = Path(__file__).resolve().parents[2] / "examples" / "demo" / "assets" / "intro.json"
+
+LOTTIE_TEMPLATE = """\
+id: lotties
+canvas: {width: 320, height: 192, fps: 10}
+variables:
+  first_name: {type: text}
+  brand: {type: color, default: '#19b3a6'}
+transition: {type: cut}
+scenes:
+  - id: intro
+    duration: 3.0
+    background: {color: '#000000'}
+    layers:
+      - {type: lottie, src: assets/intro.json, size: [320, 160], at: [0.5, 0.5]LAYER}
+"""
+
+
+def _lottie_campaign(campaign: Campaign, extra: str = "", data: str | None = None) -> Campaign:
+    (campaign.root / "assets" / "intro.json").write_text(
+        data if data is not None else DEMO_LOTTIE.read_text(), encoding="utf-8"
+    )
+    campaign.write_template(LOTTIE_TEMPLATE.replace("LAYER", extra))
+    return campaign
+
+
+def _teal(px: np.ndarray) -> np.ndarray:
+    # the demo's teal (25, 179, 166), not its sky blue (79, 195, 247)
+    return (px[..., 1] > 120) & (px[..., 2] > 110) & (px[..., 2] < 215) & (px[..., 0] < 60)
+
+
+def test_a_static_lottie_plays_and_is_one_shared_run(campaign: Campaign, tmp_path: Path) -> None:
+    lt = load_template(_lottie_campaign(campaign).template)
+    plan = bind(lt, {"first_name": "Ann"})
+    # THEN without replacements from data it is static: one run, shared by every recipient
+    assert not plan.scenes[0].personal
+    profile = EncodingProfile.for_canvas(plan.canvas)
+    assert [r.personal for r in plan_runs(plan, profile)] == [False]
+    # AND it animates: the ring draws itself (frame 0: nothing; 2 s in: the ring is whole)
+    first, later = _frame(plan, 0.0, tmp_path), _frame(plan, 2.0, tmp_path)
+    assert _teal(first).sum() < 20 < 400 < _teal(later).sum()
+
+
+def test_colour_and_text_replacements_make_it_personal(campaign: Campaign, tmp_path: Path) -> None:
+    extra = (
+        ', colors: {"Ring.Group 1.Stroke 1": "#ff0000", "**.Fill 1": "{{ brand }}"}'
+        ', texts: {Greeting: "Hi {{ first_name }}"}'
+    )
+    lt = load_template(_lottie_campaign(campaign, extra).template)
+    plan = bind(lt, {"first_name": "Ann", "brand": "#ff0000"})
+    assert plan.scenes[0].personal
+    px = _frame(plan, 2.5, tmp_path)
+    # the ring's stroke and every fill are now red: no teal left (the swoosh stays sky blue)
+    assert _teal(px).sum() < 20 and _red(px).sum() > 500
+    # AND the greeting is drawn where the text layer is (top band), where rlottie draws nothing
+    plain = _frame(bind(load_template(_lottie_campaign(campaign).template), {}), 2.5, tmp_path)
+    band = (slice(16, 40), slice(100, 220))
+    assert np.abs(px[band] - plain[band]).sum() > 2000
+    # AND another recipient's values give another key
+    profile = EncodingProfile.for_canvas(plan.canvas)
+    context = cache_context()
+    other = bind(lt, {"first_name": "Bob", "brand": "#ff0000"})
+    keys = [run_key(plan_runs(p, profile)[0], profile, file_digest, context) for p in (plan, other)]
+    assert keys[0] != keys[1]
+
+
+def test_play_a_marker_segment_at_double_speed(campaign: Campaign, tmp_path: Path) -> None:
+    extra = ", play: {from: in, to: in}, speed: 2"
+    lt = load_template(_lottie_campaign(campaign, extra).template)
+    plan = bind(lt, {})
+    # the 2 s `in` segment at speed 2 is over in 1 s: at 1.5 s its last picture is held
+    assert _teal(_frame(plan, 1.0, tmp_path)).sum() > 400
+    np.testing.assert_allclose(_frame(plan, 1.5, tmp_path), _frame(plan, 2.5, tmp_path), atol=8)
+
+
+def test_a_looping_lottie_renders_a_video(campaign: Campaign, out: Path) -> None:
+    lt = load_template(_lottie_campaign(campaign, ", loop: true, play: {from: idle}").template)
+    result = render(bind(lt, {}), out / "l.mp4")
+    assert probe(result.path).frames == 30
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "reason"),
+    [
+        ("{not json", "$", "not JSON"),
+        ("[]", "$", "JSON object"),
+        ('{"ip":0,"op":10,"fr":30,"w":100,"h":100}', "$.layers", "missing"),
+        ('{"ip":0,"op":100000,"fr":30,"w":100,"h":100,"layers":[]}', "$.op", "limit"),
+        ('{"ip":0,"op":10,"fr":30,"w":99999,"h":100,"layers":[]}', "$.w", "px"),
+        ('{"ip":0,"op":10,"fr":30,"w":100,"h":100,"layers":[{"ty":"x"}]}', "$.layers[0].ty", ""),
+        (
+            '{"ip":0,"op":10,"fr":30,"w":100,"h":100,"layers":'
+            + '[{"ty":4}'
+            + ',{"ty":4}' * 600
+            + "]}",
+            "$.layers[500]",
+            "over 500 layers",
+        ),
+    ],
+)
+def test_a_malformed_lottie_is_a_template_error_naming_file_and_json_path(
+    campaign: Campaign, data: str, where: str, reason: str
+) -> None:
+    lt = load_template(_lottie_campaign(campaign, data=data).template)
+    with pytest.raises(TemplateError) as err:
+        bind(lt, {})
+    assert f"intro.json: {where}" in str(err.value) and reason in str(err.value)
+    assert any(where in p.message for p in validate_template_file(campaign.template))
+
+
+def test_an_unknown_marker_text_layer_or_colour_is_reported(campaign: Campaign) -> None:
+    extra = ', play: {from: nope}, texts: {Nobody: "x"}'
+    _lottie_campaign(campaign, extra)
+    messages = " | ".join(p.message for p in validate_template_file(campaign.template))
+    assert "no marker 'nope'" in messages and "no text layer named 'Nobody'" in messages
+    extra = ', colors: {"Ring.Group 1.Stroke 1": "{{ first_name }}"}'
+    with pytest.raises(DataError) as err:
+        bind(load_template(_lottie_campaign(campaign, extra).template), {"first_name": "Ann"})
+    assert err.value.field == "first_name"
+
+
+def test_expressions_are_a_warning_of_reel_validate(campaign: Campaign) -> None:
+    data = json.loads(DEMO_LOTTIE.read_text())
+    data["layers"][1]["ks"]["o"]["x"] = "wiggle(2, 30)"
+    _lottie_campaign(campaign, data=json.dumps(data))
+    assert validate_template_file(campaign.template) == []
+    result = CliRunner().invoke(app, ["validate", str(campaign.template)])
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output and "$.layers[1].ks.o.x" in result.output
+    assert "expression" in result.output
