@@ -10,16 +10,20 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from chalicelib import bootstrap
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.cli import app
 from chalicelib.errors import DataError, TemplateError
+from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.engine import cache_context, render, render_frame
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import plan_runs, run_key
+from chalicelib.studio import service
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template, validate_template_file
 from tests.conftest import Campaign
+from tests.integration.test_studio import _ssim
 from tests.media import frame_at, probe
 
 CHART_TEMPLATE = """\
@@ -398,3 +402,58 @@ def test_expressions_are_a_warning_of_reel_validate(campaign: Campaign) -> None:
     assert result.exit_code == 0, result.output
     assert "warning" in result.output and "$.layers[1].ks.o.x" in result.output
     assert "expression" in result.output
+
+
+# ── the Studio ─────────────────────────────────────────────────────────────────────────────
+
+ALL_TEMPLATE = """\
+id: motion
+canvas: {width: 320, height: 192, fps: 10}
+variables:
+  first_name: {type: text}
+  brand: {type: color, default: '#00ff00'}
+  usage: {type: numbers}
+transition: {type: cut}
+scenes:
+  - id: all
+    duration: 2.0
+    background: {color: '#000000'}
+    layers:
+      - {type: lottie, src: assets/intro.json, size: [160, 80], at: [0.25, 0.25]}
+      - {type: svg, src: assets/badge.svg, size: [100, 50], at: [0.75, 0.25]}
+      - type: chart
+        values: "{{ usage }}"
+        max: 10
+        size: [200, 80]
+        at: [0.5, 0.75]
+        animate: 0.5
+        style: {color: '#ff0000', show_values: false}
+"""
+
+
+@pytest.mark.parametrize("at", [0.2, 1.5])
+def test_the_studio_previews_the_motion_layers_as_the_video_shows_them(
+    campaign: Campaign, tmp_path: Path, at: float
+) -> None:
+    # GIVEN a scene with a Lottie, an SVG and a chart, and a recipient's full render
+    _svg_campaign(campaign)
+    _lottie_campaign(campaign)
+    campaign.write_template(ALL_TEMPLATE)
+    record = {"first_name": "Ada", "brand": "#ff0000", "usage": [10, 4]}
+    video = render(bind(load_template(campaign.template), record), tmp_path / "full.mp4").path
+    decoded = tmp_path / "decoded.png"
+    index = round(at * 10)
+    ff.run(["-y", "-i", str(video), "-vf", f"select=eq(n\\,{index})", "-frames:v", "1",
+            "-pix_fmt", "rgb24", str(decoded)])  # fmt: skip
+    # WHEN the Studio draws the frame at the same time
+    ws = service.Workspace(service.LOCAL, campaign.root.resolve(), True)
+    jpeg, drawn_index = service.frame(bootstrap.backends(), service.Draft(ws), record, at, tmp_path)
+    drawn = tmp_path / "drawn.jpg"
+    drawn.write_bytes(jpeg)
+    # THEN it is that frame, with the three layers in it
+    assert drawn_index == index
+    assert _ssim(drawn, decoded) >= 0.98
+    with Image.open(drawn) as img:
+        px = np.asarray(img.convert("RGB")).astype(int)
+    assert _red(px[96:, :]).sum() > 300  # the bars (most of the way up at 0.2 s already)
+    assert _red(px[:96, 160:]).sum() > 300  # the SVG's red half
