@@ -13,6 +13,7 @@ from functools import lru_cache
 from PIL import Image, ImageDraw
 
 from chalicelib.render import text as textmod
+from chalicelib.render.text import fallback
 from chalicelib.template.expr import DEFAULT_LOCALE, format_money, format_number
 from chalicelib.template.model import ChartKind, ChartLayer
 
@@ -63,6 +64,30 @@ def format_value(layer: ChartLayer, value: float, decimals: int) -> str:
     else:
         text = format_number(number, decimals, locale)
     return f"{text} {layer.unit}" if layer.unit else text
+
+
+def _paste_number(
+    img: Image.Image, text: str, box: tuple[int, int, int, int], size: int, color: str, weight: int
+) -> None:
+    """A number (it changes every frame while the chart builds): drawn straight with the
+    primary font, shrunk to fit its box, when the font has every character of it; else as
+    any text is."""
+    covered = fallback.cmap(0)
+    if not all(ord(ch) in covered for ch in text):
+        _paste_text(img, text, box, size, color, weight)
+        return
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 2 or y1 - y0 < 2 or not text:
+        return
+    with fallback.FREETYPE:
+        face = fallback.font(0, size, weight)
+        left, top, right, bottom = face.getbbox(text)
+        fit = min(1.0, (x1 - x0) / max(1, right - left), (y1 - y0) / max(1, bottom - top))
+        if fit < 1:
+            face = fallback.font(0, max(4, int(size * fit)), weight)
+        ImageDraw.Draw(img).text(
+            ((x0 + x1) / 2, (y0 + y1) / 2), text, font=face, fill=_rgba(color), anchor="mm"
+        )
 
 
 @lru_cache(maxsize=512)
@@ -124,7 +149,7 @@ def _counter(img: Image.Image, layer: ChartLayer, values: list[float], font: int
     text_h = h if not label else round(h * 0.7)
     big = min(font * 3, text_h)
     shown = format_value(layer, target * p, decimals)
-    _paste_text(img, shown, (0, 0, w, text_h), big, layer.style.text_color, layer.style.weight)
+    _paste_number(img, shown, (0, 0, w, text_h), big, layer.style.text_color, layer.style.weight)
     if label:
         _paste_text(img, label[0], (0, text_h, w, h), font, layer.style.text_color, 500)
 
@@ -184,7 +209,7 @@ def _donut(img: Image.Image, layer: ChartLayer, values: list[float], font: int, 
         shown = format_value(layer, sum(values) * p, decimals)
         inner = round(side * 0.2)
         box_i = (ox + inner, oy + inner, ox + side - inner, oy + side - inner)
-        _paste_text(img, shown, box_i, font, layer.style.text_color, layer.style.weight)
+        _paste_number(img, shown, box_i, font, layer.style.text_color, layer.style.weight)
 
 
 def _plot_area(
@@ -228,7 +253,7 @@ def _bars(
             shown = format_value(layer, v * p, decimals)
             small = max(6, round(font * 0.8))
             color = layer.style.text_color
-            _paste_text(img, shown, (cell[0], y0, cell[2], y1), small, color, layer.style.weight)
+            _paste_number(img, shown, (cell[0], y0, cell[2], y1), small, color, layer.style.weight)
         if i < len(labels):
             _paste_text(
                 img, labels[i], (cell[0], bottom, cell[2], h), font, layer.style.text_color, 500
@@ -283,7 +308,7 @@ def _line(
             small = max(6, round(font * 0.8))
             text = format_value(layer, values[i], decimals)
             box = (cx - cell_w // 2, max(0, y1 - round(font * 1.3)), cx + cell_w // 2, max(1, y1))
-            _paste_text(img, text, box, small, layer.style.text_color, layer.style.weight)
+            _paste_number(img, text, box, small, layer.style.text_color, layer.style.weight)
         if i < len(labels):
             box = (cx - cell_w // 2, bottom, cx + cell_w // 2, h)
             _paste_text(img, labels[i], box, font, layer.style.text_color, 500)
