@@ -14,6 +14,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.cli import app
 from chalicelib.errors import DataError, TemplateError
+from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.engine import cache_context, render, render_frame
@@ -22,7 +23,7 @@ from chalicelib.render.segments import plan_runs, run_key
 from chalicelib.studio import service
 from chalicelib.template.bind import bind
 from chalicelib.template.library import load_template, validate_template_file
-from tests.conftest import Campaign
+from tests.conftest import Campaign, run_batch
 from tests.integration.test_studio import _ssim
 from tests.media import frame_at, probe
 
@@ -457,3 +458,41 @@ def test_the_studio_previews_the_motion_layers_as_the_video_shows_them(
         px = np.asarray(img.convert("RGB")).astype(int)
     assert _red(px[96:, :]).sum() > 300  # the bars (most of the way up at 0.2 s already)
     assert _red(px[:96, 160:]).sum() > 300  # the SVG's red half
+
+
+# ── a batch: bad motion data fails its recipient alone ─────────────────────────────────────
+
+
+def test_bad_chart_data_and_a_bad_fill_fail_their_recipients_alone(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    # GIVEN a batch whose rows feed a chart, an SVG fill and a Lottie colour
+    _svg_campaign(campaign)
+    _lottie_campaign(campaign)
+    text = ALL_TEMPLATE.replace(
+        "{type: lottie, src: assets/intro.json,",
+        '{type: lottie, src: assets/intro.json, colors: {"**.Fill 1": "{{ brand }}"},',
+    ).replace("brand: {type: color, default: '#00ff00'}", "brand: {type: text, default: '#00ff00'}")
+    campaign.write_template(text)
+    data = tmp_path / "r.csv"
+    data.write_text(
+        "recipient_id,first_name,usage,brand\n"
+        "ok,Ann,4;5,#ff0000\n"
+        "letters,Bo,4;five,#ff0000\n"
+        "many,Cy," + ";".join(["1"] * 61) + ",#ff0000\n"
+        "fill,Di,4;5,url(http://x)\n"
+        "ok2,Ed,1;2,\n"
+    )
+    # WHEN it runs
+    summary = run_batch(campaign.template, data, tmp_path / "out", workers=1)
+    # THEN each bad row fails alone, as invalid data naming its variable; the others render
+    results = read_results(tmp_path / "out" / RESULTS)
+    assert [(r.recipient_id, r.status.value, r.field) for r in results] == [
+        ("ok", "rendered", None),
+        ("letters", "failed", "usage"),
+        ("many", "failed", "usage"),
+        ("fill", "failed", "brand"),
+        ("ok2", "rendered", None),
+    ]
+    assert summary.counts["failed"] == 3
+    assert "item 2" in (results[1].reason or "")
