@@ -234,6 +234,13 @@ class _Binder:
         for image_id in layer.images:
             if image_id not in doc.image_ids:
                 raise TemplateError(f"no image asset {image_id!r}", field=f"{path}.images")
+        for image_id, where in doc.external_images.items():
+            if image_id not in layer.images:
+                raise TemplateError(
+                    f"{Path(src).name}: {where}: an image file beside the animation is not "
+                    "read: embed it (a data: URI) or give it with `images:`",
+                    field=f"{path}.src",
+                )
         texts = {k: self.text(f"{path}.texts.{k}", v) for k, v in layer.texts.items()}
         colors = {}
         for keypath, color in layer.colors.items():

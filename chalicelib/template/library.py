@@ -376,6 +376,13 @@ def _motion_problems(
     for keypath, color in layer.colors.items():
         if "{{" in color:
             yield from check_text(f"{lp}.colors.{keypath}", color)
+    for image_id, where in lottie.external_images.items():
+        if image_id not in layer.images:
+            yield problem(
+                f"{lp}.src",
+                f"{path.name}: {where}: an image file beside the animation is not read: "
+                "embed it (a data: URI) or give it with `images:`",
+            )
     for image_id, ref in layer.images.items():
         yield from check_file(f"{lp}.images.{image_id}", ref)
         if image_id not in lottie.image_ids:

@@ -496,3 +496,57 @@ def test_bad_chart_data_and_a_bad_fill_fail_their_recipients_alone(
     ]
     assert summary.counts["failed"] == 3
     assert "item 2" in (results[1].reason or "")
+
+
+def _image_lottie(embedded: bool) -> str:
+    """A 100×100 Lottie showing image asset `img_0` (a 1-pixel blue PNG, or a file beside it)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (0, 0, 255)).save(buf, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    asset = {"id": "img_0", "w": 100, "h": 100, "u": "", "p": uri, "e": 1}
+    if not embedded:
+        asset.update({"u": "images/", "p": "img_0.png", "e": 0})
+    ks = {"o": {"a": 0, "k": 100}, "p": {"a": 0, "k": [50, 50, 0]}, "a": {"a": 0, "k": [50, 50, 0]},
+          "s": {"a": 0, "k": [100, 100, 100]}, "r": {"a": 0, "k": 0}}  # fmt: skip
+    layer = {
+        "ty": 2,
+        "ind": 1,
+        "nm": "Photo",
+        "refId": "img_0",
+        "ks": ks,
+        "ip": 0,
+        "op": 30,
+        "st": 0,
+    }
+    doc = {"v": "5.7.4", "fr": 30, "ip": 0, "op": 30, "w": 100, "h": 100, "assets": [asset],
+           "layers": [layer]}  # fmt: skip
+    return json.dumps(doc)
+
+
+def test_an_image_asset_is_replaced_by_a_campaign_file(campaign: Campaign, tmp_path: Path) -> None:
+    extra = ", images: {img_0: assets/red.png}"
+    lt = load_template(_lottie_campaign(campaign, extra, _image_lottie(True)).template)
+    px = _frame(bind(lt, {}), 0.5, tmp_path)
+    # the blue placeholder is gone: the box (160×160, centred) shows the red image
+    assert _red(px[20:170, 90:230]).mean() > 0.9
+    # without the replacement, the embedded blue picture shows
+    plain = _frame(
+        bind(load_template(_lottie_campaign(campaign, "", _image_lottie(True)).template), {}),
+        0.5,
+        tmp_path,
+    )
+    assert plain[96, 160, 2] > 200 and plain[96, 160, 0] < 60
+
+
+def test_an_image_file_beside_the_animation_is_never_read(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    (campaign.root / "assets" / "images").mkdir()
+    (campaign.root / "assets" / "images" / "img_0.png").write_bytes(b"not read")
+    lt = load_template(_lottie_campaign(campaign, "", _image_lottie(False)).template)
+    with pytest.raises(TemplateError, match=r"\$\.assets\[0\]\.p: an image file beside"):
+        bind(lt, {})
+    assert any("image file beside" in p.message for p in validate_template_file(campaign.template))
