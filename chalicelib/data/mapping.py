@@ -179,6 +179,10 @@ MAX_LIST = 1000  # items a split or a list of columns may make
 
 def _apply(transform: Transform, value: Any) -> Any:
     if isinstance(value, list):  # after a split, or from several columns: item by item
+        if len(value) > MAX_LIST:
+            raise ValueError(f"has {len(value)} items; the limit is {MAX_LIST}")
+        if any(isinstance(item, list | dict) for item in value):
+            raise ValueError("a list of lists or objects cannot be transformed")
         return [_apply(transform, item) for item in value]
     if isinstance(transform, SplitTransform):
         parts = [p.strip() for p in str(value).split(transform.split)]

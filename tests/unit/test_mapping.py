@@ -134,3 +134,13 @@ def test_several_columns_make_one_list_and_a_bad_cell_names_them() -> None:
     with pytest.raises(DataError) as err:
         apply_mapping(mapping, {"m1": "3", "m2": "lots", "m3": "4"})
     assert err.value.field == "m1, m2, m3" and "'lots' is not a number" in str(err.value)
+
+
+def test_a_nested_list_is_refused_not_recursed_into() -> None:
+    mapping = FieldMapping.model_validate({"fields": {"usage": {"transform": ["number"]}}})
+    nested: list[object] = [1]
+    for _ in range(2000):
+        nested = [nested]
+    with pytest.raises(DataError, match="list of lists"):
+        apply_mapping(mapping, {"usage": nested})
+    assert apply_mapping(mapping, {"usage": ["1", 2]})["usage"] == [1, 2]
