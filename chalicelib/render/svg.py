@@ -9,7 +9,7 @@ from pathlib import Path
 import resvg_py
 from PIL import Image
 
-from chalicelib.errors import AssetError
+from chalicelib.errors import TemplateError
 from chalicelib.render.text import FONT_DIR
 from chalicelib.template.motion import fill_svg, load_svg
 
@@ -40,16 +40,13 @@ def svg_image(
     svg = fill_svg(load_svg(path, field), resolved, path)
     w, h = size
     try:
-        if fit == "stretch":
-            pic = _draw(svg, w, None)
-            if pic.size != size:
-                pic = pic.resize(size, Image.Resampling.LANCZOS)
-            return pic
-        pic = _draw(svg, w, None)
-        if pic.height > h:
-            pic = _draw(svg, None, h)
+        # Given both, resvg fits the drawing into w×h keeping its aspect: never more pixels
+        # than the box, whatever size or viewBox the file claims.
+        pic = _draw(svg, w, h)
     except (ValueError, RuntimeError, OSError) as exc:  # resvg's own refusals
-        raise AssetError(f"{path.name} cannot be drawn: {str(exc)[:200]}", field=field) from exc
+        raise TemplateError(f"{path.name}: /svg: {str(exc)[:200]}", field=field) from exc
+    if fit == "stretch":
+        return pic if pic.size == size else pic.resize(size, Image.Resampling.LANCZOS)
     box = Image.new("RGBA", size, (0, 0, 0, 0))
     box.alpha_composite(
         pic.crop((0, 0, min(w, pic.width), min(h, pic.height))),

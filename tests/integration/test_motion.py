@@ -550,3 +550,22 @@ def test_an_image_file_beside_the_animation_is_never_read(
     with pytest.raises(TemplateError, match=r"\$\.assets\[0\]\.p: an image file beside"):
         bind(lt, {})
     assert any("image file beside" in p.message for p in validate_template_file(campaign.template))
+
+
+def test_an_svg_resvg_cannot_size_is_a_template_error(campaign: Campaign, tmp_path: Path) -> None:
+    empty = '<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"></svg>'
+    plan = bind(load_template(_svg_campaign(campaign, empty).template), {"first_name": "A"})
+    with pytest.raises(TemplateError, match=r"badge\.svg: /svg: SVG has an invalid size"):
+        _frame(plan, 0.5, tmp_path)
+
+
+def test_an_svg_claiming_a_huge_size_is_drawn_at_the_layers(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    tall = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1e9" height="1e12" viewBox="0 0 1 1000">'
+        '<rect width="1" height="1000" fill="#ff0000"/></svg>'
+    )
+    plan = bind(load_template(_svg_campaign(campaign, tall).template), {"first_name": "A"})
+    px = _frame(plan, 0.5, tmp_path)
+    assert 0 < _red(px).sum() < 200 * 100  # a sliver inside the 200×100 box, nothing more
