@@ -23,7 +23,7 @@ import PIL
 from PIL import Image, features
 
 from chalicelib import ENGINE_VERSION
-from chalicelib.errors import AssetError, RenderError
+from chalicelib.errors import AssetError, RenderError, TemplateError
 from chalicelib.render import chart, lottie, raster, svg
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
@@ -132,7 +132,7 @@ def prepare_scene(
             overlays.append(replace(placed, video=video, opacity=layer.opacity))
             continue
         if isinstance(layer, ChartLayer):
-            pattern, count = _chart_sequence(pl, layer, (w, h), profile, work)
+            pattern, count = _chart_sequence(layer, (w, h), profile, work, field)
             overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
             continue
         if isinstance(layer, LottieLayer):
@@ -191,9 +191,27 @@ def _svg_still(
     return raster.with_opacity(img, layer.opacity)
 
 
-def write_sequence(key: str, count: int, draw: Callable[[int], Image.Image], work: Path) -> str:
+# A moving layer's pictures, all frames together: a full-canvas 1080p Lottie looping for
+# 5 minutes is about this; more is a template mistake, not a video.
+MAX_SEQUENCE_PIXELS = 20_000_000_000
+
+
+def write_sequence(
+    key: str,
+    count: int,
+    draw: Callable[[int], Image.Image],
+    work: Path,
+    size: tuple[int, int] = (1, 1),
+    field: str = "",
+) -> str:
     """Draw pictures 0…count-1 as numbered PNGs in a folder named by `key` (drawn once per
     work folder); return their image2 pattern."""
+    if count * size[0] * size[1] > MAX_SEQUENCE_PIXELS:
+        raise TemplateError(
+            f"{count} frames of {size[0]}×{size[1]} pixels to draw: over "
+            f"{MAX_SEQUENCE_PIXELS:,} pixels (make the layer smaller or shorter)",
+            field=field,
+        )
     folder = work / f"seq_{content_key(key)[:24]}"
     pattern = str(folder / "%05d.png")
     if (folder / "done").exists():
@@ -206,11 +224,11 @@ def write_sequence(key: str, count: int, draw: Callable[[int], Image.Image], wor
 
 
 def _chart_sequence(
-    pl: PlanLayer,
     layer: ChartLayer,
     size: tuple[int, int],
     profile: EncodingProfile,
     work: Path,
+    field: str,
 ) -> tuple[str, int]:
     count = chart.frame_count(layer, profile.fps)
     key = json.dumps(["chart", layer.model_dump(mode="json"), size, profile.scale, count])
@@ -218,7 +236,7 @@ def _chart_sequence(
     def picture(i: int) -> Image.Image:
         return chart.draw(layer, size, profile.scale, chart.progress(i, count))
 
-    return write_sequence(key, count, picture, work), count
+    return write_sequence(key, count, picture, work, size, field), count
 
 
 def _lottie_sequence(
@@ -238,7 +256,7 @@ def _lottie_sequence(
         sort_keys=True,
     )
     picture = lottie.frames(layer, key, size, profile.fps, count, field)
-    return write_sequence(key, count, picture, work), count
+    return write_sequence(key, count, picture, work, size, field), count
 
 
 def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:

@@ -569,3 +569,15 @@ def test_an_svg_claiming_a_huge_size_is_drawn_at_the_layers(
     plan = bind(load_template(_svg_campaign(campaign, tall).template), {"first_name": "A"})
     px = _frame(plan, 0.5, tmp_path)
     assert 0 < _red(px).sum() < 200 * 100  # a sliver inside the 200×100 box, nothing more
+
+
+def test_a_lottie_too_big_to_draw_is_refused_naming_the_layer(
+    campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.render import engine
+
+    monkeypatch.setattr(engine, "MAX_SEQUENCE_PIXELS", 320 * 160 * 10)  # 10 frames of the box
+    lt = load_template(_lottie_campaign(campaign, ", loop: true").template)
+    with pytest.raises(TemplateError, match="30 frames of 320×160") as err:
+        render(bind(lt, {}), tmp_path / "x.mp4")
+    assert err.value.field == "intro.layers[0]"
