@@ -201,7 +201,7 @@ def _donut(img: Image.Image, layer: ChartLayer, values: list[float], font: int, 
         sweep_left -= sweep
         if sweep_left <= 0:
             break
-    pic = big.resize((side, side), Image.Resampling.LANCZOS)
+    pic = big.reduce(s)
     ox, oy = (w - side) // 2, (h - side) // 2
     img.alpha_composite(pic, (ox, oy))
     if layer.style.show_values:
@@ -297,7 +297,7 @@ def _line(
     r = width * 0.9
     for x, y in shown[: whole + 1]:
         draw.ellipse((x - r, y - r, x + r, y + r), fill=color)
-    img.alpha_composite(big.resize((w, h), Image.Resampling.BILINEAR))
+    img.alpha_composite(big.reduce(s))
     labels = _labels(layer)
     decimals = _decimals(values, layer.style.decimals)
     cell_w = max(2, round(slot)) if n > 1 else w
