@@ -114,11 +114,14 @@ def prepare_scene(
     work: Path,
     layers: tuple[int, ...] | None = None,
     config: RenderConfig = DEFAULT,
+    keep: tuple[int, int] | None = None,
 ) -> SceneInput:
     """Rasterize a scene's still layers (those whose index is in `layers`, default all) and
-    describe it for the graph builder."""
+    the pictures its moving layers show in its frames `keep` (default all), and describe it
+    for the graph builder."""
     overlays = []
     scene_frames = profile.frames(scene.duration)
+    k0, k1 = keep or (0, scene_frames)
     for i, pl in enumerate(scene.layers):
         if layers is not None and i not in layers:
             continue
@@ -131,13 +134,16 @@ def prepare_scene(
             video = _video(layer, field, config)
             overlays.append(replace(placed, video=video, opacity=layer.opacity))
             continue
-        if isinstance(layer, ChartLayer):
-            pattern, count = _chart_sequence(layer, (w, h), profile, work, field)
-            overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
-            continue
-        if isinstance(layer, LottieLayer):
-            pattern, count = _lottie_sequence(layer, (w, h), frames, profile, work, field)
-            overlays.append(replace(placed, sequence=pattern, sequence_frames=count))
+        if isinstance(layer, ChartLayer | LottieLayer):
+            # The pictures shown in the window: from its first frame on the layer, to its
+            # last or the sequence's end (its last picture is then held).
+            first, end = max(frames[0], k0), min(frames[1], k1)
+            window = (first - frames[0], max(1, end - first))
+            if isinstance(layer, ChartLayer):
+                seq, count = _chart_sequence(layer, (w, h), window, profile, work, field)
+            else:
+                seq, count = _lottie_sequence(layer, (w, h), frames, window, profile, work, field)
+            overlays.append(replace(placed, sequence=seq, sequence_frames=count))
             continue
         if isinstance(layer, SvgLayer):
             key = json.dumps(
@@ -199,33 +205,41 @@ MAX_SEQUENCE_PIXELS = 20_000_000_000
 def write_sequence(
     key: str,
     count: int,
+    window: tuple[int, int],
     draw: Callable[[int], Image.Image],
     work: Path,
-    size: tuple[int, int] = (1, 1),
+    size: tuple[int, int],
     field: str = "",
-) -> str:
-    """Draw pictures 0…count-1 as numbered PNGs in a folder named by `key` (drawn once per
-    work folder); return their image2 pattern."""
+) -> tuple[str, int]:
+    """Draw the pictures of a `count`-picture sequence a window needs — from picture
+    `window[0]` (the last one, past the end), `window[1]` of them at most — into one raw RGBA
+    file named by `key` and the window (drawn once per work folder); return its path and how
+    many pictures it holds. Raw frames cost no encoding here and no decoding in ffmpeg."""
     if count * size[0] * size[1] > MAX_SEQUENCE_PIXELS:
         raise TemplateError(
             f"{count} frames of {size[0]}×{size[1]} pixels to draw: over "
             f"{MAX_SEQUENCE_PIXELS:,} pixels (make the layer smaller or shorter)",
             field=field,
         )
-    folder = work / f"seq_{content_key(key)[:24]}"
-    pattern = str(folder / "%05d.png")
-    if (folder / "done").exists():
-        return pattern
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        draw(i).save(folder / f"{i:05d}.png", format="PNG", compress_level=1)
-    (folder / "done").touch()
-    return pattern
+    a = min(window[0], count - 1)
+    b = min(count, a + window[1])
+    path = work / f"seq_{content_key([key, a, b])[:24]}.rgba"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            for i in range(a, b):
+                picture = draw(i)
+                if picture.size != size or picture.mode != "RGBA":
+                    picture = picture.convert("RGBA").resize(size)
+                out.write(picture.tobytes())
+        tmp.replace(path)
+    return str(path), b - a
 
 
 def _chart_sequence(
     layer: ChartLayer,
     size: tuple[int, int],
+    window: tuple[int, int],
     profile: EncodingProfile,
     work: Path,
     field: str,
@@ -236,13 +250,14 @@ def _chart_sequence(
     def picture(i: int) -> Image.Image:
         return chart.draw(layer, size, profile.scale, chart.progress(i, count))
 
-    return write_sequence(key, count, picture, work, size, field), count
+    return write_sequence(key, count, window, picture, work, size, field)
 
 
 def _lottie_sequence(
     layer: LottieLayer,
     size: tuple[int, int],
     shown: tuple[int, int],
+    window: tuple[int, int],
     profile: EncodingProfile,
     work: Path,
     field: str,
@@ -256,7 +271,7 @@ def _lottie_sequence(
         sort_keys=True,
     )
     picture = lottie.frames(layer, key, size, profile.fps, count, field)
-    return write_sequence(key, count, picture, work, size, field), count
+    return write_sequence(key, count, window, picture, work, size, field)
 
 
 def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
@@ -297,7 +312,7 @@ def render_run(
 ) -> None:
     """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
     inputs = [
-        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
+        replace(prepare_scene(p.scene, profile, work, layers, config, keep), keep=keep)
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(segment_args(inputs, profile, str(out), run.window), config=config)
@@ -323,7 +338,7 @@ def render_frame(
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
     run = frame_run(plan, profile, round(at * profile.fps))
     inputs = [
-        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
+        replace(prepare_scene(p.scene, profile, work, layers, config, keep), keep=keep)
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(draw_args(inputs, profile, str(out), run.window), config=config)

@@ -48,8 +48,9 @@ class Overlay:
     frames: tuple[int, int]  # scene-local frames [first, end) on which it shows
     still: str | None = None  # an RGBA PNG (text, image, shape) …
     video: VideoSource | None = None  # … or a video
-    # … or numbered RGBA PNGs (an image2 pattern, from 0) for the layer's first frames, the
-    # last one held after them: a chart building up, a Lottie playing.
+    # … or a raw RGBA file of w×h pictures, one per frame from the first frame the overlay
+    # shows in the rendered window, its last one held after them: a chart building up, a
+    # Lottie playing (only the pictures a window needs are drawn).
     sequence: str | None = None
     sequence_frames: int = 0
     opacity: float = 1.0  # stills carry their opacity in their alpha already
@@ -131,18 +132,19 @@ def _still(
 
 
 def _sequence(
-    pattern: str, count: int, skip: int, first: int, end: int, fps: int, inputs: Inputs
+    path: str, w: int, h: int, count: int, first: int, end: int, fps: int, inputs: Inputs
 ) -> ffmpeg.nodes.FilterableStream:
-    """Frames [skip, skip + end - first) of a `count`-picture sequence whose last picture is
-    held, stamped from scene frame `first`."""
-    start = min(skip, count - 1)
-    available, wanted = count - start, end - first
-    stream = inputs.get("video", pattern, framerate=fps, start_number=start, f="image2")
+    """A raw RGBA file of `count` w×h pictures for scene frames [first, end): its last picture
+    held when it has fewer (a chart once built, a Lottie once played)."""
+    wanted = end - first
+    stream = inputs.get(
+        "video", path, f="rawvideo", pix_fmt="rgba", video_size=(w, h), framerate=fps
+    )
     stream = stream.filter("format", "yuva420p")
-    if available > wanted:
+    if count > wanted:
         stream = stream.filter("trim", end_frame=wanted)
-    elif available < wanted:
-        stream = stream.filter("tpad", stop_mode="clone", stop=wanted - available)
+    elif count < wanted:
+        stream = stream.filter("tpad", stop_mode="clone", stop=wanted - count)
     return _frames(stream, first, fps)
 
 
@@ -207,8 +209,7 @@ def _overlay(
     if ov.still is not None:
         layer = _still(ov.still, "yuva420p", first, end, fps, inputs)
     elif ov.sequence is not None:
-        skip = first - ov.frames[0]
-        layer = _sequence(ov.sequence, ov.sequence_frames, skip, first, end, fps, inputs)
+        layer = _sequence(ov.sequence, ov.w, ov.h, ov.sequence_frames, first, end, fps, inputs)
     elif ov.video is not None:
         # The clip starts playing when the layer appears, not when the scene starts.
         layer = _video_frames(ov.video, ov.w, ov.h, first - ov.frames[0], end - first, fps, inputs)

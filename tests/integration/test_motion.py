@@ -17,7 +17,7 @@ from chalicelib.errors import DataError, TemplateError
 from chalicelib.pipeline.folder import RESULTS, read_results
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
-from chalicelib.render.engine import cache_context, render, render_frame
+from chalicelib.render.engine import cache_context, render, render_frame, render_run
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import plan_runs, run_key
 from chalicelib.studio import service
@@ -581,3 +581,26 @@ def test_a_lottie_too_big_to_draw_is_refused_naming_the_layer(
     with pytest.raises(TemplateError, match="30 frames of 320×160") as err:
         render(bind(lt, {}), tmp_path / "x.mp4")
     assert err.value.field == "intro.layers[0]"
+
+
+def test_a_window_draws_only_the_pictures_it_shows(campaign: Campaign, tmp_path: Path) -> None:
+    # GIVEN a 2 s Lottie segment in a 3 s scene (at 10 fps: 21 pictures, then the last held)
+    lt = load_template(_lottie_campaign(campaign, ", play: {from: in, to: in}").template)
+    plan = bind(lt, {})
+    for at, pictures in ((2.5, 1), (1.95, 1), (0.0, 1)):
+        work = tmp_path / f"w{at}"
+        work.mkdir()
+        # WHEN one frame is drawn
+        render_frame(plan, at, work / "f.jpg", work=work)
+        # THEN only its picture was drawn (320×160 RGBA), not the whole animation
+        [seq] = work.glob("seq_*.rgba")
+        assert seq.stat().st_size == pictures * 320 * 160 * 4
+    # AND the whole scene's run draws each picture once: 21 of them
+    work = tmp_path / "all"
+    work.mkdir()
+    profile = EncodingProfile.for_canvas(plan.canvas)
+    [run] = plan_runs(plan, profile)
+    render_run(run, profile, work, work / "run.mp4")
+    [seq] = work.glob("seq_*.rgba")
+    assert seq.stat().st_size == 21 * 320 * 160 * 4
+    assert probe(work / "run.mp4").frames == 30
