@@ -29,11 +29,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chalicelib.adapters.espeak import EspeakSpeech
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.cli import DEMO_DIR
 from chalicelib.data.readers import read_rows
+from chalicelib.render import engine as render_engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache
 from chalicelib.render.engine import audio_track, render
@@ -75,6 +77,45 @@ def encode_limit(plan: RenderPlan, video: Path, scratch: Path) -> float:
     return cpu
 
 
+def draw_costs(scratch: Path, frames: int = 30) -> dict[str, float]:
+    """CPU milliseconds per frame to draw each motion layer type and write it, as the engine
+    does for a frame sequence (a chart while it builds, a Lottie while it plays; an SVG is a
+    still: one drawing per layer)."""
+    from chalicelib.render import chart, lottie, svg
+    from chalicelib.template.model import ChartLayer, LottieLayer
+
+    def per_frame(draw: Callable[[int], Any], count: int) -> float:
+        start = time.process_time()  # CPU time: the drawing runs in this process
+        with (scratch / "f.rgba").open("wb") as out:  # as the engine writes them: raw RGBA
+            for i in range(count):
+                out.write(draw(i).tobytes())
+        return round((time.process_time() - start) / count * 1000, 2)
+
+    costs = {}
+    values = [120, 340, 560, 410]
+    for kind in ("bar", "line", "donut", "progress", "counter"):
+        layer = ChartLayer(kind=kind, values=values, labels=["W1", "W2", "W3", "W4"], max=600)
+        costs[f"chart_{kind}"] = per_frame(
+            lambda i, ly=layer: chart.draw(ly, (700, 440), 1.0, chart.progress(i, frames)), frames
+        )
+    intro = LottieLayer(src=str(DEMO_DIR / "assets" / "intro.json"), size=(560, 280))
+    player = lottie.frames(intro, "bench", (560, 280), 30, 61)
+    costs["lottie"] = per_frame(player, frames)
+    badge = scratch / "badge.svg"
+    badge.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 100"><rect width="200" '
+        'height="100" rx="20" fill="#19b3a6"/><text x="100" y="62" font-size="32" '
+        'text-anchor="middle" fill="#fff">{{ first_name }}</text></svg>'
+    )
+    costs["svg_still"] = per_frame(
+        lambda i: svg.svg_image(
+            str(badge), {"{{ first_name }}": f"Ann {i}"}, (400, 200), "contain"
+        ),
+        frames,
+    )
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipients", type=int, default=20)
@@ -101,6 +142,22 @@ def main() -> None:
         warm = SegmentCache(LocalBlobStore(tmp / "warm"))
         for i, seed in enumerate(seeds):  # the statics, as a batch's first renders make them
             render(seed, tmp / f"seed_{i}.mp4", cache=warm, speech=speech)
+        # Count the Lottie pictures drawn by the renders that follow: a static Lottie (the
+        # intro) lives in a cached run, so the warm renders must draw none.
+        drawn = {"lottie": 0, "phase": "full"}
+        frames_of = render_engine.lottie.frames
+
+        def counting(*a: Any, **kw: Any) -> Callable[[int], Any]:
+            picture = frames_of(*a, **kw)
+
+            def draw(i: int) -> Any:
+                if drawn["phase"] == "warm":
+                    drawn["lottie"] += 1
+                return picture(i)
+
+            return draw
+
+        render_engine.lottie.frames = counting
         for i, plan in enumerate(plans):
             cpu, wall = measure(lambda p=plan, i=i: render(p, tmp / f"full_{i}.mp4", speech=speech))
             stats["full_cpu"].append(cpu)
@@ -110,9 +167,11 @@ def main() -> None:
                 lambda p=plan, i=i, c=cold: render(p, tmp / f"cold_{i}.mp4", cache=c, speech=speech)
             )
             stats["cold_cpu"].append(cpu)
+            drawn["phase"] = "warm"
             cpu, wall = measure(
                 lambda p=plan, i=i: render(p, tmp / f"warm_{i}.mp4", cache=warm, speech=speech)
             )
+            drawn["phase"] = "full"
             stats["warm_cpu"].append(cpu)
             stats["warm_wall"].append(wall)
             stats["limit_cpu"].append(encode_limit(plan, tmp / f"warm_{i}.mp4", tmp))
@@ -133,6 +192,7 @@ def main() -> None:
                 lambda p=plan, i=i: render(p, tmp / f"prev_{i}.mp4", preview=True, speech=speech)
             )
             previews.append(stats["full_wall"][i] / wall)
+        costs = draw_costs(tmp)
     mean = {k: statistics.mean(v) for k, v in stats.items()}
     profile = EncodingProfile.for_canvas(plans[0].canvas)
     variable_s = statistics.mean(
@@ -156,6 +216,11 @@ def main() -> None:
                 "preview_speedup": round(statistics.mean(previews), 1) if previews else None,
                 "speak_cpu_s_per_recipient": round(mean["speak_cpu"], 3),
                 "audio_cpu_s_per_recipient": round(mean["audio_cpu"], 3),
+                "charted_recipients": sum(
+                    any(s.id == "your_month" for s in p.scenes) for p in plans
+                ),
+                "draw_ms_per_frame": costs,
+                "lottie_frames_drawn_in_warm_renders": drawn["lottie"],
                 "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
                 f"Python {platform.python_version()}",
                 "ffmpeg": ff.ffmpeg_version(),

@@ -123,6 +123,10 @@ def validate(
     if problems:
         _print_problems(problems, f"{template}: {len(problems)} problem(s)")
         raise typer.Exit(1)
+    from chalicelib.template.library import load_template, template_warnings
+
+    for warning in template_warnings(load_template(template)):
+        out.print(f"[yellow]warning[/] {warning.field}: {warning.message}")
     out.print(f"[green]✓[/] {template} is valid")
     if data is not None and _voice_overflows(template, data):
         raise typer.Exit(1)

@@ -50,6 +50,10 @@ def _locale(v: str) -> str:
 Locale = Annotated[str, AfterValidator(_locale)]
 
 
+class SplitTransform(Strict):
+    split: str = Field(min_length=1, max_length=5, description="separator: '12;15;9' → a list")
+
+
 class CurrencyTransform(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     locale: Locale = "en_US"
@@ -64,7 +68,7 @@ SimpleTransform = Literal["trim", "lower", "upper", "title", "number"]
 
 
 SIMPLE = ("trim", "lower", "upper", "title", "number")
-KEYED = ("date", "currency", "number_format")
+KEYED = ("date", "currency", "number_format", "split")
 
 
 def _expand(v: Any) -> Any:
@@ -98,6 +102,8 @@ def _transform_tag(v: Any) -> str:
         return "date"
     if isinstance(v, CurrencyTransform) or (isinstance(v, dict) and "currency" in v):
         return "currency"
+    if isinstance(v, SplitTransform) or (isinstance(v, dict) and "split" in v):
+        return "split"
     return "number_format"
 
 
@@ -105,7 +111,8 @@ Transform = Annotated[
     Annotated[SimpleTransform, Tag("name")]
     | Annotated[DateTransform, Tag("date")]
     | Annotated[CurrencyTransform, Tag("currency")]
-    | Annotated[NumberFormatTransform, Tag("number_format")],
+    | Annotated[NumberFormatTransform, Tag("number_format")]
+    | Annotated[SplitTransform, Tag("split")],
     Discriminator(_transform_tag),
     BeforeValidator(_expand),
 ]
@@ -115,7 +122,11 @@ class FieldMap(Strict):
     # Dumped as `from`, like it is written, so a stored mapping reads back.
     model_config = Strict.model_config | {"serialize_by_alias": True}
 
-    from_: str | None = Field(None, alias="from", description="source column (default: same name)")
+    from_: str | list[str] | None = Field(
+        None,
+        alias="from",
+        description="source column (default: same name), or several columns made one list",
+    )
     default: Any = None
     transform: list[Transform] = Field(default_factory=list)
 
@@ -163,7 +174,21 @@ def _to_number(value: Any) -> float | int:
     return int(num) if num.is_integer() and abs(num) < 2**53 else num
 
 
+MAX_LIST = 1000  # items a split or a list of columns may make
+
+
 def _apply(transform: Transform, value: Any) -> Any:
+    if isinstance(value, list):  # after a split, or from several columns: item by item
+        if len(value) > MAX_LIST:
+            raise ValueError(f"has {len(value)} items; the limit is {MAX_LIST}")
+        if any(isinstance(item, list | dict) for item in value):
+            raise ValueError("a list of lists or objects cannot be transformed")
+        return [_apply(transform, item) for item in value]
+    if isinstance(transform, SplitTransform):
+        parts = [p.strip() for p in str(value).split(transform.split)]
+        if len(parts) > MAX_LIST:
+            raise ValueError(f"splits into {len(parts)} items; the limit is {MAX_LIST}")
+        return [p for p in parts if p]
     if isinstance(transform, DateTransform):
         text = str(value).strip()
         try:
@@ -200,7 +225,11 @@ def apply_mapping(mapping: FieldMapping | None, row: Mapping[str, Any]) -> dict[
     problems = []
     for name, spec in mapping.fields.items():
         source = spec.from_ or name
-        value = row.get(source)
+        if isinstance(source, list):  # several columns, one list (blank cells left out)
+            value = [row.get(c) for c in source if not _blank(row.get(c))] or None
+            source = ", ".join(source)
+        else:
+            value = row.get(source)
         if _blank(value):
             record.pop(name, None)
             if spec.default is not None:
@@ -225,6 +254,9 @@ def apply_mapping(mapping: FieldMapping | None, row: Mapping[str, Any]) -> dict[
 def _map_consent(
     spec: FieldMap, row: Mapping[str, Any], record: dict[str, Any], problems: list[Problem]
 ) -> None:
+    if isinstance(spec.from_, list):
+        problems.append(Problem("consent.from", "consent is read from one column"))
+        return
     source = spec.from_ or CONSENT_FIELD
     value = row.get(source)
     if _blank(value):

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import PIL
-from PIL import features
+from PIL import Image, features
 
 from chalicelib import ENGINE_VERSION
 from chalicelib.adapters.local_fs import LocalBlobStore
-from chalicelib.errors import AssetError, RenderError
+from chalicelib.errors import AssetError, RenderError, TemplateError
+from chalicelib.render import chart, lottie, raster, svg
 from chalicelib.render import ffmpeg as ff
-from chalicelib.render import raster
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.ffmpeg import ffmpeg_version
@@ -59,7 +59,16 @@ from chalicelib.render.segments import (
 )
 from chalicelib.render.text import fonts_fingerprint
 from chalicelib.render.voice import describe, speak
-from chalicelib.template.model import Background, ImageLayer, TransitionKind, VideoLayer
+from chalicelib.template.model import (
+    Background,
+    ChartLayer,
+    ImageLayer,
+    LottieLayer,
+    SvgLayer,
+    TransitionKind,
+    VideoLayer,
+)
+from chalicelib.template.motion import load_lottie
 from chalicelib.template.plan import PlanLayer, PlanScene, RenderPlan
 
 if TYPE_CHECKING:
@@ -116,11 +125,14 @@ def prepare_scene(
     work: Path,
     layers: tuple[int, ...] | None = None,
     config: RenderConfig = DEFAULT,
+    keep: tuple[int, int] | None = None,
 ) -> SceneInput:
     """Rasterize a scene's still layers (those whose index is in `layers`, default all) and
-    describe it for the graph builder."""
+    the pictures its moving layers show in its frames `keep` (default all), and describe it
+    for the graph builder."""
     overlays = []
     scene_frames = profile.frames(scene.duration)
+    k0, k1 = keep or (0, scene_frames)
     for i, pl in enumerate(scene.layers):
         if layers is not None and i not in layers:
             continue
@@ -132,6 +144,25 @@ def prepare_scene(
         if isinstance(layer, VideoLayer):
             video = _video(layer, field, config)
             overlays.append(replace(placed, video=video, opacity=layer.opacity))
+            continue
+        if isinstance(layer, ChartLayer | LottieLayer):
+            # The pictures shown in the window: from its first frame on the layer, to its
+            # last or the sequence's end (its last picture is then held).
+            first, end = max(frames[0], k0), min(frames[1], k1)
+            window = (first - frames[0], max(1, end - first))
+            if isinstance(layer, ChartLayer):
+                seq, count = _chart_sequence(layer, (w, h), window, profile, work, field)
+            else:
+                seq, count = _lottie_sequence(layer, (w, h), frames, window, profile, work, field)
+            overlays.append(replace(placed, sequence=seq, sequence_frames=count))
+            continue
+        if isinstance(layer, SvgLayer):
+            key = json.dumps(
+                ["svg", file_digest(layer.src), pl.resolved, layer.fit, w, h, layer.opacity]
+            )
+            draw_svg = partial(_svg_still, layer, pl.resolved, (w, h), field)
+            png = raster.MEMO.get(key, draw_svg)
+            overlays.append(replace(placed, still=str(raster.save_png(png, work))))
             continue
         key = json.dumps(
             [
@@ -168,6 +199,90 @@ def prepare_scene(
             profile.frames(t_out.duration) if t_out.type is TransitionKind.crossfade else 0
         ),
     )
+
+
+def _svg_still(
+    layer: SvgLayer, resolved: dict[str, str], size: tuple[int, int], field: str
+) -> Image.Image:
+    img = svg.svg_image(layer.src, resolved, size, layer.fit, field)
+    return raster.with_opacity(img, layer.opacity)
+
+
+# A moving layer's pictures, all frames together: a full-canvas 1080p Lottie looping for
+# 5 minutes is about this; more is a template mistake, not a video.
+MAX_SEQUENCE_PIXELS = 20_000_000_000
+
+
+def write_sequence(
+    key: str,
+    count: int,
+    window: tuple[int, int],
+    draw: Callable[[int], Image.Image],
+    work: Path,
+    size: tuple[int, int],
+    field: str = "",
+) -> tuple[str, int]:
+    """Draw the pictures of a `count`-picture sequence a window needs — from picture
+    `window[0]` (the last one, past the end), `window[1]` of them at most — into one raw RGBA
+    file named by `key` and the window (drawn once per work folder); return its path and how
+    many pictures it holds. Raw frames cost no encoding here and no decoding in ffmpeg."""
+    if count * size[0] * size[1] > MAX_SEQUENCE_PIXELS:
+        raise TemplateError(
+            f"{count} frames of {size[0]}×{size[1]} pixels to draw: over "
+            f"{MAX_SEQUENCE_PIXELS:,} pixels (make the layer smaller or shorter)",
+            field=field,
+        )
+    a = min(window[0], count - 1)
+    b = min(count, a + window[1])
+    path = work / f"seq_{content_key([key, a, b])[:24]}.rgba"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            for i in range(a, b):
+                picture = draw(i)
+                if picture.size != size or picture.mode != "RGBA":
+                    picture = picture.convert("RGBA").resize(size)
+                out.write(picture.tobytes())
+        tmp.replace(path)
+    return str(path), b - a
+
+
+def _chart_sequence(
+    layer: ChartLayer,
+    size: tuple[int, int],
+    window: tuple[int, int],
+    profile: EncodingProfile,
+    work: Path,
+    field: str,
+) -> tuple[str, int]:
+    count = chart.frame_count(layer, profile.fps)
+    key = json.dumps(["chart", layer.model_dump(mode="json"), size, profile.scale, count])
+
+    def picture(i: int) -> Image.Image:
+        return chart.draw(layer, size, profile.scale, chart.progress(i, count))
+
+    return write_sequence(key, count, window, picture, work, size, field)
+
+
+def _lottie_sequence(
+    layer: LottieLayer,
+    size: tuple[int, int],
+    shown: tuple[int, int],
+    window: tuple[int, int],
+    profile: EncodingProfile,
+    work: Path,
+    field: str,
+) -> tuple[str, int]:
+    doc = load_lottie(Path(layer.src), field)
+    count = lottie.frame_count(layer, doc, profile.fps, shown[1] - shown[0], field)
+    spec = layer.model_dump(mode="json", exclude={"src", "images", "id", "when"})
+    images = {k: file_digest(v) for k, v in layer.images.items()}
+    key = json.dumps(
+        ["lottie", file_digest(layer.src), spec, images, size, profile.fps, count],
+        sort_keys=True,
+    )
+    picture = lottie.frames(layer, key, size, profile.fps, count, field)
+    return write_sequence(key, count, window, picture, work, size, field)
 
 
 def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
@@ -261,7 +376,7 @@ def render_run(
 ) -> None:
     """Render one run (its chain of scenes, trimmed to its window) to a video-only MP4."""
     inputs = [
-        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
+        replace(prepare_scene(p.scene, profile, work, layers, config, keep), keep=keep)
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(segment_args(inputs, profile, str(out), run.window), config=config)
@@ -287,7 +402,7 @@ def render_frame(
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
     run = frame_run(plan, profile, round(at * profile.fps))
     inputs = [
-        replace(prepare_scene(p.scene, profile, work, layers, config), keep=keep)
+        replace(prepare_scene(p.scene, profile, work, layers, config, keep), keep=keep)
         for p, layers, keep in zip(run.chain, run.layers, run.keeps, strict=True)
     ]
     ff.run(draw_args(inputs, profile, str(out), run.window), config=config)

@@ -48,6 +48,11 @@ class Overlay:
     frames: tuple[int, int]  # scene-local frames [first, end) on which it shows
     still: str | None = None  # an RGBA PNG (text, image, shape) …
     video: VideoSource | None = None  # … or a video
+    # … or a raw RGBA file of w×h pictures, one per frame from the first frame the overlay
+    # shows in the rendered window, its last one held after them: a chart building up, a
+    # Lottie playing (only the pictures a window needs are drawn).
+    sequence: str | None = None
+    sequence_frames: int = 0
     opacity: float = 1.0  # stills carry their opacity in their alpha already
     enter: Animation | None = None
     exit: Animation | None = None
@@ -126,6 +131,23 @@ def _still(
     return _frames(stream, first, fps)
 
 
+def _sequence(
+    path: str, w: int, h: int, count: int, first: int, end: int, fps: int, inputs: Inputs
+) -> ffmpeg.nodes.FilterableStream:
+    """A raw RGBA file of `count` w×h pictures for scene frames [first, end): its last picture
+    held when it has fewer (a chart once built, a Lottie once played)."""
+    wanted = end - first
+    stream = inputs.get(
+        "video", path, f="rawvideo", pix_fmt="rgba", video_size=(w, h), framerate=fps
+    )
+    stream = stream.filter("format", "yuva420p")
+    if count > wanted:
+        stream = stream.filter("trim", end_frame=wanted)
+    elif count < wanted:
+        stream = stream.filter("tpad", stop_mode="clone", stop=wanted - count)
+    return _frames(stream, first, fps)
+
+
 def _video_frames(
     src: VideoSource, w: int, h: int, skip: int, count: int, fps: int, inputs: Inputs
 ) -> ffmpeg.nodes.FilterableStream:
@@ -186,6 +208,8 @@ def _overlay(
         return base  # not on screen in the frames rendered
     if ov.still is not None:
         layer = _still(ov.still, "yuva420p", first, end, fps, inputs)
+    elif ov.sequence is not None:
+        layer = _sequence(ov.sequence, ov.w, ov.h, ov.sequence_frames, first, end, fps, inputs)
     elif ov.video is not None:
         # The clip starts playing when the layer appears, not when the scene starts.
         layer = _video_frames(ov.video, ov.w, ov.h, first - ov.frames[0], end - first, fps, inputs)

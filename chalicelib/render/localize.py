@@ -69,8 +69,16 @@ def localize(plan: RenderPlan, fetcher: AssetFetcher | None = None) -> RenderPla
             bg_update["video"] = local(bg.video, "video", f"{scene.id}.background.video")
         layers = []
         for i, pl in enumerate(scene.layers):
+            images = getattr(pl.layer, "images", None)
+            if images:  # a Lottie's replaced images are media like any other
+                where = f"{scene.id}.layers[{i}].images"
+                new_images = {k: local(v, "image", where) for k, v in images.items()}
+                if new_images != images:
+                    layer = pl.layer.model_copy(update={"images": new_images})
+                    pl = pl.model_copy(update={"layer": layer})
             src = getattr(pl.layer, "src", None)
-            if src is None:
+            if src is None or pl.layer.type not in ("image", "video"):  # svg, lottie: files
+                # of the campaign, checked by their own parsers when bound
                 layers.append(pl)
                 continue
             kind: Kind = "video" if pl.layer.type == "video" else "image"

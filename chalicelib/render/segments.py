@@ -201,6 +201,8 @@ def scene_fingerprint(
         inner.pop("when", None)
         if inner.get("src"):
             inner["src"] = digest(inner["src"])
+        if inner.get("images"):  # a Lottie's replaced images: by content too
+            inner["images"] = {k: digest(v) for k, v in inner["images"].items()}
     return data
 
 

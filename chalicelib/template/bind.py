@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from jinja2.exceptions import TemplateError as JinjaError
+from pydantic import ValidationError
 
 from chalicelib.errors import DataError, Problem, TemplateError
 from chalicelib.template.expr import (
     TRANSLATE,
+    environment,
     evaluate_condition,
     has_expr,
     interpolate,
@@ -18,11 +24,16 @@ from chalicelib.template.expr import (
 from chalicelib.template.lexicon import LexiconWord, load_lexicon
 from chalicelib.template.library import NOT_FETCHED, LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
+    MAX_CHART_VALUES,
     AudioLayer,
     Background,
+    ChartLayer,
+    ChartStyle,
     ImageLayer,
+    LottieLayer,
     Scene,
     ShapeLayer,
+    SvgLayer,
     Template,
     TextLayer,
     TextStyle,
@@ -31,9 +42,21 @@ from chalicelib.template.model import (
     VarType,
     VideoLayer,
     VoiceLayer,
+    normalize_color,
 )
+from chalicelib.template.motion import load_lottie, load_svg
 from chalicelib.template.plan import AudioCue, PlanLayer, PlanScene, RenderPlan, VoiceCue
-from chalicelib.template.values import check_url, coerce, is_blank, to_json, url_scheme
+from chalicelib.template.values import (
+    check_url,
+    coerce,
+    is_blank,
+    numbers,
+    to_json,
+    url_scheme,
+)
+
+VisualSpec = TextLayer | ImageLayer | VideoLayer | ShapeLayer | ChartLayer | SvgLayer | LottieLayer
+_WHOLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 
 CUT = Transition(type=TransitionKind.cut, duration=0)
 MEDIA_TYPES = frozenset({VarType.image, VarType.video, VarType.audio})
@@ -179,6 +202,105 @@ class _Binder:
         except ValueError as exc:
             raise DataError(f"{exc} (at {path})", field=source) from exc
 
+    def value(self, path: str, text: str) -> Any:
+        """What `{{ expr }}` evaluates to (a list stays a list); other text is interpolated."""
+        match = _WHOLE_EXPR.match(text)
+        if match is None or "{{" in match.group(1):
+            return self.text(path, text)
+        try:
+            template_variables(text, self.tpl.locale)  # refuses statements and bad syntax
+            return environment(self.tpl.locale).compile_expression(match.group(1))(**self.values)
+        except (JinjaError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            raise self._fail(path, text, f"cannot evaluate {text[:80]!r}: {exc}") from exc
+
+    def chart(self, path: str, layer: ChartLayer) -> tuple[dict[str, Any], bool]:
+        """A chart's numbers and labels from the record; (update, personal)."""
+        update: dict[str, Any] = {}
+        personal = False
+        if isinstance(layer.values, str):
+            raw = self.value(f"{path}.values", layer.values)
+            try:
+                update["values"] = numbers(raw, MAX_CHART_VALUES)
+            except ValueError as exc:
+                raise self._fail(f"{path}.values", layer.values, str(exc)) from exc
+            personal = True
+        if isinstance(layer.labels, str):
+            raw = self.value(f"{path}.labels", layer.labels)
+            items = raw.split(";") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or len(items) > MAX_CHART_VALUES:
+                reason = f"labels are a list of at most {MAX_CHART_VALUES} texts (or 'a;b;c')"
+                raise self._fail(f"{path}.labels", layer.labels, reason)
+            update["labels"] = [str(x).strip()[:100] for x in items]
+            personal = personal or has_expr(layer.labels)
+        elif layer.labels is not None:
+            update["labels"] = [
+                self.text(f"{path}.labels[{i}]", t)[:100] for i, t in enumerate(layer.labels)
+            ]
+            personal = personal or any(has_expr(t) for t in layer.labels)
+        style = layer.style
+        colors = [style.color, style.track, style.text_color, *(style.colors or [])]
+        if any(has_expr(c) for c in colors):
+            personal = True
+            dumped = style.model_dump()
+            for key in ("color", "track", "text_color"):
+                dumped[key] = self.text(f"{path}.style.{key}", dumped[key])
+            if style.colors:
+                dumped["colors"] = [
+                    self.text(f"{path}.style.colors[{i}]", c) for i, c in enumerate(style.colors)
+                ]
+            try:
+                update["style"] = ChartStyle.model_validate(dumped)
+            except ValidationError as exc:
+                raise self._fail(f"{path}.style", " ".join(colors), str(exc)) from exc
+        if layer.locale is None:
+            update["locale"] = self.tpl.locale
+        return update, personal
+
+    def svg(self, path: str, layer: SvgLayer) -> tuple[dict[str, Any], dict[str, str], bool]:
+        """The SVG's path made absolute, checked, and its `{{ }}` snippets filled."""
+        src = self.asset(f"{path}.src", layer.src)
+        doc = load_svg(Path(src), f"{path}.src")
+        resolved: dict[str, str] = {}
+        for snippet in doc.snippets:
+            value = self.text(f"{path}.src", snippet)
+            if snippet in doc.fills:  # a fill colour stays a colour
+                try:
+                    value = normalize_color(value)
+                except ValueError as exc:
+                    raise self._fail(f"{path}.src", snippet, str(exc)) from exc
+            resolved[snippet] = value
+        return {"src": src}, resolved, bool(doc.snippets)
+
+    def lottie(self, path: str, layer: LottieLayer) -> tuple[dict[str, Any], bool]:
+        """The Lottie checked, its replacements filled (texts, colours, image files)."""
+        src = self.asset(f"{path}.src", layer.src)
+        doc = load_lottie(Path(src), f"{path}.src")
+        for name in layer.texts:
+            if name not in doc.text_layers:
+                raise TemplateError(f"no text layer named {name!r}", field=f"{path}.texts")
+        for image_id in layer.images:
+            if image_id not in doc.image_ids:
+                raise TemplateError(f"no image asset {image_id!r}", field=f"{path}.images")
+        for image_id, where in doc.external_images.items():
+            if image_id not in layer.images:
+                raise TemplateError(
+                    f"{Path(src).name}: {where}: an image file beside the animation is not "
+                    "read: embed it (a data: URI) or give it with `images:`",
+                    field=f"{path}.src",
+                )
+        texts = {k: self.text(f"{path}.texts.{k}", v) for k, v in layer.texts.items()}
+        colors = {}
+        for keypath, color in layer.colors.items():
+            value = self.text(f"{path}.colors.{keypath}", color)
+            try:
+                colors[keypath] = normalize_color(value)
+            except ValueError as exc:
+                raise self._fail(f"{path}.colors.{keypath}", color, str(exc)) from exc
+        images = {k: self.asset(f"{path}.images.{k}", v) for k, v in layer.images.items()}
+        replaced = [*layer.texts.values(), *layer.colors.values(), *layer.images.values()]
+        update = {"src": src, "texts": texts, "colors": colors, "images": images}
+        return update, any(has_expr(v) for v in replaced)
+
     def when(self, path: str, expr: str | None) -> bool:
         if expr is None:
             return True
@@ -225,10 +347,9 @@ class _Binder:
             locale=self.locale,
         )
 
-    def layer(
-        self, path: str, layer: TextLayer | ImageLayer | VideoLayer | ShapeLayer, scene: Scene
-    ) -> PlanLayer:
+    def layer(self, path: str, layer: VisualSpec, scene: Scene) -> PlanLayer:
         update: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         style: TextStyle | None = None
         personal = False
         if isinstance(layer, TextLayer):
@@ -253,13 +374,26 @@ class _Binder:
         elif isinstance(layer, ShapeLayer) and has_expr(layer.color):
             update["color"] = self.text(f"{path}.color", layer.color)
             personal = True
-        resolved = type(layer).model_validate({**layer.model_dump(), **update})
+        elif isinstance(layer, ChartLayer):
+            update, personal = self.chart(path, layer)
+        elif isinstance(layer, SvgLayer):
+            update, extra, personal = self.svg(path, layer)
+        elif isinstance(layer, LottieLayer):
+            update, personal = self.lottie(path, layer)
+        resolved = type(layer).model_validate({**layer.model_dump(by_alias=True), **update})
         end = (
             scene.duration
             if layer.duration is None
             else min(scene.duration, layer.start + layer.duration)
         )
-        return PlanLayer(layer=resolved, style=style, start=layer.start, end=end, personal=personal)
+        return PlanLayer(
+            layer=resolved,
+            style=style,
+            start=layer.start,
+            end=end,
+            resolved=extra,
+            personal=personal,
+        )
 
 
 def voice_for(

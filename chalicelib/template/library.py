@@ -31,9 +31,12 @@ from chalicelib.template.model import (
     LAYER_TAGS,
     SCENE_TAGS,
     AudioLayer,
+    ChartLayer,
     ImageLayer,
+    LottieLayer,
     Scene,
     SceneRef,
+    SvgLayer,
     Template,
     TextLayer,
     TransitionKind,
@@ -41,6 +44,7 @@ from chalicelib.template.model import (
     VideoLayer,
     VoiceLayer,
 )
+from chalicelib.template.motion import load_lottie, load_svg
 from chalicelib.template.values import coerce, url_scheme
 
 YAML_SUFFIXES = {".yaml", ".yml"}
@@ -347,6 +351,88 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
             yield from check_text(
                 f"{lp}.{'text' if layer.text is not None else 'ssml'}", line or ""
             )
+
+        if isinstance(layer, ChartLayer | SvgLayer | LottieLayer):
+            yield from _motion_problems(lt, layer, lp, check_text, check_file, problem)
+
+
+def _motion_problems(
+    lt: LoadedTemplate,
+    layer: ChartLayer | SvgLayer | LottieLayer,
+    lp: str,
+    check_text: Callable[[str, str], Iterator[Problem]],
+    check_file: Callable[[str, str | None], Iterator[Problem]],
+    problem: Callable[[str, str], Problem],
+) -> Iterator[Problem]:
+    """A chart's expressions; an SVG's or a Lottie's file, parsed and checked."""
+    if isinstance(layer, ChartLayer):
+        if isinstance(layer.values, str):
+            yield from check_text(f"{lp}.values", layer.values)
+        labels = [layer.labels] if isinstance(layer.labels, str) else layer.labels or []
+        for text in labels:
+            yield from check_text(f"{lp}.labels", text)
+        style = layer.style
+        for color in (style.color, style.track, style.text_color, *(style.colors or [])):
+            if "{{" in color:
+                yield from check_text(f"{lp}.style", color)
+        return
+    found = list(check_file(f"{lp}.src", layer.src))
+    yield from found
+    if found:
+        return
+    path = resolve_asset(lt.root, layer.src)
+    try:
+        if isinstance(layer, SvgLayer):
+            doc = load_svg(path, f"{lp}.src")
+            for snippet in doc.snippets:
+                yield from check_text(f"{lp}.src", snippet)
+            return
+        lottie = load_lottie(path, f"{lp}.src")
+    except TemplateError as exc:
+        yield problem(f"{lp}.src", exc.message)
+        return
+    for name, text in layer.texts.items():
+        yield from check_text(f"{lp}.texts.{name}", text)
+        if name not in lottie.text_layers:
+            yield problem(f"{lp}.texts", f"no text layer named {name!r} in {path.name}")
+    for keypath, color in layer.colors.items():
+        if "{{" in color:
+            yield from check_text(f"{lp}.colors.{keypath}", color)
+    for image_id, where in lottie.external_images.items():
+        if image_id not in layer.images:
+            yield problem(
+                f"{lp}.src",
+                f"{path.name}: {where}: an image file beside the animation is not read: "
+                "embed it (a data: URI) or give it with `images:`",
+            )
+    for image_id, ref in layer.images.items():
+        yield from check_file(f"{lp}.images.{image_id}", ref)
+        if image_id not in lottie.image_ids:
+            yield problem(f"{lp}.images", f"no image asset {image_id!r} in {path.name}")
+    if layer.play is not None:
+        for end in ("from_", "to"):
+            mark = getattr(layer.play, end)
+            if isinstance(mark, str) and mark not in lottie.markers:
+                known = sorted(lottie.markers) or "none"
+                yield problem(f"{lp}.play", f"no marker {mark!r} in {path.name} (markers: {known})")
+
+
+def template_warnings(lt: LoadedTemplate) -> list[Problem]:
+    """What renders, but not as the file says: Lottie features the engine does not play."""
+    warnings: list[Problem] = []
+    for index, entry in enumerate(lt.template.scenes):
+        if isinstance(entry, SceneRef) and entry.use not in lt.library:
+            continue
+        for i, layer in enumerate(lt.scene_for(entry).layers):
+            if not isinstance(layer, LottieLayer):
+                continue
+            try:
+                doc = load_lottie(resolve_asset(lt.root, layer.src))
+            except (TemplateError, ValueError, OSError):
+                continue  # a problem, reported as such
+            where = f"scenes[{index}].layers[{i}].src"
+            warnings.extend(Problem(where, f"{Path(layer.src).name}: {w}") for w in doc.warnings)
+    return warnings
 
 
 def unknown_translations(tpl: Template, text: str) -> list[str]:

@@ -72,6 +72,7 @@ class VarType(StrEnum):
     color = "color"
     boolean = "boolean"
     enum = "enum"
+    numbers = "numbers"  # a list of numbers (a chart's values): a JSON list or '1;2;3'
 
 
 class Variable(Strict):
@@ -98,8 +99,11 @@ class Variable(Strict):
         t = self.type
         if self.max_length is not None and t is not VarType.text:
             raise ValueError("max_length applies to text variables only")
-        if (self.min is not None or self.max is not None) and t is not VarType.number:
-            raise ValueError("min/max apply to number variables only")
+        if (self.min is not None or self.max is not None) and t not in (
+            VarType.number,
+            VarType.numbers,
+        ):
+            raise ValueError("min/max apply to number(s) variables only")
         if t is VarType.enum and not self.values:
             raise ValueError("an enum variable needs a non-empty 'values' list")
         if t is not VarType.enum and self.values is not None:
@@ -305,11 +309,151 @@ class VoiceLayer(LayerBase):
         return self
 
 
+# ── motion layers: charts, SVG and Lottie (render/chart.py, render/svg.py, render/lottie.py) ──
+
+MAX_CHART_VALUES = 60  # a chart on a video is read in a second or two: more is noise
+MAX_LOTTIE_REPLACEMENTS = 50
+
+
+class ChartKind(StrEnum):
+    bar = "bar"
+    line = "line"
+    donut = "donut"
+    progress = "progress"  # the first value against `max`
+    counter = "counter"  # the first value, counted up
+
+
+class ChartStyle(Strict):
+    """How a chart looks; sizes in canvas pixels."""
+
+    color: Color = "#2f6fed"
+    colors: list[Color] | None = Field(
+        None, max_length=MAX_CHART_VALUES, description="per value (donut slices, bars)"
+    )
+    track: Color = Field("#ffffff33", description="the empty part of a progress bar or donut")
+    text_color: Color = "#ffffff"
+    font_size: int = Field(28, ge=6, le=400)
+    weight: int = Field(700, ge=100, le=900)
+    line_width: int = Field(6, ge=1, le=60)
+    decimals: int | None = Field(None, ge=0, le=6, description="default: as the numbers come")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="format as money")
+    show_values: bool = Field(True, description="write the numbers on the chart")
+
+    @field_validator("color", "track", "text_color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        return v if "{{" in v else normalize_color(v)
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [c if "{{" in c else normalize_color(c) for c in v]
+
+
+class ChartLayer(LayerBase):
+    """A chart of the recipient's own numbers, animated as it enters."""
+
+    type: Literal["chart"] = "chart"
+    kind: ChartKind = ChartKind.bar
+    values: str | list[float] = Field(
+        description="numbers, or '{{ a variable }}' holding a list (or '1;2;3')"
+    )
+    labels: str | list[str] | None = Field(
+        None, description="one label per value, or '{{ a variable }}' holding them"
+    )
+    max: float | None = Field(None, gt=0, description="the scale's top (default: the largest)")
+    unit: str | None = Field(None, max_length=20, description="written after each number")
+    style: ChartStyle = ChartStyle()
+    size: Size = (800, 400)
+    animate: float = Field(1.0, ge=0, le=10, description="seconds the chart takes to build")
+    locale: str | None = Field(None, description="number format; default: the template's")
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, v: str | list[float]) -> str | list[float]:
+        if isinstance(v, list) and len(v) > MAX_CHART_VALUES:
+            raise ValueError(f"{len(v)} values; a chart takes at most {MAX_CHART_VALUES}")
+        if isinstance(v, str) and "{{" not in v:
+            raise ValueError("values is a list of numbers or '{{ a variable }}'")
+        return v
+
+
+class SvgLayer(LayerBase):
+    """An SVG file of the campaign, drawn crisp at the layer's size."""
+
+    type: Literal["svg"] = "svg"
+    src: str = Field(description="an .svg under the campaign folder ({{ }} only inside it)")
+    size: Size = (320, 320)
+    fit: Literal["contain", "stretch"] = "contain"
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, v: str) -> str:
+        if "{{" in v:
+            raise ValueError("an SVG is a file of the campaign: its path cannot come from data")
+        return v
+
+
+class LottiePlay(Strict):
+    model_config = Strict.model_config | {"serialize_by_alias": True, "populate_by_name": True}
+
+    from_: int | str | None = Field(None, alias="from", description="a frame or a marker name")
+    to: int | str | None = Field(None, description="a frame or a marker name (its end)")
+
+
+class LottieLayer(LayerBase):
+    """A Bodymovin (Lottie) animation drawn frame by frame, with optional replacements."""
+
+    type: Literal["lottie"] = "lottie"
+    src: str = Field(description="a Lottie .json (or .lottie) under the campaign folder")
+    size: Size = (400, 400)
+    speed: float = Field(1.0, gt=0, le=10)
+    loop: bool = False
+    play: LottiePlay | None = None
+    texts: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=MAX_LOTTIE_REPLACEMENTS,
+        description="text layer name → new text (may use {{ }})",
+    )
+    colors: dict[str, Color] = Field(
+        default_factory=dict,
+        max_length=MAX_LOTTIE_REPLACEMENTS,
+        description="keypath ('Layer.Group.Fill 1') → colour (may use {{ }})",
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=MAX_LOTTIE_REPLACEMENTS,
+        description="image asset id → image file (may use {{ }})",
+    )
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, v: str) -> str:
+        if "{{" in v:
+            raise ValueError("a Lottie is a file of the campaign: its path cannot come from data")
+        return v
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k: c if "{{" in c else normalize_color(c) for k, c in v.items()}
+
+
+MOTION_TAGS = frozenset({"chart", "svg", "lottie"})
+
 Layer = Annotated[
-    TextLayer | ImageLayer | VideoLayer | ShapeLayer | AudioLayer | VoiceLayer,
+    TextLayer
+    | ImageLayer
+    | VideoLayer
+    | ShapeLayer
+    | AudioLayer
+    | ChartLayer
+    | SvgLayer
+    | LottieLayer
+    | VoiceLayer,
     Field(discriminator="type"),
 ]
-LAYER_TAGS = frozenset({"text", "image", "video", "shape", "audio", "voice"})
+LAYER_TAGS = frozenset({"text", "image", "video", "shape", "audio", "voice"}) | MOTION_TAGS
 
 
 # ── scenes ─────────────────────────────────────────────────────────────────────────────────

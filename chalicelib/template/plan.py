@@ -10,17 +10,20 @@ from chalicelib.template.lexicon import LexiconWord
 from chalicelib.template.model import (
     Background,
     Canvas,
+    ChartLayer,
     ImageLayer,
+    LottieLayer,
     Music,
     ShapeLayer,
     Strict,
+    SvgLayer,
     TextLayer,
     TextStyle,
     Transition,
     VideoLayer,
 )
 
-VisualLayer = TextLayer | ImageLayer | VideoLayer | ShapeLayer
+VisualLayer = TextLayer | ImageLayer | VideoLayer | ShapeLayer | ChartLayer | SvgLayer | LottieLayer
 
 
 class PlanLayer(Strict):
@@ -30,6 +33,11 @@ class PlanLayer(Strict):
     style: TextStyle | None = None
     start: float
     end: float
+    resolved: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what a motion layer drew from the record: a chart's numbers and labels, "
+        "an SVG's {{ }} snippets and their texts, a Lottie's replacements (part of the keys)",
+    )
     personal: bool = Field(
         description="what it draws depends on the record's values (a `when` alone does not: "
         "a layer that is there looks the same for everyone who has it)"

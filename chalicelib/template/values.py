@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.template.expr import DateValue
-from chalicelib.template.model import Variable, VarType, normalize_color
+from chalicelib.template.model import MAX_CHART_VALUES, Variable, VarType, normalize_color
 
 DEFAULT_MAX_TEXT = 500
 # A media value from data may be a URL of one of these schemes; the asset fetcher
@@ -198,6 +198,39 @@ def _enum(var: Variable, raw: Any) -> str:
     raise ValueError(f"{show(raw)} is not one of {allowed}")
 
 
+def numbers(raw: Any, limit: int = MAX_CHART_VALUES) -> list[int | float]:
+    """A list of finite numbers from a JSON list or a 'a;b;c' string; ValueError says which
+    item is wrong (counted from 1) or that there are too many."""
+    if isinstance(raw, str):
+        items: list[Any] = [p for p in raw.split(";") if p.strip()]
+    elif isinstance(raw, list | tuple):
+        items = list(raw)
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        items = [raw]
+    else:
+        raise ValueError(f"expected a list of numbers, got {type(raw).__name__}")
+    if len(items) > limit:
+        raise ValueError(f"has {len(items)} values; the limit is {limit}")
+    out = []
+    plain = Variable(type=VarType.number)
+    for i, item in enumerate(items, 1):
+        try:
+            out.append(_number(plain, item))
+        except ValueError as exc:
+            raise ValueError(f"item {i}: {exc}") from None
+    return out
+
+
+def _numbers(var: Variable, raw: Any) -> list[int | float]:
+    values = numbers(raw)
+    for v in values:
+        if var.min is not None and v < var.min:
+            raise ValueError(f"{v:g} is below the minimum {var.min:g}")
+        if var.max is not None and v > var.max:
+            raise ValueError(f"{v:g} is above the maximum {var.max:g}")
+    return values
+
+
 _COERCE = {
     VarType.text: _text,
     VarType.number: _number,
@@ -208,6 +241,7 @@ _COERCE = {
     VarType.color: _color,
     VarType.boolean: _boolean,
     VarType.enum: _enum,
+    VarType.numbers: _numbers,
 }
 
 

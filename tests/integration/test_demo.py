@@ -23,8 +23,20 @@ def test_every_demo_recipient_binds_to_a_30_second_video() -> None:
     lt = load_template(DEMO_DIR / "template.yaml")
     rows = list(read_rows(DEMO_DIR / "recipients.csv"))
     assert len(rows) == 20
-    durations = {bind(lt, row.fields or {}).duration for row in rows}
-    assert durations == {30.0}
+    durations = {}
+    for row in rows:
+        fields = row.fields or {}
+        durations[fields["recipient_id"]] = bind(lt, fields).duration
+    # growth and enterprise recipients (with their month's numbers) get the 5 s chart scene
+    # (less its 0.5 s crossfade)
+    charted = {
+        r.fields["recipient_id"]
+        for r in rows
+        if r.fields and str(r.fields.get("segment", "")).strip().lower() in ("growth", "enterprise")
+    }
+    assert len(charted) == 13
+    assert {durations[r] for r in charted} == {34.5}
+    assert {d for r, d in durations.items() if r not in charted} == {30.0}
 
 
 def test_the_demo_renders_in_a_single_pass(out: Path) -> None:
@@ -34,11 +46,12 @@ def test_the_demo_renders_in_a_single_pass(out: Path) -> None:
         plan = bind(lt, row.fields or {})
         video = render(plan, out / f"{attempt}.mp4", preview=True, speech=EspeakSpeech()).path
         p = probe(video)
-        assert (p.width, p.height, p.frames) == (320, 180, 300)
+        # a growth recipient: the 30 s, and the chart scene (4.5 s more)
+        assert (p.width, p.height, p.frames) == (320, 180, 345)
 
 
 def test_two_demo_recipients_differ_in_the_greeting_audio_and_no_other(tmp_path: Path) -> None:
-    # GIVEN Emma and Liam of the demo (English, short names: their greetings keep their length)
+    # GIVEN Emma and Lukas of the demo (English starters, short names: their greetings keep their length)
     import numpy as np
 
     from chalicelib.adapters.local_fs import LocalBlobStore
@@ -59,7 +72,7 @@ def test_two_demo_recipients_differ_in_the_greeting_audio_and_no_other(tmp_path:
     }
     cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
     sound = {}
-    for rid in ("r010", "r011"):
+    for rid in ("r010", "r013"):
         plan = bind(lt, apply_mapping(mapping, rows[rid]))
         plan = speak(plan, EspeakSpeech(), cache.store, tmp_path / "clips")
         assert plan.duration == 30.0
@@ -71,7 +84,7 @@ def test_two_demo_recipients_differ_in_the_greeting_audio_and_no_other(tmp_path:
         sound[rid] = np.frombuffer(raw.read_bytes(), dtype="<f4").astype(np.float64)
     greeting = plan.scenes[1]
     assert greeting.id == "greeting"
-    a, b = sound["r010"], sound["r011"]
+    a, b = sound["r010"], sound["r013"]
     assert len(a) == len(b)
     lo, hi = round(greeting.start * 48000), round((greeting.start + greeting.duration) * 48000)
     margin = round(0.05 * 48000)  # AAC frames straddling the scene's edges

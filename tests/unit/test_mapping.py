@@ -117,3 +117,30 @@ def test_unknown_data_formats(tmp_path: Path) -> None:
     (tmp_path / "r.xlsx").write_text("x")
     with pytest.raises(DataError, match=r"data files are \.csv or \.jsonl"):
         read_rows(tmp_path / "r.xlsx")
+
+
+def test_a_split_column_becomes_a_list_of_numbers() -> None:
+    mapping = FieldMapping.model_validate(
+        {"fields": {"usage": {"from": "Usage", "transform": [{"split": ";"}, "number"]}}}
+    )
+    assert apply_mapping(mapping, {"Usage": " 12; 15.5 ;;9 "})["usage"] == [12, 15.5, 9]
+
+
+def test_several_columns_make_one_list_and_a_bad_cell_names_them() -> None:
+    mapping = FieldMapping.model_validate(
+        {"fields": {"usage": {"from": ["m1", "m2", "m3"], "transform": ["number"]}}}
+    )
+    assert apply_mapping(mapping, {"m1": "3", "m2": "", "m3": "4"})["usage"] == [3, 4]
+    with pytest.raises(DataError) as err:
+        apply_mapping(mapping, {"m1": "3", "m2": "lots", "m3": "4"})
+    assert err.value.field == "m1, m2, m3" and "'lots' is not a number" in str(err.value)
+
+
+def test_a_nested_list_is_refused_not_recursed_into() -> None:
+    mapping = FieldMapping.model_validate({"fields": {"usage": {"transform": ["number"]}}})
+    nested: list[object] = [1]
+    for _ in range(2000):
+        nested = [nested]
+    with pytest.raises(DataError, match="list of lists"):
+        apply_mapping(mapping, {"usage": nested})
+    assert apply_mapping(mapping, {"usage": ["1", 2]})["usage"] == [1, 2]
