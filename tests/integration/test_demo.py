@@ -51,7 +51,7 @@ def test_the_demo_renders_in_a_single_pass(out: Path) -> None:
 
 
 def test_two_demo_recipients_differ_in_the_greeting_audio_and_no_other(tmp_path: Path) -> None:
-    # GIVEN Emma and Lukas of the demo (English starters, short names: their greetings keep their length)
+    # GIVEN Emma and Lukas of the demo (English starters, short names: greetings keep their length)
     import numpy as np
 
     from chalicelib.adapters.local_fs import LocalBlobStore
