@@ -47,6 +47,7 @@ def render_config(s: Settings) -> RenderConfig:
         x264_preset=s.x264_preset,
         x264_crf=s.x264_crf,
         work_dir=s.work_dir.resolve() if s.work_dir else None,
+        speech=speech_engine(s),
     )
 
 
@@ -102,12 +103,17 @@ def fetcher(s: Settings) -> HttpFetcher:
     )
 
 
+def speech_engine(s: Settings) -> str:
+    """The speech engine the settings choose: espeak, polly or piper."""
+    return s.speech_engine or (
+        "polly" if s.backend == "aws" else "piper" if s.piper_model else "espeak"
+    )
+
+
 def speech(s: Settings) -> SpeechSynth:
     """The speech engine the settings choose (see `Settings.speech_engine`). A Piper engine
     whose model is missing raises SpeechError naming REEL_PIPER_MODEL."""
-    engine = s.speech_engine or (
-        "polly" if s.backend == "aws" else "piper" if s.piper_model else "espeak"
-    )
+    engine = speech_engine(s)
     if engine == "polly":
         import boto3
         from botocore.config import Config

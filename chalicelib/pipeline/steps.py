@@ -110,7 +110,7 @@ def make_job(
 
         record = {**record, ASSIGNED: assign_all(lt.template, rid)}
     plan = localize(bind(lt, record), fetcher)
-    key = plan_key(plan, file_digest, cache_context(config), preview)[:32]
+    key = plan_key(plan, file_digest, cache_context(config), preview, config.speech)[:32]
     name = f"{slug(rid)}-{key[:16]}" if named else key
     return RecipientJob(
         recipient_id=rid,

@@ -20,6 +20,7 @@ class RenderConfig:
     x264_preset: str = "veryfast"
     x264_crf: int = 20
     work_dir: Path | None = None  # scratch of renders; None → the system's temporary folder
+    speech: str = ""  # the engine voice lines are spoken by: a voiced video's key names it
 
     def scratch(self) -> Path | None:
         """The folder renders make their temporary folders in (created), or None."""

@@ -224,8 +224,11 @@ def run_key(run: Run, profile: EncodingProfile, digest: Digest, context: dict[st
     return content_key(spec)
 
 
-def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview: bool) -> str:
-    """Content key of a whole video: the same record (and assets) gives the same key."""
+def plan_key(
+    plan: RenderPlan, digest: Digest, context: dict[str, str], preview: bool, speech: str = ""
+) -> str:
+    """Content key of a whole video: the same record (and assets) gives the same key; a voiced
+    one also names the `speech` engine (another engine says its lines in another voice)."""
     spec = {
         "context": context,
         "preview": preview,
@@ -241,4 +244,5 @@ def plan_key(plan: RenderPlan, digest: Digest, context: dict[str, str], preview:
         keep = {"text", "ssml", "voice", "rate", "pitch", "volume", "start", "window", "overflow"}
         spec["voices"] = [v.model_dump(include=keep) for v in plan.voices]
         spec["lexicon"] = [w.model_dump() for w in plan.lexicon]
+        spec["speech"] = speech
     return content_key(spec)

@@ -288,3 +288,26 @@ def test_a_voiced_render_with_polly_on_moto(
     cue = result.plan.voices[0]
     assert cue.clip is not None and cache.store.exists(cue.clip)
     assert result.path.is_file() and abs(result.duration - 5.5) < 0.1
+
+
+def test_a_voiced_video_is_named_by_its_speech_engine(voiced: Campaign) -> None:
+    from chalicelib.render.config import RenderConfig
+
+    lt = load_template(voiced.template)
+    record = {"first_name": "Ada"}
+
+    def output(speech: str) -> str:
+        return make_job(lt, record, "r1", 1, config=RenderConfig(speech=speech)).output_key
+
+    # another engine says the line in another voice: a video made by espeak is not Polly's
+    assert output("espeak") == output("espeak")
+    assert output("espeak") != output("polly")
+    # a video without voice lines is the same whichever engine is configured
+    lines = VOICED.splitlines(keepends=True)
+    voiced.write_template("".join(line for line in lines if "type: voice" not in line))
+    silent = load_template(voiced.template)
+    keys = {
+        make_job(silent, record, "r1", 1, config=RenderConfig(speech=s)).output_key
+        for s in ("espeak", "polly")
+    }
+    assert len(keys) == 1
