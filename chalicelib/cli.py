@@ -311,6 +311,13 @@ def _report(summary: BatchSummary, started: float) -> None:
         f"[red]{c['failed']} failed[/] in {time.monotonic() - started:.0f} s → "
         f"{summary.out_dir} (per-recipient results: {summary.results_path.name})"
     )
+    fell_back = sum(1 for r in summary.results if r.fallbacks)
+    if fell_back:
+        out.print(
+            f"[yellow]{fell_back} of {len(summary.results)}[/] recipients lack translations in "
+            f"their locale: those strings "
+            f"were said in the template's (`fallbacks` in {summary.results_path.name})"
+        )
 
 
 @app.command()

@@ -50,6 +50,10 @@ class RecipientResult(Strict):
     segments: int | None = None
     segments_cached: int | None = None
     seconds: float | None = None
+    fallbacks: list[str] | None = Field(
+        None,
+        description="translation ids the recipient's locale lacks, said in the template's locale",
+    )
 
 
 # ── the API's records: templates, renders, batches (kept by a JobStore) ───────────────────

@@ -180,6 +180,7 @@ def _done(job: RecipientJob, outputs: BlobStore, status: Status, **extra: Any) -
         poster=outputs.url(job.poster_key),
         output_key=job.output_key,
         poster_key=job.poster_key,
+        fallbacks=job.plan.fallbacks or None,
         **extra,
     )
 

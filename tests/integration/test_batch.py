@@ -142,3 +142,36 @@ def test_batch_cli_with_a_mapping_and_jsonl(campaign: Campaign, tmp_path: Path) 
     ]
     assert "2 rendered, 0 already done, 1 failed" in result.stdout
     assert "✗ line 2 line-2: line 2: invalid JSON" in result.stderr
+
+
+FALLBACK_TEMPLATE = """\
+id: hello
+locale: en_US
+canvas: {width: 160, height: 96, fps: 10}
+variables:
+  first_name: {type: text, required: true}
+translations:
+  en_US: {hi: "Hi {{ first_name }}!", bye: Bye}
+  fr_FR: {hi: "Bonjour {{ first_name }} !"}
+scenes:
+  - id: greeting
+    duration: 1
+    layers:
+      - {type: text, text: "{{ t('hi') }} {{ t('bye') }}", size: [140, 40]}
+"""
+
+
+def test_a_batch_counts_the_recipients_whose_locale_lacks_a_translation(
+    campaign: Campaign, tmp_path: Path
+) -> None:
+    campaign.write_template(FALLBACK_TEMPLATE)
+    data = tmp_path / "r.csv"
+    data.write_text("recipient_id,first_name,locale\nr1,Ann,en_US\nr2,Zoé,fr_FR\n")
+    out = tmp_path / "batch"
+    args = ["batch", str(campaign.template), "-d", str(data), "-o", str(out), "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = read_results(out / RESULTS)
+    # 'bye' has no French string: Zoé hears it in English, and it is counted
+    assert [(r.recipient_id, r.fallbacks) for r in results] == [("r1", None), ("r2", ["bye"])]
+    assert "1 of 2 recipients lack translations" in " ".join(result.stdout.split())

@@ -141,9 +141,10 @@ def test_a_preview_frame_is_the_frame_of_the_full_render(
     jpeg, index = service.frame(bootstrap.backends(), service.Draft(ws), record, at, tmp_path)
     drawn = tmp_path / "drawn.jpg"
     drawn.write_bytes(jpeg)
-    # THEN it is that frame (SSIM by ffmpeg's own filter)
+    # THEN it is that frame (SSIM by ffmpeg's own filter: a JPEG against an H.264 frame, so
+    # not 1; measured 0.989 to 0.995 over runs, and far lower for any other scene's frame)
     assert index == round(at * 10)
-    assert _ssim(drawn, decoded) >= 0.99
+    assert _ssim(drawn, decoded) >= 0.98
 
 
 def test_the_timeline_greys_skipped_scenes_and_prices_the_personal_runs(
