@@ -8,7 +8,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from docs.screenshots import wait_until  # noqa: E402
 from tests.e2e.test_browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.server import reel_serve  # noqa: E402
 
@@ -43,14 +43,6 @@ interactions:
       - {label: Growth, value: growth}
       - {label: Enterprise, value: enterprise}
 """
-
-
-def _wait(page, expression: str, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise TimeoutError(expression)
-        page.wait_for_timeout(100)
 
 
 def main() -> None:
@@ -80,13 +72,13 @@ def main() -> None:
                 page.goto(page_url)
                 video = "document.getElementById('reel-video')"
                 page.evaluate(f"{video}.muted = true; {video}.play()")
-                _wait(page, f"{video}.currentTime > 0.5")
+                wait_until(page, f"{video}.currentTime > 0.5")
                 hello = [
                     c for c in page.evaluate("window.reelInteract.chapters") if c["id"] == "hello"
                 ]
                 page.evaluate(f"{video}.currentTime = {hello[0]['time'] + 2.2}")
-                _wait(page, "window.reelInteract.visible.includes('pick_plan')")
-                _wait(page, f"{video}.readyState >= 2 && !{video}.seeking")
+                wait_until(page, "window.reelInteract.visible.includes('pick_plan')")
+                wait_until(page, f"{video}.readyState >= 2 && !{video}.seeking")
                 page.wait_for_timeout(800)
                 page.screenshot(path=str(ROOT / "docs" / "landing-phone.png"))
                 browser.close()

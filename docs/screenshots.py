@@ -18,7 +18,7 @@ from tests.e2e.test_browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.server import reel_studio  # noqa: E402
 
 
-def _wait(page, expression: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+def wait_until(page, expression: str, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not page.evaluate(expression):
         if time.monotonic() > deadline:
@@ -34,11 +34,11 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
             page = browser.new_page(viewport={"width": 1500, "height": 900})
             page.goto(url)
-            _wait(page, "document.body.dataset.ready === '1' && window.reelStudio.idle()")
+            wait_until(page, "document.body.dataset.ready === '1' && window.reelStudio.idle()")
             page.select_option("#recipient", index=1)
-            _wait(page, "window.reelStudio.idle()")
+            wait_until(page, "window.reelStudio.idle()")
             page.evaluate("window.reelStudio.seek(8.5)")
-            _wait(page, "window.reelStudio.idle()")
+            wait_until(page, "window.reelStudio.idle()")
             page.click('#tabs button[data-file="scenes/greeting.yaml"]')
             page.wait_for_timeout(300)
             page.screenshot(path=str(ROOT / "docs" / "studio.png"))
@@ -51,7 +51,7 @@ def main() -> None:
                 }"""
             )
             page.wait_for_timeout(600)
-            _wait(page, "window.reelStudio.idle()")
+            wait_until(page, "window.reelStudio.idle()")
             page.screenshot(path=str(ROOT / "docs" / "studio-problem.png"))
             browser.close()
 

@@ -164,12 +164,7 @@ def theme_css(token: str) -> Response:
 )
 @handles_errors
 def theme_logo(token: str) -> Response:
-    data, kind = recipients.theme_file(bootstrap.backends(), token, "logo")
-    return Response(
-        body=data,
-        status_code=200,
-        headers={"Content-Type": kind, "Cache-Control": "private, max-age=300"},
-    )
+    return _theme_file(token, "logo")
 
 
 @landing.route("/v/{token}/theme-font")
@@ -181,7 +176,12 @@ def theme_logo(token: str) -> Response:
 )
 @handles_errors
 def theme_font(token: str) -> Response:
-    data, kind = recipients.theme_file(bootstrap.backends(), token, "font")
+    return _theme_file(token, "font")
+
+
+def _theme_file(token: str, which: str) -> Response:
+    """A file of the campaign's `page.theme` (logo or font), as the page's sheet links it."""
+    data, kind = recipients.theme_file(bootstrap.backends(), token, which)
     return Response(
         body=data,
         status_code=200,
