@@ -3,6 +3,7 @@ the template's `page:` section and the recipient's render plan."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from pydantic import Field
@@ -15,7 +16,7 @@ from chalicelib.template.expr import interpolate
 from chalicelib.template.interactive import PageChapter, PageInteraction, resolve
 from chalicelib.template.library import LoadedTemplate
 from chalicelib.template.model import Strict, TextLayer
-from chalicelib.template.plan import RenderPlan
+from chalicelib.template.plan import RenderPlan, VoiceCue, VoiceMark
 
 
 class Cue(Strict):
@@ -76,11 +77,56 @@ def captions(plan: RenderPlan) -> list[Cue]:
             if isinstance(pl.layer, TextLayer) and pl.layer.text.strip():
                 start, end = scene.start + pl.start, scene.start + pl.end
                 cues.append(Cue(start=round(start, 3), end=round(end, 3), text=pl.layer.text))
-    if plan.voices:
-        from chalicelib.render.voice import voice_captions
-
-        cues += voice_captions(plan)
+    cues += voice_captions(plan)
     return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…。])\s+")
+WORDS_PER_CAPTION = 7
+
+
+def voice_captions(plan: RenderPlan) -> list[Cue]:
+    """The spoken lines as caption cues: word timings grouped into short phrases where the
+    engine gave them, else one cue per sentence (spread over the clip by length)."""
+    out: list[Cue] = []
+    for v in plan.voices:
+        if not v.caption or not v.clip:
+            continue
+        length = v.duration / v.tempo
+        end = v.start + length
+        words = [m for m in v.marks if m.kind == "word" and m.text.strip()]
+        spans: list[tuple[float, str]] = []
+        if words:
+            group: list[VoiceMark] = []
+            for m in words:
+                group.append(m)
+                if len(group) >= WORDS_PER_CAPTION or m.text.rstrip()[-1:] in ".!?":
+                    spans.append((group[0].time, " ".join(w.text for w in group)))
+                    group = []
+            if group:
+                spans.append((group[0].time, " ".join(w.text for w in group)))
+        else:
+            text = _plain(v)
+            sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+            starts = [m.time for m in v.marks if m.kind == "sentence"]
+            if len(starts) != len(sentences):  # spread by length
+                total = sum(len(s) for s in sentences) or 1
+                starts, at = [], 0.0
+                for s in sentences:
+                    starts.append(at)
+                    at += v.duration * len(s) / total
+            spans = list(zip(starts, sentences, strict=True))
+        for k, (t, text) in enumerate(spans):
+            a = v.start + t / v.tempo
+            b = v.start + spans[k + 1][0] / v.tempo if k + 1 < len(spans) else end
+            out.append(Cue(start=round(a, 3), end=round(max(b, a + 0.2), 3), text=text))
+    return out
+
+
+def _plain(cue: VoiceCue) -> str:
+    if not cue.ssml:
+        return cue.text.strip()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", cue.text)).strip()
 
 
 def make_page(

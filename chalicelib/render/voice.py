@@ -24,7 +24,6 @@ from chalicelib.template.model import MAX_SPEEDUP, Overflow
 from chalicelib.template.plan import PlanScene, RenderPlan, VoiceCue, VoiceMark
 
 if TYPE_CHECKING:
-    from chalicelib.landing.pages import Cue
     from chalicelib.ports import BlobStore, SpeechSynth
     from chalicelib.template.library import LoadedTemplate
 
@@ -233,56 +232,6 @@ def overflows(
         said = f"the line takes {duration:.2f}s, its window is {cue.window:.2f}s: {what}"
         found.append((Problem(cue.field, said), False))
     return found
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?…。])\s+")
-WORDS_PER_CAPTION = 7
-
-
-def voice_captions(plan: RenderPlan) -> list[Cue]:
-    """The spoken lines as caption cues: word timings grouped into short phrases where the
-    engine gave them, else one cue per sentence (spread over the clip by length)."""
-    from chalicelib.landing.pages import Cue
-
-    out: list[Cue] = []
-    for v in plan.voices:
-        if not v.caption or not v.clip:
-            continue
-        length = v.duration / v.tempo
-        end = v.start + length
-        words = [m for m in v.marks if m.kind == "word" and m.text.strip()]
-        spans: list[tuple[float, str]] = []
-        if words:
-            group: list[VoiceMark] = []
-            for m in words:
-                group.append(m)
-                if len(group) >= WORDS_PER_CAPTION or m.text.rstrip()[-1:] in ".!?":
-                    spans.append((group[0].time, " ".join(w.text for w in group)))
-                    group = []
-            if group:
-                spans.append((group[0].time, " ".join(w.text for w in group)))
-        else:
-            text = _plain(v)
-            sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
-            starts = [m.time for m in v.marks if m.kind == "sentence"]
-            if len(starts) != len(sentences):  # spread by length
-                total = sum(len(s) for s in sentences) or 1
-                starts, at = [], 0.0
-                for s in sentences:
-                    starts.append(at)
-                    at += v.duration * len(s) / total
-            spans = list(zip(starts, sentences, strict=True))
-        for k, (t, text) in enumerate(spans):
-            a = v.start + t / v.tempo
-            b = v.start + spans[k + 1][0] / v.tempo if k + 1 < len(spans) else end
-            out.append(Cue(start=round(a, 3), end=round(max(b, a + 0.2), 3), text=text))
-    return out
-
-
-def _plain(cue: VoiceCue) -> str:
-    if not cue.ssml:
-        return cue.text.strip()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", cue.text)).strip()
 
 
 def describe(cue: VoiceCue) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from chalicelib.errors import Problem
+from chalicelib.template.loaded import LoadedTemplate
 from chalicelib.template.model import (
     Experiment,
     Interaction,
@@ -28,9 +29,6 @@ from chalicelib.template.model import (
     TextLayer,
     Variant,
 )
-
-if TYPE_CHECKING:
-    from chalicelib.template.library import LoadedTemplate
 
 # The record's field holding the assignment: not an identifier, so never a template variable.
 ASSIGNED = "$experiments"

@@ -15,6 +15,7 @@ from chalicelib.template.expr import (
     interpolate,
     template_variables,
 )
+from chalicelib.template.loaded import LoadedTemplate, resolve_asset
 from chalicelib.template.model import (
     FONT_TYPES,
     LOGO_TYPES,
@@ -32,7 +33,6 @@ from chalicelib.template.model import (
 from chalicelib.template.values import coerce
 
 if TYPE_CHECKING:
-    from chalicelib.template.library import LoadedTemplate
     from chalicelib.template.plan import RenderPlan
 
 AnyInteraction = ButtonInteraction | HotspotInteraction | ChoiceInteraction | FormInteraction
@@ -180,8 +180,6 @@ def interactive_problems(lt: LoadedTemplate, scenes: list[Scene]) -> list[Proble
 
 def theme_problems(lt: LoadedTemplate) -> list[Problem]:
     """The page theme's logo and font: files of the campaign, of a kind a browser shows."""
-    from chalicelib.template.library import resolve_asset
-
     theme = lt.template.page.theme
     problems: list[Problem] = []
     if theme is None:

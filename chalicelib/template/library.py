@@ -3,10 +3,8 @@ reported as `path: reason` (e.g. `scenes[2].layers[0].src: file not found: asset
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,13 +17,17 @@ from chalicelib.template.documents import (
     load_json,
     load_yaml,
 )
+from chalicelib.template.experiments import experiment_problems, variant_scene_refs
 from chalicelib.template.expr import (
     check_locale,
     compile_condition,
     template_variables,
     translation_ids,
 )
+from chalicelib.template.interactive import interactive_problems
 from chalicelib.template.lexicon import lexicon_problems
+from chalicelib.template.loaded import LoadedTemplate as LoadedTemplate
+from chalicelib.template.loaded import resolve_asset as resolve_asset
 from chalicelib.template.model import (
     INTERACTION_TAGS,
     LAYER_TAGS,
@@ -108,36 +110,6 @@ def parse_document(text: str, suffix: str = ".yaml", name: str = "template") -> 
         raise TemplateError(f"{name}: {exc.message}", field=exc.field) from None
 
 
-@dataclass(frozen=True)
-class LoadedTemplate:
-    """A template with its campaign root (where assets live) and the scenes it uses."""
-
-    template: Template
-    root: Path
-    library: dict[str, Scene] = field(default_factory=dict)
-    library_files: dict[str, Path] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)  # library problems, when not strict
-
-    def scene_for(self, entry: Scene | SceneRef) -> Scene:
-        """The scene an entry stands for, with a reference's overrides applied."""
-        if isinstance(entry, Scene):
-            return entry
-        scene = self.library[entry.use]
-        update: dict[str, Any] = {}
-        for key in ("when", "duration", "transition"):
-            value = getattr(entry, key)
-            if value is not None:
-                update[key] = value
-        return scene.model_copy(update=update) if update else scene
-
-    def fingerprint(self) -> str:
-        """Hash of the template and the library scenes it uses (not assets)."""
-        h = hashlib.sha256(self.template.model_dump_json().encode())
-        for key in sorted(self.library):
-            h.update(key.encode() + self.library[key].model_dump_json().encode())
-        return h.hexdigest()
-
-
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
@@ -160,8 +132,6 @@ def _load_library(
     if lib_dir is None or not lib_dir.is_relative_to(root):
         problems.append(Problem("library", "must be a folder inside the campaign folder"))
         return scenes, files
-    from chalicelib.template.experiments import variant_scene_refs
-
     wanted = [
         (f"scenes[{index}]", f"scenes[{index}].use", entry)
         for index, entry in enumerate(template.scenes)
@@ -239,36 +209,6 @@ def load_template(
 
 
 # ── assets ─────────────────────────────────────────────────────────────────────────────────
-
-
-def resolve_asset(root: Path, ref: str) -> Path:
-    """A campaign-relative asset path made absolute, confined to the campaign root.
-
-    Raises ValueError: URLs, absolute paths, `..` escapes and symlinks out are refused. (A URL
-    from data never comes here: the binder keeps it for the guarded fetcher.)
-    """
-    if not ref:
-        raise ValueError("empty path")
-    if "://" in ref or url_scheme(ref) is not None:
-        raise ValueError(
-            f"remote assets are not supported here: {ref[:60]!r} "
-            "(put the file under the campaign folder)"
-        )
-    if "\x00" in ref:
-        raise ValueError("the path contains a NUL character")
-    pure = PurePosixPath(ref.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts:
-        raise ValueError(f"path must stay inside the campaign folder: {ref!r}")
-    base = root.resolve()
-    try:
-        full = (base / pure).resolve()
-        if not full.is_relative_to(base):
-            raise ValueError(f"path leaves the campaign folder: {ref[:200]!r}")
-        if not full.is_file():
-            raise ValueError(f"file not found: {ref[:200]}")
-    except OSError as exc:  # a name too long for the file system, a symlink loop…
-        raise ValueError(f"cannot open {ref[:200]!r}: {exc.strerror}") from None
-    return full
 
 
 # ── semantic checks ────────────────────────────────────────────────────────────────────────
@@ -550,11 +490,7 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
             for name in sorted(names - set(tpl.variables))
         )
         problems.extend(Problem(path, reason) for reason in unknown_translations(tpl, text))
-    from chalicelib.template.interactive import interactive_problems
-
     problems.extend(interactive_problems(lt, scenes))
-    from chalicelib.template.experiments import experiment_problems
-
     problems.extend(experiment_problems(lt))
     return problems
 

@@ -58,7 +58,7 @@ from pydantic import Field
 from chalicelib.landing.pages import Page
 from chalicelib.template.model import Strict
 from chalicelib.tracking.events import ANONYMOUS, Event, EventKind
-from chalicelib.tracking.experiments import ExperimentReport, InteractionStats, SceneDropOff
+from chalicelib.tracking.reports import ExperimentReport, InteractionStats, SceneDropOff
 
 RETENTION_POINTS = tuple(range(0, 101, 10))
 FUNNEL_THRESHOLDS = (25, 50, 75, 100)
