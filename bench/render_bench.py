@@ -12,7 +12,9 @@ For the first N recipients (default 20), one at a time:
          decoded from the warm output and re-encoded): what no renderer can go below;
 - preview: K recipients with --preview, against their full single-pass time;
 - audio: apart, the voice line spoken (espeak-ng, in process) and the audio pass (bed and voice
-         mixed, ducked, limited, AAC-encoded over the whole timeline) of each recipient.
+         mixed, ducked, limited, AAC-encoded) of each recipient: cold (every block of the
+         track, a fresh cache) and warm (the static blocks cached by the seeds: only the blocks
+         the recipient's voice line reaches are encoded).
 CPU time counts the ffmpeg child processes.
 """
 
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,10 +38,11 @@ from chalicelib.adapters.espeak import EspeakSpeech
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.cli import DEMO_DIR
 from chalicelib.data.readers import read_rows
+from chalicelib.render import audio
 from chalicelib.render import engine as render_engine
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache
-from chalicelib.render.engine import audio_track, render
+from chalicelib.render.engine import cache_context, render
 from chalicelib.render.profile import EncodingProfile
 from chalicelib.render.segments import plan_runs
 from chalicelib.render.voice import speak
@@ -134,7 +138,7 @@ def main() -> None:
     ]
     n = len(plans)
     keys = ("full_cpu", "full_wall", "cold_cpu", "warm_cpu", "warm_wall", "limit_cpu")
-    keys += ("speak_cpu", "audio_cpu")
+    keys += ("speak_cpu", "audio_cpu", "audio_warm_cpu", "audio_personal_s")
     speech = EspeakSpeech()
     stats: dict[str, list[float]] = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -142,6 +146,9 @@ def main() -> None:
         warm = SegmentCache(LocalBlobStore(tmp / "warm"))
         for i, seed in enumerate(seeds):  # the statics, as a batch's first renders make them
             render(seed, tmp / f"seed_{i}.mp4", cache=warm, speech=speech)
+        # The audio apart, warm: the seeds' blocks (their static ones) and nothing else.
+        shutil.copytree(tmp / "warm" / "audio", tmp / "warm_audio" / "audio")
+        warm_audio = SegmentCache(LocalBlobStore(tmp / "warm_audio"))
         # Count the Lottie pictures drawn by the renders that follow: a static Lottie (the
         # intro) lives in a cached run, so the warm renders must draw none.
         drawn = {"lottie": 0, "phase": "full"}
@@ -182,9 +189,16 @@ def main() -> None:
             stats["speak_cpu"].append(cpu_seconds() - before)
             aprof = EncodingProfile.for_canvas(said.canvas)
             total = sum(r.frames for r in plan_runs(said, aprof)) / aprof.fps
+            track = audio.plan_track(said, total, aprof, cache_context())
             before = cpu_seconds()
-            audio_track(said, total, aprof, fresh, tmp)
+            audio.track_file(said, track, fresh, tmp)
             stats["audio_cpu"].append(cpu_seconds() - before)
+            said = speak(plan, speech, warm_audio.store, tmp / f"clips_{i}")
+            before = cpu_seconds()
+            audio.track_file(said, track, warm_audio, tmp)
+            stats["audio_warm_cpu"].append(cpu_seconds() - before)
+            personal = sum(b.end - b.first for b in track.blocks if b.personal)
+            stats["audio_personal_s"].append(personal * audio.FRAME / aprof.audio_rate)
             print(f"recipient {i + 1}/{n} done", file=sys.stderr)
         previews = []
         for i, plan in enumerate(plans[: args.preview_sample]):
@@ -216,6 +230,8 @@ def main() -> None:
                 "preview_speedup": round(statistics.mean(previews), 1) if previews else None,
                 "speak_cpu_s_per_recipient": round(mean["speak_cpu"], 3),
                 "audio_cpu_s_per_recipient": round(mean["audio_cpu"], 3),
+                "audio_warm_cpu_s_per_recipient": round(mean["audio_warm_cpu"], 3),
+                "audio_personal_s_per_recipient": round(mean["audio_personal_s"], 2),
                 "charted_recipients": sum(
                     any(s.id == "your_month" for s in p.scenes) for p in plans
                 ),

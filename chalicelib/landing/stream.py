@@ -83,7 +83,7 @@ class RenderJob:
     marker: str
     source: StreamSource  # whose record (the AWS backend sends campaign, version and data)
     rendition: str | None  # None: the audio track
-    index: int  # the group's place in its rendition
+    index: int  # the group's place in its rendition (or the audio track)
     plan: RenderPlan
     group: ChunkGroup | AudioGroup
 
@@ -271,7 +271,7 @@ def render_group_event(
     plan = stream_plan(b, campaign_id, version, data)
     planned = hls.plan_stream(plan, config=b.render)
     group: ChunkGroup | AudioGroup = (
-        planned.audio if rendition is None else planned.groups[rendition][index]
+        planned.audio[index] if rendition is None else planned.groups[rendition][index]
     )
     if group.key != key:  # the template or the engine changed under the request
         raise RenderError(f"group {key[:16]} is not in this stream any more")
@@ -436,16 +436,12 @@ class Streams:
 
     def _jobs(self, opened: _Open, rendition: str | None) -> list[RenderJob]:
         sp = opened.stream
-        if rendition is None:
-            audio = sp.audio
-            return [
-                RenderJob(
-                    audio.key, audio.chunks[-1].blob, opened.source, None, 0, opened.plan, audio
-                )
-            ]
+        groups: Sequence[ChunkGroup | AudioGroup] = (
+            sp.audio if rendition is None else sp.groups[rendition]
+        )
         return [
             RenderJob(g.key, g.chunks[-1].blob, opened.source, rendition, i, opened.plan, g)
-            for i, g in enumerate(sp.groups[rendition])
+            for i, g in enumerate(groups)
         ]
 
     def _remember(self, opened: _Open) -> None:

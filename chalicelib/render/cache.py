@@ -1,4 +1,4 @@
-"""The segment cache: rendered segments (and audio tracks) stored on a BlobStore under their
+"""The segment cache: rendered segments (and audio blocks) stored on a BlobStore under their
 content keys, so each distinct segment is rendered once and reused by every recipient."""
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def file_digest(path: str) -> str:
 
 
 class SegmentCache:
-    """Segments under `segments/<key>.mp4`, audio tracks under `audio/<key>.m4a`.
+    """Segments under `segments/<key>.mp4`, audio blocks (ADTS) under
+    `audio/<key>.aac`.
 
     With a `disk` budget the files handed out are pinned for the current lease
     (render/disk.py), each under a name of the render's own, and the cache is kept under its
@@ -58,7 +59,7 @@ class SegmentCache:
 
     @staticmethod
     def audio_key(key: str) -> str:
-        return f"audio/{key[:2]}/{key}.m4a"
+        return f"audio/{key[:2]}/{key}.aac"
 
     def lease(self) -> AbstractContextManager[object]:
         """Hold every file this cache hands out until the block ends (a render's whole run)."""

@@ -3,8 +3,8 @@
 The timeline is cut into static and variable runs (`segments.plan_runs`). Each run is its own
 encode with the fixed profile (so it starts on a keyframe); with a SegmentCache, a run whose
 content key is already stored is not rendered again. The runs are joined by stream copy and
-the audio is rendered once over the whole timeline. Without a cache the whole video is one
-run: the single-pass reference.
+the audio track is made of blocks the same way (render/audio.py). Without a cache the whole
+video is one run: the single-pass reference.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,21 +27,15 @@ from PIL import Image, features
 from chalicelib import ENGINE_VERSION
 from chalicelib.adapters.local_fs import LocalBlobStore
 from chalicelib.errors import AssetError, RenderError, TemplateError
-from chalicelib.render import chart, lottie, raster, svg
+from chalicelib.render import audio, chart, lottie, raster, svg
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.ffmpeg import ffmpeg_version
 from chalicelib.render.graph import (
-    TARGET_LUFS,
-    AudioInput,
     Overlay,
     SceneInput,
     VideoSource,
-    VoiceInput,
-    audio_args,
-    bed_loudness_args,
-    clip_loudness_args,
     draw_args,
     mux_args,
     poster_args,
@@ -58,7 +52,7 @@ from chalicelib.render.segments import (
     run_key,
 )
 from chalicelib.render.text import fonts_fingerprint
-from chalicelib.render.voice import describe, speak
+from chalicelib.render.voice import speak
 from chalicelib.template.model import (
     Background,
     ChartLayer,
@@ -285,71 +279,6 @@ def _lottie_sequence(
     return write_sequence(key, count, window, picture, work, size, field)
 
 
-def audio_inputs(plan: RenderPlan, total: float) -> list[AudioInput]:
-    """The music bed over the whole video, then each audio layer at its place."""
-    sounds = []
-    m = plan.music
-    if m.music:
-        sounds.append(AudioInput(m.music, 0.0, total, m.volume, m.fade_in, m.fade_out, loop=True))
-    for cue in plan.cues:
-        sounds.append(
-            AudioInput(cue.src, cue.start, cue.duration, cue.volume, cue.fade_in, cue.fade_out)
-        )
-    return sounds
-
-
-# Bumped when the mixing changes (ducking, normalization, limiter): part of the audio key.
-MIX_VERSION = "r128-duck-1"
-MAX_GAIN_DB = 30.0  # a near-silent bed or clip is not blown up past this
-
-
-def _gain_to_target(integrated: float) -> float:
-    if integrated <= -69.9:  # silence: nothing to normalize
-        return 1.0
-    return float(10 ** (min(MAX_GAIN_DB, TARGET_LUFS - integrated) / 20))
-
-
-_GAINS: dict[str, float] = {}
-
-
-def bed_gain(
-    sounds: list[AudioInput], total: float, profile: EncodingProfile, config: RenderConfig
-) -> float:
-    """The gain bringing the bed (music and audio layers) to TARGET_LUFS, measured once per
-    bed and process (a static bed is the same for every recipient)."""
-    if not sounds:
-        return 1.0
-    key = "bed:" + content_key(
-        {"total": total, "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds]}
-    )
-    if key not in _GAINS:
-        found = ff.loudness(bed_loudness_args(sounds, total, profile), config=config)
-        _GAINS[key] = _gain_to_target(found.integrated)
-    return _GAINS[key]
-
-
-def voice_inputs(
-    plan: RenderPlan, cache: SegmentCache | None, work: Path, config: RenderConfig = DEFAULT
-) -> list[VoiceInput]:
-    """The plan's spoken clips as mix inputs, each normalized to TARGET_LUFS (measured once
-    per clip and process) times its layer's volume."""
-    found = []
-    for v in plan.voices:
-        if v.clip is None:
-            raise RenderError("the voice line was not spoken before rendering", field=v.field)
-        path = Path(v.src) if v.src and Path(v.src).is_file() else None
-        if path is None and cache is not None:
-            path = cache.get(v.clip, work)
-        if path is None:
-            raise RenderError("the voice line's clip is missing from the cache", field=v.field)
-        if v.clip not in _GAINS:
-            measured = ff.loudness(clip_loudness_args(str(path)), config=config)
-            _GAINS[v.clip] = _gain_to_target(measured.integrated)
-        gain = _GAINS[v.clip] * v.volume
-        found.append(VoiceInput(str(path), v.start, v.duration / v.tempo, v.tempo, gain))
-    return found
-
-
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -421,26 +350,6 @@ def cache_context(config: RenderConfig = DEFAULT) -> dict[str, str]:
     }
 
 
-def _audio_key(
-    sounds: list[AudioInput],
-    total: float,
-    profile: EncodingProfile,
-    config: RenderConfig,
-    plan: RenderPlan | None = None,
-) -> str:
-    spec = {
-        "mix": MIX_VERSION,
-        "voices": [describe(v) for v in plan.voices] if plan is not None else [],
-        "context": cache_context(config),
-        "rate": profile.audio_rate,
-        "bitrate": profile.audio_bitrate,
-        "coder": profile.aac_coder,
-        "total": total,
-        "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds],
-    }
-    return content_key(spec)
-
-
 def _cached_run(
     run: Run,
     profile: EncodingProfile,
@@ -470,25 +379,6 @@ def cached_run(
     (the same key as in `render`, so the MP4 and the HLS outputs share their runs)."""
     context = cache_context(config)
     return _cached_run(run, profile, cache, context, work, "run.mp4", config)[0]
-
-
-def audio_key(
-    plan: RenderPlan, total: float, profile: EncodingProfile, config: RenderConfig = DEFAULT
-) -> str:
-    """Content key of the plan's audio track over `total` seconds (as `render` caches it)."""
-    return _audio_key(audio_inputs(plan, total), total, profile, config, plan)
-
-
-def audio_track(
-    plan: RenderPlan,
-    total: float,
-    profile: EncodingProfile,
-    cache: SegmentCache,
-    work: Path,
-    config: RenderConfig = DEFAULT,
-) -> Path:
-    """A local file of the plan's AAC track: from the cache, or rendered into it."""
-    return _audio_track(plan, total, profile, cache, work, config)
 
 
 def warm(
@@ -558,12 +448,13 @@ def render(
     hits = 0
     frames = sum(r.frames for r in runs)
     total = frames / profile.fps
+    track = audio.plan_track(plan, total, profile, context or cache_context(config))
     # The audio track does not depend on the video: it is made while the segments encode.
     background = ThreadPoolExecutor(max_workers=1)
     try:
-        # In this context: the audio track is pinned in the render's lease (render/disk.py).
+        # In this context: the audio blocks are pinned in the render's lease (render/disk.py).
         audio_job = background.submit(
-            contextvars.copy_context().run, _audio_track, plan, total, profile, cache, work, config
+            contextvars.copy_context().run, audio.track_file, plan, track, cache, work, config
         )
         names = []
         for i, run in enumerate(runs):
@@ -579,10 +470,12 @@ def render(
             if progress:
                 progress("segments", i + 1, steps)
         (work / "segments.txt").write_text("".join(f"file '{n}'\n" for n in names))
-        audio = audio_job.result()
+        sound = audio_job.result()
         if progress:
             progress("audio", len(runs) + 1, steps)
-        ff.run(mux_args("segments.txt", str(audio), total, str(tmp_out)), config=config, cwd=work)
+        priming = track.frame_seconds
+        args = mux_args("segments.txt", str(sound), total, str(tmp_out), priming)
+        ff.run(args, config=config, cwd=work)
         if progress:
             progress("mux", len(runs) + 2, steps)
         if poster and tmp_poster:
@@ -599,27 +492,3 @@ def render(
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _audio_track(
-    plan: RenderPlan,
-    total: float,
-    profile: EncodingProfile,
-    cache: SegmentCache | None,
-    work: Path,
-    config: RenderConfig,
-) -> Path:
-    """The video's AAC track: from the cache, or rendered in one pass over the timeline."""
-    sounds = audio_inputs(plan, total)
-    blob = None
-    if cache is not None:
-        blob = cache.audio_key(_audio_key(sounds, total, profile, config, plan))
-    if cache is not None and blob is not None and (stored := cache.get(blob, work)):
-        return stored
-    target = work / "audio.m4a"
-    voices = voice_inputs(plan, cache, work, config)
-    gain = bed_gain(sounds, total, profile, config)
-    ff.run(audio_args(sounds, total, profile, str(target), voices, gain), config=config)
-    if cache is not None and blob is not None:
-        return cache.put(blob, target, work)
-    return target

@@ -475,10 +475,15 @@ def audio_args(
     out: str,
     voices: Sequence[VoiceInput] = (),
     bed_gain: float = 1.0,
+    window: tuple[int, int] | None = None,
 ) -> list[str]:
-    """One audio pass over the whole timeline (music bed, audio layers, fades, voices) to an
-    AAC track, so there is no click at any segment join."""
+    """The programme (music bed, audio layers, fades, voices) mixed from the start of the
+    timeline, so that the ducking and the limiter see what a single pass sees, and encoded to
+    AAC (ADTS frames) over `window`: [from, to) samples, the whole timeline by default."""
     mixed = programme(audio, total, profile, voices, bed_gain)
+    if window is not None:
+        mixed = mixed.filter("atrim", start_sample=window[0], end_sample=window[1])
+        mixed = mixed.filter("asetpts", "PTS-STARTPTS")
     output = ffmpeg.output(
         mixed,
         out,
@@ -488,9 +493,8 @@ def audio_args(
             "b:a": profile.audio_bitrate,
             "ar": profile.audio_rate,
             "ac": 2,
-            "map_metadata": -1,
             "fflags": "+bitexact",
-            "f": "mp4",
+            "f": "adts",
         },
     )
     return list(output.global_args(*DECODING).get_args())
@@ -509,7 +513,9 @@ def _mix(
         a = a.filter("aresample", rate).filter(
             "aformat", sample_fmts="fltp", channel_layouts="stereo"
         )
-        a = a.filter("atrim", duration=f"{sound.duration:g}").filter("asetpts", "PTS-STARTPTS")
+        # Timestamps by sample count: a looped file's restarts leave gaps in its timestamps
+        # (its priming and padding), which would play as dropped samples.
+        a = a.filter("asetpts", "N/SR/TB").filter("atrim", duration=f"{sound.duration:g}")
         if sound.volume != 1:
             a = a.filter("volume", f"{sound.volume:g}")
         if sound.fade_in > 0:
@@ -529,10 +535,14 @@ def _mix(
     return mixed.filter("apad").filter("atrim", duration=f"{total:g}")
 
 
-def mux_args(concat_list: str, audio_file: str, total: float, out: str) -> list[str]:
-    """Join the segments and the audio track by stream copy (concat demuxer in safe mode)."""
+def mux_args(
+    concat_list: str, audio_file: str, total: float, out: str, priming: float
+) -> list[str]:
+    """Join the segments and the audio track (ADTS frames) by stream copy (concat demuxer in
+    safe mode). The track's first packet is the encoder's priming, `priming` seconds: starting
+    it that much before zero makes the MP4's edit list skip it, as an encoder's own MP4 does."""
     video = ffmpeg.input(concat_list, f="concat", safe=1, **FILE_ONLY).video
-    audio = ffmpeg.input(audio_file, **FILE_ONLY).audio
+    audio = ffmpeg.input(audio_file, f="aac", itsoffset=f"{-priming:.9f}", **FILE_ONLY).audio
     output = ffmpeg.output(
         video,
         audio,

@@ -5,9 +5,9 @@ Each run of `segments.plan_runs` is encoded on its own with a keyframe at its st
 chunks that each begin on a keyframe and never straddle a static/personal boundary. A chunk is
 keyed by its run's content key, its place on the timeline and its frames: a static chunk has
 the same key for every recipient whose timeline puts it at the same place, a personal one
-changes only when what shows in it changes. The audio is one track over the whole timeline
-(one per audio key, shared when identical), sliced into its own ~2 s chunks by stream copy:
-an audio rendition (EXT-X-MEDIA), never AAC cut and re-encoded per chunk.
+changes only when what shows in it changes. The audio rendition (EXT-X-MEDIA) has one chunk per
+block of the audio track (render/audio.py): ~2 s of AAC frames, shared by every recipient it
+sounds the same for, personal only where a personal voice line reaches it.
 
 Chunks are CMAF fragments (fragmented MP4: a `moof` and its `mdat`), not MPEG-TS. Each group
 is sliced by its own ffmpeg run; MPEG-TS chunks muxed apart restart their continuity counters
@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chalicelib.errors import RenderError
-from chalicelib.render import engine
+from chalicelib.render import audio, engine
 from chalicelib.render import ffmpeg as ff
+from chalicelib.render.audio import AudioBlock
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
 from chalicelib.render.profile import EncodingProfile, StreamProfile
@@ -41,14 +42,12 @@ from chalicelib.render.segments import Run, content_key, plan_runs, run_key, tim
 from chalicelib.template.model import Canvas
 from chalicelib.template.plan import RenderPlan
 
-FORMAT = "hls-cmaf-1"  # part of every chunk key: bump when the slicing changes
+FORMAT = "hls-cmaf-2"  # part of every chunk key: bump when the slicing changes
 LOW_HEIGHT = 360
 # Every chunk's timestamps are shifted by this much: the AAC priming packet starts a frame
 # before zero, and a fragment's decode time cannot be negative. Players start at the first
 # timestamp.
 TS_OFFSET = 10.0
-AUDIO_CHUNK_SECONDS = 2
-AAC_PRIMING = 1024  # samples ffmpeg's AAC encoder puts before the first one
 
 
 @dataclass(frozen=True)
@@ -123,13 +122,19 @@ class ChunkGroup:
 
 @dataclass(frozen=True)
 class AudioGroup:
-    """The audio track of a timeline, sliced into chunks (shared when the key is the same)."""
+    """A block of the audio track as its one chunk (shared when the block's key is)."""
 
     key: str
-    total: float
+    index: int  # the block's place in the track
+    block: AudioBlock
+    total: float  # the track's
     profile: EncodingProfile
     chunks: tuple[Chunk, ...]
     init: str  # the key of the audio's initialization segment
+
+    @property
+    def personal(self) -> bool:
+        return self.block.personal
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class StreamPlan:
     fps: int
     renditions: tuple[Rendition, ...]
     groups: dict[str, tuple[ChunkGroup, ...]]  # by rendition name
-    audio: AudioGroup
+    audio: tuple[AudioGroup, ...]
     inits: dict[str | None, InitSegment]  # by rendition name (None: the audio's)
 
     @property
@@ -198,29 +203,31 @@ def _group(
     return ChunkGroup(key, run, profile, chunks, cuts, init, first)
 
 
-def audio_cuts(total: float) -> list[tuple[float, float]]:
-    """The audio track's chunks: [start, end) every AUDIO_CHUNK_SECONDS (the last shorter)."""
-    n = max(1, math.ceil(total / AUDIO_CHUNK_SECONDS - 1e-6))
-    step = AUDIO_CHUNK_SECONDS
-    return [(i * step, min((i + 1) * step, total)) for i in range(n)]
-
-
 def plan_audio(
     plan: RenderPlan,
     total: float,
     profile: EncodingProfile,
     config: RenderConfig = DEFAULT,
     context: dict[str, str] | None = None,
-) -> AudioGroup:
+) -> tuple[AudioGroup, ...]:
+    """The audio rendition: a group (and chunk) per block of the track. Packet p of the track
+    plays at TS_OFFSET + p frames: the priming packet first, so the audio starts with the
+    video and is late by one AAC frame (~21 ms, unheard); a fragment's decode time cannot be
+    negative, so the priming cannot go before zero as in the MP4."""
     context = context if context is not None else engine.cache_context(config)
-    akey = engine.audio_key(plan, total, profile, config)
-    spec = {"format": FORMAT, "audio": akey, "offset": TS_OFFSET, "priming": AAC_PRIMING}
-    key = content_key(spec)
-    chunks = tuple(
-        Chunk(content_key({**spec, "chunk": i}), a, b - a, False, key)
-        for i, (a, b) in enumerate(audio_cuts(total))
-    )
-    return AudioGroup(key, total, profile, chunks, init_key("audio", profile, context))
+    track = audio.plan_track(plan, total, profile, context)
+    init = init_key("audio", profile, context)
+    seconds = track.frame_seconds
+    groups = []
+    for i, block in enumerate(track.blocks):
+        spec = {"format": FORMAT, "audio": block.key, "offset": TS_OFFSET}
+        key = content_key(spec)
+        a, b = block.packets
+        chunk = Chunk(
+            content_key({**spec, "chunk": 0}), a * seconds, (b - a) * seconds, block.personal, key
+        )
+        groups.append(AudioGroup(key, i, block, total, profile, (chunk,), init))
+    return tuple(groups)
 
 
 def plan_stream(
@@ -243,7 +250,7 @@ def plan_stream(
         frames = total_frames(timeline(plan, r.profile))
     fps = variants[0].profile.fps
     audio = plan_audio(plan, frames / fps, variants[0].profile, config, context)
-    inits[None] = InitSegment(audio.init, audio.key)
+    inits[None] = InitSegment(audio[0].init, audio[0].key)
     return StreamPlan(frames, fps, variants, groups, audio, inits)
 
 
@@ -314,9 +321,16 @@ def split_video_args(source: str, pattern: str, cuts: Sequence[int], offset: flo
     return _split_args(source, "0:v:0", cut, pattern, offset)
 
 
-def split_audio_args(source: str, pattern: str, cuts: Sequence[float], offset: float) -> list[str]:
-    """Slice an AAC track by stream copy at the first packet of each time in `cuts`."""
-    cut = ["-segment_times", ",".join(f"{c:g}" for c in cuts)] if cuts else []
+def remux_audio_args(source: str, out: str) -> list[str]:
+    """An AAC track (ADTS) into an MP4 by stream copy, its timestamps from zero."""
+    guards = [x for item in ff.INPUT_GUARDS.items() for x in item]
+    args = ["-y", "-f", "aac", *guards, "-i", source, "-map", "0:a:0", "-c", "copy"]
+    return [*args, "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", out]
+
+
+def split_audio_args(source: str, pattern: str, cuts: Sequence[int], offset: float) -> list[str]:
+    """Slice an AAC track (ADTS) by stream copy before each packet number in `cuts`."""
+    cut = ["-segment_frames", ",".join(str(c) for c in cuts)] if cuts else []
     return _split_args(source, "0:a:0", cut, pattern, offset)
 
 
@@ -350,7 +364,34 @@ def fragment(data: bytes) -> tuple[bytes, bytes]:
     at = init.find(b"btrt")
     if at >= 4:  # size(4) 'btrt' bufferSizeDB(4) maxBitrate(4) avgBitrate(4): 0 = unknown
         init = init[: at + 4] + bytes(12) + init[at + 16 :]
-    return init, media
+    return _esds_unsized(init), media
+
+
+def _esds_unsized(init: bytes) -> bytes:
+    """`init` with the audio's buffer size and bitrates (the esds box's decoder configuration:
+    this run's own figures, like btrt's) zeroed: unknown."""
+    at = init.find(b"esds")
+    if at < 4:
+        return init
+
+    def after_size(i: int) -> int:  # a descriptor's size: 1 to 4 bytes, high bit = more
+        while init[i] & 0x80:
+            i += 1
+        return i + 1
+
+    i = at + 8  # 'esds', version and flags
+    if init[i] != 0x03:  # ES_Descriptor
+        return init
+    i = after_size(i + 1)
+    flags = init[i + 2]
+    i += 3  # ES_ID(2) and its flags
+    i += (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+    if flags & 0x40:
+        i += 1 + init[i]  # a URL
+    if init[i] != 0x04:  # DecoderConfigDescriptor
+        return init
+    i = after_size(i + 1) + 2  # objectTypeIndication, streamType
+    return init[:i] + bytes(11) + init[i + 11 :]  # bufferSizeDB(3) maxBitrate(4) avgBitrate(4)
 
 
 def _store(
@@ -398,17 +439,32 @@ def render_group(
 
 def render_audio(
     plan: RenderPlan,
-    audio: AudioGroup,
+    group: AudioGroup,
     cache: SegmentCache,
     work: Path,
     config: RenderConfig = DEFAULT,
 ) -> None:
-    """Make the audio chunks: the track from the cache (or rendered into it), sliced."""
-    track = engine.audio_track(plan, audio.total, audio.profile, cache, work, config)
-    cuts = [c.start for c in audio.chunks[1:]]
-    # The AAC encoder's priming frame has a negative time, which a fragment's decode time
-    # cannot be: shifted by one frame, the audio starts with the video (players would see a
-    # hole before the video otherwise) and is late by one AAC frame, ~21 ms, unheard.
-    offset = TS_OFFSET + AAC_PRIMING / audio.profile.audio_rate
-    ff.run(split_audio_args(str(track), str(work / "a_%04d.mp4"), cuts, offset), config=config)
-    _store(audio.chunks, audio.init, work, "a", cache)
+    """Make the chunk of an audio group, and of the groups after it whose chunks are missing
+    too (a cold track is made in one pass, not a pass per chunk): their blocks from the cache
+    (or encoded into it), joined and sliced."""
+    context = engine.cache_context(config)
+    groups = plan_audio(plan, group.total, group.profile, config, context)
+    if groups[group.index].key != group.key:
+        raise RenderError(f"audio group {group.key[:16]} is not in this track any more")
+    run = [group.index]
+    while run[-1] + 1 < len(groups) and not cache.store.exists(groups[run[-1] + 1].chunks[0].blob):
+        run.append(run[-1] + 1)
+    track = audio.plan_track(plan, group.total, group.profile, context)
+    joined = work / "run.aac"
+    with joined.open("wb") as out:
+        for path in audio.blocks(plan, track, cache, work, config, run):
+            out.write(path.read_bytes())
+    # Into an MP4 first: sliced straight from ADTS (its demuxer's odd time base), the first
+    # fragment's initialization segment differs from the others'.
+    source = work / "run.m4a"
+    ff.run(remux_audio_args(str(joined), str(source)), config=config)
+    packets = [groups[i].block.packets for i in run]
+    cuts = [b - packets[0][0] for _, b in packets[:-1]]
+    offset = TS_OFFSET + packets[0][0] * track.frame_seconds
+    ff.run(split_audio_args(str(source), str(work / "a_%04d.mp4"), cuts, offset), config=config)
+    _store([groups[i].chunks[0] for i in run], group.init, work, "a", cache)

@@ -248,11 +248,11 @@ def test_voice_lines_join_the_captions(voiced: Campaign, cache: SegmentCache, ou
 def test_a_stream_carries_the_voice_in_its_audio_rendition(
     voiced: Campaign, cache: SegmentCache, out: Path
 ) -> None:
-    from chalicelib.render.hls import plan_stream
+    from chalicelib.render.hls import AudioGroup, plan_stream
 
     lt = load_template(voiced.template)
 
-    def stream(record: dict[str, str]) -> object:
+    def stream(record: dict[str, str]) -> tuple[AudioGroup, ...]:
         plan = speak(bind(lt, record), EspeakSpeech(), cache.store, out / "c")
         return plan_stream(plan).audio
 
@@ -261,8 +261,13 @@ def test_a_stream_carries_the_voice_in_its_audio_rendition(
         stream({"first_name": "Ana", "city": "Rome"}),
         stream({"first_name": "Bob", "city": "Oslo"}),
     )
-    # The audio rendition is keyed by what is said: the same for two Anas, another for Bob.
-    assert ana.key == ana_rome.key != bob.key  # type: ignore[attr-defined]
+    # The audio chunks are keyed by what is said: the same for two Anas; for Bob, another
+    # where the line is heard (personal chunks), the same elsewhere.
+    assert [g.key for g in ana] == [g.key for g in ana_rome]
+    pairs = list(zip(ana, bob, strict=True))
+    assert [a.key != b.key for a, b in pairs] == [a.personal or b.personal for a, b in pairs]
+    assert any(g.personal for g in ana)
+    assert all(g.chunks[0].personal == g.personal for g in ana)
 
 
 def test_a_voiced_render_with_polly_on_moto(

@@ -115,7 +115,8 @@ def stream_blobs(token: str) -> list[str]:
     source = stream_source(b, token)
     planned = hls.plan_stream(stream_plan(b, source.campaign_id, source.version, source.data))
     first = planned.renditions[0].name
-    parts = [c.blob for c in planned.chunks(first)] + [c.blob for c in planned.audio.chunks]
+    audio = [c.blob for g in planned.audio for c in g.chunks]
+    parts = [c.blob for c in planned.chunks(first)] + audio
     return [*parts, planned.inits[first].blob, planned.inits[None].blob]
 
 

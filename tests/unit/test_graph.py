@@ -90,19 +90,28 @@ def test_a_crossfade_fades_the_next_scene_in_over_the_last_frames() -> None:
 
 
 def test_silence_when_there_is_no_sound() -> None:
-    assert audio_args([], 1.0, PROFILE, "a.m4a") == [
+    assert audio_args([], 1.0, PROFILE, "a.aac") == [
         "-f", "lavfi", *GUARDS, "-i", "anullsrc=r=48000:cl=stereo",
         "-filter_complex", "[0:a]apad[s0];[s0]atrim=duration=1[s1]",
-        "-map", "[s1]", "-f", "mp4", "-aac_coder", "twoloop", "-ac", "2", "-ar", "48000",
-        "-b:a", "128k", "-c:a", "aac",
-        "-fflags", "+bitexact", "-map_metadata", "-1", "a.m4a", "-y", "-xerror",
+        "-map", "[s1]", "-f", "adts", "-aac_coder", "twoloop", "-ac", "2", "-ar", "48000",
+        "-b:a", "128k", "-c:a", "aac", "-fflags", "+bitexact", "a.aac", "-y", "-xerror",
     ]  # fmt: skip
 
 
+def test_a_window_of_the_programme_is_cut_by_sample_after_the_whole_mix() -> None:
+    # The limiter and the ducking run from the start; the cut comes last, in samples.
+    args = audio_args([], 1.0, PROFILE, "a.aac", window=(2048, 8192))
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.endswith(
+        "[s1]atrim=end_sample=8192:start_sample=2048[s2];[s2]asetpts=PTS-STARTPTS[s3]"
+    )
+
+
 def test_mux_is_a_stream_copy_of_segments_and_audio() -> None:
-    assert mux_args("segments.txt", "a.m4a", 1.0, "out.mp4") == [
+    assert mux_args("segments.txt", "a.aac", 1.0, "out.mp4", 1024 / 48000) == [
         "-f", "concat", *GUARDS, "-safe", "1", "-i", "segments.txt",
-        *GUARDS, "-i", "a.m4a", "-map", "0:v", "-map", "1:a",
+        "-f", "aac", *GUARDS[:2], "-itsoffset", "-0.021333333", *GUARDS[2:], "-i", "a.aac",
+        "-map", "0:v", "-map", "1:a",
         "-f", "mp4", "-c", "copy", "-fflags", "+bitexact", "-map_metadata", "-1",
         "-movflags", "+faststart", "-t", "1", "out.mp4", "-y",
     ]  # fmt: skip
@@ -206,13 +215,13 @@ def test_every_input_is_opened_file_only_with_bounded_probing() -> None:
     sounds = [AudioInput("/m/bed.m4a", 0, 2.0, loop=True), AudioInput("/m/c.m4a", 1.0, 0.5)]
     lists = [
         segment_args(scenes, PROFILE, "seg.mp4"),
-        audio_args(sounds, 2.0, PROFILE, "a.m4a"),
-        audio_args([], 2.0, PROFILE, "a.m4a"),
-        mux_args("segments.txt", "a.m4a", 2.0, "out.mp4"),
+        audio_args(sounds, 2.0, PROFILE, "a.aac"),
+        audio_args([], 2.0, PROFILE, "a.aac", window=(0, 4096)),
+        mux_args("segments.txt", "a.aac", 2.0, "out.mp4", 0.02),
         poster_args("v.mp4", 1.0, "p.jpg"),
         frame_args("c.mp4", 3, "f.jpg"),
         split_video_args("run.mp4", "v_%04d.mp4", [20], 10.0),
-        split_audio_args("a.m4a", "a_%04d.mp4", [2.0], 10.0),
+        split_audio_args("a.aac", "a_%04d.mp4", [94], 10.0),
     ]
     for args in lists:
         inputs = _input_options(args)

@@ -3,12 +3,14 @@ add up to the video's, keys that follow content, playlists, and static vs person
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from chalicelib.landing.stream import _uri
 from chalicelib.render import hls
+from chalicelib.render.audio import frame_cuts
 from chalicelib.render.profile import StreamProfile
 from chalicelib.render.segments import plan_runs
 from chalicelib.template.bind import bind
@@ -28,9 +30,14 @@ def test_chunk_cuts_are_at_most_a_gop_from_the_run_start() -> None:
     assert hls.chunk_cuts(7, 60) == [(0, 7)]
 
 
-def test_audio_cuts_cover_the_whole_track() -> None:
-    assert hls.audio_cuts(30.0) == [(2.0 * i, 2.0 * i + 2) for i in range(15)]
-    assert hls.audio_cuts(3.4) == [(0, 2), (2, 3.4)]
+def test_audio_blocks_are_whole_aac_frames_of_about_two_seconds() -> None:
+    # 30 s at 48 kHz: 1406.25 frames of 1024 samples, the last one partial
+    cuts = frame_cuts(30.0, 48000)
+    assert cuts[0] == (0, 94) and cuts[-1][1] == 1407 and len(cuts) == 15
+    assert all(a == b for (_, a), (b, _) in pairwise(cuts))
+    assert {b - a for a, b in cuts} == {93, 94, 95}  # 2 s = 93.75 frames; the last takes the rest
+    assert frame_cuts(3.4, 48000) == [(0, 94), (94, 160)]
+    assert frame_cuts(0.01, 48000) == [(0, 1)]
 
 
 def test_renditions_are_the_canvas_and_a_smaller_one() -> None:
@@ -67,7 +74,10 @@ def test_chunks_align_with_the_runs_and_add_up(campaign: Campaign) -> None:
         ends = [c.start + c.duration for c in chunks]
         assert [c.start for c in chunks[1:]] == pytest.approx(ends[:-1])
     assert stream.duration == pytest.approx(3.4)
-    assert sum(c.duration for c in stream.audio.chunks) == pytest.approx(stream.duration)
+    # the audio chunks: back to back, whole frames, the priming frame first (~21 ms more)
+    audio = [g.chunks[0] for g in stream.audio]
+    assert [c.start for c in audio[1:]] == pytest.approx([c.start + c.duration for c in audio[:-1]])
+    assert sum(c.duration for c in audio) == pytest.approx(stream.duration + 1024 / 48000, abs=0.03)
 
 
 def test_static_chunks_are_shared_and_personal_ones_follow_the_data(campaign: Campaign) -> None:
@@ -80,7 +90,9 @@ def test_static_chunks_are_shared_and_personal_ones_follow_the_data(campaign: Ca
     assert [c.key for c in a] == [c.key for c in a2]  # same data, same keys
     for x, y in zip(a, g, strict=True):
         assert (x.key == y.key) is (not x.personal)
-    assert ada.audio.key == grace.audio.key
+    # no voice in this template: every audio chunk is static and shared
+    assert [g.key for g in ada.audio] == [g.key for g in grace.audio]
+    assert not any(g.personal for g in ada.audio)
     # the renditions never share a chunk; each has one initialization segment, shared by all
     assert not {c.key for c in a} & {c.key for c in ada.chunks(ada.renditions[1].name)}
     assert ada.inits == grace.inits and len({i.key for i in ada.inits.values()}) == 3
