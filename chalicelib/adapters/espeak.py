@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.speech import (
@@ -89,6 +91,10 @@ class EspeakSpeech:
 
     name = "espeak"
 
+    def __init__(self, timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self._clock = clock
+
     def has_voice(self, voice: str) -> bool:
         with _LOCK:
             lib, _ = _library()
@@ -101,8 +107,15 @@ class EspeakSpeech:
         data = text.encode()
         chunks: list[bytes] = []
         marks: list[Mark] = []
+        deadline = [0.0]
+        late = [False]
 
         def collect(wav: Any, count: int, events: Any) -> int:
+            # Called for every ~60 ms of audio; returning 1 makes espeak-ng stop this line
+            # and drop what is left of it (the next line starts clean).
+            if self._clock() >= deadline[0]:
+                late[0] = True
+                return 1
             if count > 0:
                 chunks.append(ctypes.string_at(wav, count * 2))
             i = 0
@@ -127,7 +140,10 @@ class EspeakSpeech:
             lib.espeak_SetParameter(_PITCH, max(0, min(100, round(50 + request.pitch * 4))), 0)
             lib.espeak_SetParameter(_VOLUME, 100, 0)
             flags = _CHARS_UTF8 | (_SSML if request.ssml else 0)
+            deadline[0] = self._clock() + self.timeout
             code = lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, flags, None, None)
+        if late[0]:
+            raise SpeechError(f"espeak-ng timed out: the line took more than {self.timeout:g}s")
         if code != 0 or not chunks:
             raise SpeechError(f"espeak-ng could not speak the line (code {code})")
         return Speech(pcm_to_wav(b"".join(chunks), rate), tuple(marks))

@@ -1,5 +1,5 @@
-"""The speech port: espeak-ng (bundled wheel, real synthesis), Polly on moto, Piper's
-configuration errors, and the engine the settings choose."""
+"""The speech port: espeak-ng (bundled wheel, real synthesis), Polly on moto, Piper (the real
+package on a tiny test voice), and the engine the settings choose."""
 
 from __future__ import annotations
 
@@ -49,6 +49,28 @@ def test_espeak_voices_and_unknown_voice() -> None:
     assert not e.has_voice("klingon-xx")
     with pytest.raises(SpeechError, match="no voice"):
         e.synthesize(SpeechRequest("Hello", "klingon-xx"))
+
+
+def test_espeak_a_line_past_its_deadline_stops_and_the_next_speaks() -> None:
+    looks = [0]
+
+    def clock() -> float:  # each look: one second later
+        looks[0] += 1
+        return float(looks[0])
+
+    e = EspeakSpeech(timeout=1e9, clock=clock)
+    long_line = "This sentence goes on and on, as long lines do. " * 20
+    before = e.synthesize(SpeechRequest("Hello there.", "en-us")).duration
+    e.timeout, looks[0] = 3, 0
+    with pytest.raises(SpeechError, match="espeak-ng timed out: the line took more than 3s"):
+        e.synthesize(SpeechRequest(long_line, "en-us"))
+    # espeak-ng stopped at once: no audio callback came after the one that said stop.
+    assert looks[0] == 4
+    # and dropped the rest of the line: the next one is itself alone, at its normal length.
+    e.timeout = 1e9
+    after = e.synthesize(SpeechRequest("Hello there.", "en-us"))
+    assert after.duration == pytest.approx(before, rel=0.01)
+    assert [m.text for m in after.marks if m.kind is MarkKind.word] == ["Hello", "there"]
 
 
 def test_aliases_replace_whole_words_only() -> None:
@@ -127,7 +149,90 @@ def test_polly_ssml_escapes_text_and_carries_the_rate() -> None:
     assert ssml(SpeechRequest(own, "Joanna", ssml=True)) == own
 
 
-# ── Piper: configuration only (no model is downloaded in tests) ────────────────────────────
+# ── Piper: the real piper package and onnxruntime, on a tiny test voice (tests/fakes) ──────
+
+
+@pytest.fixture(scope="module")
+def piper_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("piper", reason="piper-tts (a dev dependency) is not installed")
+    from tests.fakes.piper_voice import make_voice
+
+    return make_voice(tmp_path_factory.mktemp("piper"))
+
+
+def test_piper_speaks_through_the_model(piper_model: Path) -> None:
+    from tests.fakes.piper_voice import SAMPLE_RATE, phonemes_in
+
+    speech = PiperSpeech(piper_model).synthesize(SpeechRequest("Hi Ana.", "en_US-test-low"))
+    with wave.open(io.BytesIO(speech.wav)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, SAMPLE_RATE)
+    # What reached the model is espeak-ng's IPA of the line, through Piper's id map.
+    assert phonemes_in(speech.wav) == "hˈaɪʲ ˈɑːnə."
+    assert [(m.kind, m.time) for m in speech.marks] == [(MarkKind.sentence, 0.0)]
+
+
+def test_piper_longer_lines_and_slower_rates_last_longer(piper_model: Path) -> None:
+    piper = PiperSpeech(piper_model)
+    short = piper.synthesize(SpeechRequest("Hi Ana.", "default")).duration
+    longer = piper.synthesize(SpeechRequest("Hi Ana, welcome aboard.", "default")).duration
+    slow = piper.synthesize(SpeechRequest("Hi Ana.", "default", rate=0.5)).duration
+    assert longer > short * 1.8
+    assert slow == pytest.approx(short * 2, rel=0.01)
+
+
+def test_piper_gives_a_mark_per_sentence(piper_model: Path) -> None:
+    speech = PiperSpeech(piper_model).synthesize(SpeechRequest("Hi Ana. See you.", "default"))
+    times = [m.time for m in speech.marks]
+    assert len(times) == 2 and times[0] == 0 and 0 < times[1] < speech.duration
+
+
+def test_piper_applies_the_lexicon_alias_and_ipa(piper_model: Path) -> None:
+    from tests.fakes.piper_voice import phonemes_in
+
+    piper = PiperSpeech(piper_model)
+
+    def said(text: str, *lex: LexEntry) -> str:
+        return phonemes_in(piper.synthesize(SpeechRequest(text, "default", lexicon=lex)).wav)
+
+    plain = said("Hi Nguyen, welcome.")
+    assert "nˈuːjɛn" in plain
+    # The IPA replaces espeak-ng's guess for that word alone (and wins over an alias).
+    ipa = said("Hi Nguyen, welcome.", LexEntry("nguyen", alias="Noo-yen", ipa="wˈɪn"))
+    assert ipa == plain.replace("nˈuːjɛn", "wˈɪn")
+    assert said("Hi Siobhan.", LexEntry("Siobhan", alias="Shivawn")) == said("Hi Shivawn.")
+    # A precomposed symbol the voice lacks (ã) reaches it as espeak-ng gives accents:
+    # decomposed (a, then the combining tilde).
+    assert "ʒwˈa\u0303w" in said("Hi Joao.", LexEntry("Joao", ipa="ʒwˈ\u00e3w"))
+
+
+def test_piper_refuses_ipa_its_voice_has_no_id_for(piper_model: Path) -> None:
+    lex = (LexEntry("Xhosa", ipa="ǀʰosa☃"),)
+    with pytest.raises(SpeechError, match=r"lexicon\.yaml: Xhosa: the IPA symbol '☃'"):
+        PiperSpeech(piper_model).synthesize(SpeechRequest("Hi Xhosa", "default", lexicon=lex))
+
+
+def test_piper_errors_are_clear(piper_model: Path, tmp_path: Path) -> None:
+    piper = PiperSpeech(piper_model)
+    with pytest.raises(SpeechError, match="does not read SSML"):
+        piper.synthesize(SpeechRequest("<speak>Hi</speak>", "default", ssml=True))
+    with pytest.raises(SpeechError, match="piper has no voice 'fr_FR-siwis'"):
+        piper.synthesize(SpeechRequest("Salut", "fr_FR-siwis"))
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    broken.with_name("broken.onnx.json").write_text(
+        piper_model.with_name(piper_model.name + ".json").read_text()
+    )
+    with pytest.raises(SpeechError, match=r"piper cannot load broken\.onnx"):
+        PiperSpeech(broken).synthesize(SpeechRequest("Hi", "broken"))
+
+
+def test_piper_a_line_past_its_deadline_fails_and_the_next_speaks(piper_model: Path) -> None:
+    ticks = iter(range(0, 1000, 10))  # each look at the clock: 10 s later
+    piper = PiperSpeech(piper_model, timeout=15, clock=lambda: next(ticks))
+    with pytest.raises(SpeechError, match="piper timed out: the line took more than 15s"):
+        piper.synthesize(SpeechRequest("One. Two. Three. Four.", "default"))
+    piper.timeout = 1000
+    assert piper.synthesize(SpeechRequest("Hi Ana.", "default")).duration > 0.5
 
 
 def test_piper_refuses_a_missing_or_wrong_model(tmp_path: Path) -> None:
@@ -140,12 +245,12 @@ def test_piper_refuses_a_missing_or_wrong_model(tmp_path: Path) -> None:
         PiperSpeech(tmp_path / "voice.onnx")
 
 
-def test_piper_without_the_package_fails_the_line(tmp_path: Path) -> None:
-    # piper-tts is not a dependency (its runtime is large): without it, the line fails clearly.
-    import importlib.util
+def test_piper_without_the_package_fails_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
 
-    if importlib.util.find_spec("piper") is not None:
-        pytest.skip("piper-tts is installed here")
+    monkeypatch.setitem(sys.modules, "piper", None)  # as if piper-tts were not installed
     (tmp_path / "fr_FR-siwis.onnx").write_bytes(b"x")
     (tmp_path / "fr_FR-siwis.onnx.json").write_text("{}")
     piper = PiperSpeech(tmp_path / "fr_FR-siwis.onnx")
@@ -159,6 +264,16 @@ def test_piper_without_the_package_fails_the_line(tmp_path: Path) -> None:
 
 def test_settings_choose_the_engine(tmp_path: Path) -> None:
     assert bootstrap.speech(Settings(backend="local")).name == "espeak"
+    # REEL_SPEECH_TIMEOUT reaches the engines that keep the deadline themselves.
+    local = bootstrap.speech(Settings(backend="local", speech_timeout=7))
+    assert isinstance(local, EspeakSpeech) and local.timeout == 7
+    (tmp_path / "v.onnx").write_bytes(b"x")
+    (tmp_path / "v.onnx.json").write_text("{}")
+    piper = bootstrap.speech(Settings(piper_model=tmp_path / "v.onnx", speech_timeout=7))
+    assert isinstance(piper, PiperSpeech) and piper.timeout == 7
+    with mock_aws():
+        polly = bootstrap.speech(Settings(backend="aws", speech_timeout=7))
+        assert isinstance(polly, PollySpeech) and polly.client.meta.config.read_timeout == 7
     with mock_aws():
         assert bootstrap.speech(Settings(backend="aws")).name == "polly"
     with pytest.raises(SpeechError, match="REEL_PIPER_MODEL"):
