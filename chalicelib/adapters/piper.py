@@ -38,8 +38,8 @@ def _onnx_errors() -> tuple[type[BaseException], ...]:
 
 def ipa_phonemes(entry: LexEntry, id_map: Mapping[str, Sequence[int]], voice: str) -> str:
     """The entry's IPA as the phonemes a Piper voice knows: each symbol as it is, else in its
-    decomposed form (Piper's espeak-ng gives accents as combining marks); SpeechError naming
-    the entry and the symbol when the voice has no id for it."""
+    decomposed form (Piper's espeak-ng gives accents as combining marks); ValueError naming
+    the symbol when the voice has no id for it."""
     said = []
     for symbol in unicodedata.normalize("NFC", entry.ipa or "").strip():
         if symbol in id_map:
@@ -49,9 +49,9 @@ def ipa_phonemes(entry: LexEntry, id_map: Mapping[str, Sequence[int]], voice: st
         if all(p in id_map for p in parts):
             said.append(parts)
             continue
-        raise SpeechError(
-            f"lexicon.yaml: {entry.grapheme}: the IPA symbol {symbol!r} "
-            f"(U+{ord(symbol):04X}) is not one the piper voice {voice} knows"
+        raise ValueError(
+            f"the IPA symbol {symbol!r} (U+{ord(symbol):04X}) is not one the piper voice "
+            f"{voice} knows"
         )
     return "".join(said)
 
@@ -60,14 +60,21 @@ def lexicon_text(
     text: str, lexicon: tuple[LexEntry, ...], id_map: Mapping[str, Sequence[int]], voice: str
 ) -> str:
     """`text` with each lexicon word said as its entry says: its IPA as a Piper phoneme block
-    `[[…]]` (IPA wins, as on Polly), else its alias. One pass: a replacement is never
-    replaced again."""
+    `[[…]]` (IPA wins, as on Polly), else (no IPA, or a symbol the voice lacks) its alias.
+    One pass: a replacement is never replaced again."""
     text = text.replace("[[", "[ [")  # the line's own brackets are not a phoneme block
     said: dict[str, str] = {}
     for entry in lexicon:
         if entry.ipa:
-            said[entry.grapheme.casefold()] = "[[" + ipa_phonemes(entry, id_map, voice)
-        elif entry.alias:
+            try:
+                said[entry.grapheme.casefold()] = "[[" + ipa_phonemes(entry, id_map, voice)
+                continue
+            except ValueError as exc:
+                if not entry.alias:
+                    raise SpeechError(
+                        f"lexicon.yaml: {entry.grapheme}: {exc} (give the entry an alias)"
+                    ) from exc
+        if entry.alias:  # (also when the voice cannot say the entry's IPA)
             said[entry.grapheme.casefold()] = entry.alias
     if not said:
         return text
@@ -106,6 +113,18 @@ class PiperSpeech:
     def has_voice(self, voice: str) -> bool:
         # One model is one voice: templates name it by the model's stem (or 'default').
         return voice in (self.model.stem, "default")
+
+    def cannot_say(self, entry: LexEntry, voice: str) -> str | None:
+        """Why the model cannot say the entry's IPA (a symbol it has no id for), or None."""
+        if not entry.ipa:
+            return None
+        with self._lock:
+            id_map = self._load().config.phoneme_id_map
+        try:
+            ipa_phonemes(entry, id_map, self.model.stem)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     def _load(self) -> Any:
         if self._voice is None:

@@ -73,6 +73,64 @@ def test_espeak_a_line_past_its_deadline_stops_and_the_next_speaks() -> None:
     assert [m.text for m in after.marks if m.kind is MarkKind.word] == ["Hello", "there"]
 
 
+def test_espeak_says_a_lexicon_ipa_in_its_own_phoneme_codes() -> None:
+    # The voice's table from IPA to codes is espeak-ng's own (its two notations side by side).
+    from chalicelib.adapters.espeak import _ipa_table, _library, ipa_codes
+
+    e = EspeakSpeech()
+    assert e.has_voice("en-us")  # the voice is set: its table is read
+    table = _ipa_table(_library()[0], "en-us")
+    assert ipa_codes("nˈiːv", table) == "n'i:v"
+    assert ipa_codes("ʃɪˈvɔːn", table) == "SI'vO:n"
+    assert ipa_codes("t͡ʃaɪ", table) == "tSaI"  # tie bars dropped, diphthongs whole
+    with pytest.raises(ValueError, match=r"'ʁ' \(U\+0281\)"):
+        ipa_codes("ʁoz", table)
+
+
+def test_espeak_a_lexicon_ipa_changes_what_is_said() -> None:
+    e = EspeakSpeech()
+
+    def spoken(text: str, *lex: LexEntry) -> tuple[float, list[tuple[float, str]]]:
+        speech = e.synthesize(SpeechRequest(text, "en-us", lexicon=lex))
+        return speech.duration, [(m.time, m.text) for m in speech.marks if m.kind is MarkKind.word]
+
+    plain, plain_words = spoken("Hi Niamh, welcome.")  # espeak-ng guesses "nˈaɪəm"
+    ipa, ipa_words = spoken("Hi Niamh, welcome.", LexEntry("Niamh", ipa="nˈiːv", alias="Nyam"))
+    neeve, neeve_words = spoken("Hi Neeve, welcome.")  # spelled the way the IPA says
+    # The IPA wins over the alias: the line is said as "Neeve" is, not as "Niamh" was
+    # (espeak-ng's audio varies by a few samples from run to run: lengths and word times).
+    assert ipa == pytest.approx(neeve, rel=0.002) and abs(ipa - plain) > 0.01
+    assert [t for t, _ in ipa_words] == pytest.approx([t for t, _ in neeve_words], abs=0.005)
+    assert ipa_words[2][0] < plain_words[2][0] - 0.01
+    # Its word marks name the word as the line writes it (the captions show them).
+    assert [w for _, w in ipa_words] == ["Hi", "Niamh", "welcome"]
+
+
+def test_espeak_ipa_it_cannot_say_falls_back_to_the_alias_or_fails() -> None:
+    e = EspeakSpeech()
+    only_ipa = (LexEntry("Rose", ipa="ʁoz"),)  # ʁ: no code in the English voice
+    with pytest.raises(SpeechError, match=r"lexicon\.yaml: Rose: the IPA symbol 'ʁ'.*en-us"):
+        e.synthesize(SpeechRequest("Hi Rose.", "en-us", lexicon=only_ipa))
+    both = (LexEntry("Rose", ipa="ʁoz", alias="Rohz"),)
+    fallback = e.synthesize(SpeechRequest("Hi Rose.", "en-us", lexicon=both))
+    assert fallback.duration == pytest.approx(
+        e.synthesize(SpeechRequest("Hi Rohz.", "en-us")).duration, rel=0.002
+    )
+    # The French voice has the symbol: the same entry is said in IPA there.
+    fr = e.synthesize(SpeechRequest("Salut Rose.", "fr", lexicon=only_ipa))
+    assert [m.text for m in fr.marks if m.kind is MarkKind.word] == ["Salut", "Rose"]
+
+
+def test_espeak_reads_a_lines_own_brackets_as_text() -> None:
+    # With phoneme codes on (an IPA entry), a line's own "[[" stays text, not codes.
+    e = EspeakSpeech()
+    lex = (LexEntry("Niamh", ipa="nˈiːv"),)
+    speech = e.synthesize(SpeechRequest("Hi Niamh [[tS'aI]] ok", "en-us", lexicon=lex))
+    # (read as codes, "tS'aI" would be one word, "chai")
+    words = [m.text for m in speech.marks if m.kind is MarkKind.word]
+    assert words == ["Hi", "Niamh", "t", "S", "I", "ok"]
+
+
 def test_aliases_replace_whole_words_only() -> None:
     lex = (LexEntry("Siobhan", alias="Shivawn"),)
     assert apply_aliases("Hi Siobhan, not Siobhanne.", lex) == "Hi Shivawn, not Siobhanne."
@@ -205,10 +263,20 @@ def test_piper_applies_the_lexicon_alias_and_ipa(piper_model: Path) -> None:
     assert "ʒwˈa\u0303w" in said("Hi Joao.", LexEntry("Joao", ipa="ʒwˈ\u00e3w"))
 
 
-def test_piper_refuses_ipa_its_voice_has_no_id_for(piper_model: Path) -> None:
+def test_piper_ipa_its_voice_has_no_id_for_falls_back_to_the_alias_or_fails(
+    piper_model: Path,
+) -> None:
+    from tests.fakes.piper_voice import phonemes_in
+
+    piper = PiperSpeech(piper_model)
     lex = (LexEntry("Xhosa", ipa="ǀʰosa☃"),)
     with pytest.raises(SpeechError, match=r"lexicon\.yaml: Xhosa: the IPA symbol '☃'"):
-        PiperSpeech(piper_model).synthesize(SpeechRequest("Hi Xhosa", "default", lexicon=lex))
+        piper.synthesize(SpeechRequest("Hi Xhosa", "default", lexicon=lex))
+    both = (LexEntry("Xhosa", ipa="ǀʰosa☃", alias="Kosa"),)
+    fallback = piper.synthesize(SpeechRequest("Hi Xhosa", "default", lexicon=both)).wav
+    assert phonemes_in(fallback) == phonemes_in(
+        piper.synthesize(SpeechRequest("Hi Kosa", "default")).wav
+    )
 
 
 def test_piper_errors_are_clear(piper_model: Path, tmp_path: Path) -> None:
