@@ -129,7 +129,7 @@ class PiperSpeech:
     def _load(self) -> Any:
         if self._voice is None:
             try:
-                from piper import PiperVoice
+                from piper import PiperVoice  # type: ignore[import-not-found,unused-ignore]
             except ImportError as exc:
                 raise SpeechError("piper is not installed (pip install piper-tts)") from exc
             bad_model: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, TypeError)
@@ -152,7 +152,7 @@ class PiperSpeech:
             )
         with self._lock:
             voice = self._load()
-            from piper import SynthesisConfig
+            from piper import SynthesisConfig  # type: ignore[import-not-found,unused-ignore]
 
             text = lexicon_text(
                 request.text, request.lexicon, voice.config.phoneme_id_map, self.model.stem
