@@ -121,7 +121,9 @@ def speech(s: Settings) -> SpeechSynth:
         from chalicelib.adapters.polly import PollySpeech
 
         # A line that takes longer is a failed recipient (voice_failed), not a stuck worker.
-        timeouts = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3})
+        timeouts = Config(
+            connect_timeout=5, read_timeout=s.speech_timeout, retries={"max_attempts": 3}
+        )
         client = boto3.client("polly", region_name=s.region, config=timeouts)
         return PollySpeech(client, engine=s.polly_engine)
     if engine == "piper":
@@ -130,10 +132,10 @@ def speech(s: Settings) -> SpeechSynth:
 
         if s.piper_model is None:
             raise SpeechError("REEL_PIPER_MODEL: piper needs the path of a .onnx voice model")
-        return PiperSpeech(s.piper_model)
+        return PiperSpeech(s.piper_model, timeout=s.speech_timeout)
     from chalicelib.adapters.espeak import EspeakSpeech
 
-    return EspeakSpeech()
+    return EspeakSpeech(timeout=s.speech_timeout)
 
 
 @lru_cache(maxsize=8)

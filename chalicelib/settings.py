@@ -255,6 +255,12 @@ class Settings(BaseSettings):
     polly_engine: Literal["neural", "standard", "generative", "long-form"] = Field(
         default="neural", description="Polly: the engine its voices are taken from"
     )
+    speech_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds one voice line may take to speak (espeak-ng, Piper; Polly's read "
+        "timeout): a line that takes longer fails its recipient with voice_failed",
+    )
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Settings:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chalicelib.ports import SpeechSynth
-    from chalicelib.speech import Speech, SpeechRequest
+    from chalicelib.speech import LexEntry, Speech, SpeechRequest
 
 
 class LazySpeech:
@@ -35,3 +35,9 @@ class LazySpeech:
 
     def synthesize(self, request: SpeechRequest) -> Speech:
         return self.engine.synthesize(request)
+
+    def cannot_say(self, entry: LexEntry, voice: str) -> str | None:
+        """Why the engine cannot say the entry's IPA, or None (also for engines that say
+        IPA as it is, like Polly)."""
+        check = getattr(self.engine, "cannot_say", None)
+        return check(entry, voice) if check is not None else None

@@ -284,6 +284,33 @@ def voice_problems(lt: LoadedTemplate, synth: SpeechSynth) -> list[Problem]:
                         tpl.locale not in tpl.voices and tpl.locale.split("_")[0] not in tpl.voices
                     ):
                         check(path, voice_for(tpl, tpl.locale, None))
+        problems.extend(_unsaid_ipa(lt, synth, [name for name, ok in checked.items() if ok]))
     except SpeechError as exc:
         problems.append(Problem("voices", f"the {engine} engine cannot be asked: {exc}"))
     return problems
+
+
+def _unsaid_ipa(lt: LoadedTemplate, synth: SpeechSynth, voices: list[str]) -> list[Problem]:
+    """The lexicon's IPA-only entries one of the voices cannot say (a symbol it has no code
+    for): every line saying the word would fail. An entry with an alias falls back on it."""
+    from chalicelib.errors import TemplateError
+    from chalicelib.template.lexicon import load_lexicon
+
+    cannot_say = getattr(synth, "cannot_say", None)  # engines that turn IPA into their own
+    if cannot_say is None or not voices:
+        return []
+    try:
+        words = load_lexicon(lt.root)
+    except TemplateError:
+        return []  # the lexicon's own check reports it
+    found = []
+    for w in words:
+        if not w.ipa or w.alias:
+            continue
+        for voice in voices:
+            reason = cannot_say(LexEntry(w.grapheme, w.alias, w.ipa), voice)
+            if reason:
+                said = f"{reason}, and the entry has no alias to fall back on"
+                found.append(Problem(f"lexicon.yaml: {w.grapheme}.ipa", said))
+                break
+    return found

@@ -1,9 +1,10 @@
 """A campaign's pronunciation lexicon (`lexicon.yaml` beside the template), read and checked.
 
     Siobhan: Shivawn                      # an alias: another spelling the engine reads right
-    Nguyen: {ipa: "wɪn", alias: Win}      # IPA (Polly, as a PLS lexicon); the alias elsewhere
+    Nguyen: {ipa: "wɪn", alias: Win}      # IPA first; the alias where a voice cannot say it
 
-Every engine applies the aliases; Polly takes the IPA where an entry has one.
+Every engine says an entry's IPA (Polly as a PLS lexicon, Piper and espeak-ng as phonemes of
+their own) where the voice can, else its alias.
 """
 
 from __future__ import annotations

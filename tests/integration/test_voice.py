@@ -220,6 +220,22 @@ def test_an_engine_failure_fails_that_recipient_alone(
     assert cache.store.list("audio/") == []
 
 
+def test_an_espeak_line_past_its_deadline_fails_that_recipient_alone(
+    voiced: Campaign, cache: SegmentCache, tmp_path: Path
+) -> None:
+    # The real engine, given no time at all: it stops at its first audio and says why.
+    outputs = LocalBlobStore(tmp_path / "outputs")
+    job = make_job(load_template(voiced.template), {"first_name": "Ana"}, "ana", 2)
+    result = render_recipient(job, outputs, cache, speech=EspeakSpeech(timeout=0))
+    assert (result.status, result.code) == (Status.failed, "voice_failed")
+    assert result.field == "scenes[1].layers[1]"
+    assert "espeak-ng timed out" in (result.reason or "")
+    assert outputs.list() == [] and cache.store.list("voice/") == []
+    # The next recipient, with time to speak, renders.
+    job = make_job(load_template(voiced.template), {"first_name": "Ana"}, "ana2", 2)
+    assert render_recipient(job, outputs, cache, speech=EspeakSpeech()).status is Status.rendered
+
+
 def test_without_an_engine_a_voiced_render_fails_naming_the_line(
     voiced: Campaign, out: Path
 ) -> None:

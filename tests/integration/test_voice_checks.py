@@ -94,6 +94,35 @@ def test_the_lexicon_changes_the_clip_of_the_lines_that_use_it(
     assert key(ana) == key(other_before)
 
 
+def test_reel_validate_names_ipa_the_voice_cannot_say_without_an_alias(
+    voiced: Campaign,
+) -> None:
+    # ʁ (French r) has no code in espeak-ng's English voice: Rose's lines would all fail.
+    (voiced.root / "lexicon.yaml").write_text(
+        "Rose: {ipa: ʁoz}\nRené: {ipa: ʁəne, alias: Renay}\nNiamh: {ipa: nˈiːv}\n"
+    )
+    result = runner.invoke(app, ["validate", str(voiced.template)])
+    assert result.exit_code == 1
+    assert "lexicon.yaml: Rose.ipa: the IPA symbol 'ʁ' (U+0281)" in result.stderr
+    assert "no alias to fall back on" in result.stderr
+    # René falls back on his alias, Niamh is said in IPA: neither is a problem.
+    assert "René" not in result.stderr and "Niamh" not in result.stderr
+    (voiced.root / "lexicon.yaml").write_text("René: {ipa: ʁəne, alias: Renay}\n")
+    assert runner.invoke(app, ["validate", str(voiced.template)]).exit_code == 0
+
+
+def test_the_lexicon_ipa_changes_the_clip_espeak_speaks(voiced: Campaign, tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "cache")
+    lt = load_template(voiced.template)
+    before = speak(bind(lt, {"first_name": "Niamh"}), EspeakSpeech(), store, tmp_path / "c")
+    (voiced.root / "lexicon.yaml").write_text("Niamh: {ipa: nˈiːv}\n")
+    after = speak(bind(lt, {"first_name": "Niamh"}), EspeakSpeech(), store, tmp_path / "c")
+    assert after.voices[0].clip != before.voices[0].clip
+    # "nˈiːv" is shorter than espeak-ng's own guess, "nˈaɪəm"; the captions still say Niamh.
+    assert (after.voices[0].duration or 0) < (before.voices[0].duration or 0) - 0.01
+    assert "Niamh" in [m.text for m in after.voices[0].marks]
+
+
 def test_an_unknown_voice_is_named_by_reel_validate(voiced: Campaign) -> None:
     voiced.write_template(
         VOICED.replace("OVERFLOW", "speed").replace(
