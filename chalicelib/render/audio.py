@@ -62,6 +62,7 @@ class AudioBlock:
     first: int
     end: int
     personal: bool  # a voice line from the recipient's data reaches it
+    voiced: bool  # a voice line reaches it
 
     @property
     def packets(self) -> tuple[int, int]:
@@ -109,8 +110,9 @@ def frame_cuts(total: float, rate: int) -> list[tuple[int, int]]:
 
 
 def _reaches(cue: VoiceCue, lo: float, hi: float) -> bool:
-    """Whether a voice line changes any sample in [lo, hi] seconds (ramps and margin in)."""
-    end = cue.start + cue.duration / cue.tempo
+    """Whether a voice line changes any sample in [lo, hi] seconds (ramps and margin in).
+    A line not spoken yet may take its whole window."""
+    end = cue.start + (cue.duration / cue.tempo if cue.clip else cue.window)
     return cue.start - DUCK_RAMP - REACH < hi and end + DUCK_RAMP + REACH > lo
 
 
@@ -143,7 +145,7 @@ def plan_track(
         voices = [v for v in plan.voices if _reaches(v, lo, hi)]
         spec = {"bed": bed, "frames": [first, end], "voices": [describe(v) for v in voices]}
         personal = any(v.personal for v in voices)
-        blocks.append(AudioBlock(content_key(spec), first, end, personal))
+        blocks.append(AudioBlock(content_key(spec), first, end, personal, bool(voices)))
     return Track(sounds, total, profile, tuple(blocks))
 
 

@@ -388,14 +388,16 @@ def warm(
     preview: bool = False,
     config: RenderConfig = DEFAULT,
 ) -> tuple[int, int]:
-    """Render the plan's static runs into the cache (the segments every recipient shares).
+    """Render the plan's static runs (and audio blocks) into the cache: what every recipient
+    shares.
 
     Returns (static runs, of which already cached). Run before fanning a batch out, so that
     parallel workers find the shared segments instead of each rendering them. `plan` is a
     job's (localized by `steps.make_job`).
     """
     profile = EncodingProfile.for_canvas(plan.canvas, preview=preview, config=config)
-    static = [r for r in plan_runs(plan, profile, split=True) if not r.personal]
+    runs = plan_runs(plan, profile, split=True)
+    static = [r for r in runs if not r.personal]
     context = cache_context(config)
     work = Path(tempfile.mkdtemp(prefix="reel-warm-", dir=config.scratch()))
     hits = 0
@@ -403,6 +405,12 @@ def warm(
         for i, run in enumerate(static):
             name = f"seg_{i:04d}.mp4"
             hits += _cached_run(run, profile, cache, context, work, name, config)[1]
+        # And the audio blocks no voice line can reach (the plan is not spoken: a line may
+        # take its whole window); a line that extends its scene moves the bed's blocks, and
+        # those recipients' renders make their own.
+        track = audio.plan_track(plan, sum(r.frames for r in runs) / profile.fps, profile, context)
+        silent = [i for i, block in enumerate(track.blocks) if not block.voiced]
+        audio.blocks(plan, track, cache, work, config, silent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return len(static), hits

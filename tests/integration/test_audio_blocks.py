@@ -162,3 +162,34 @@ def test_the_stream_has_personal_audio_chunks_only_where_the_voice_is(
         # a static chunk is one URL for everyone; a personal one is stored apart, per voice
         assert (a.chunks[0].key == b.chunks[0].key) is not (a.personal or b.personal)
         assert a.chunks[0].blob.startswith("hls/p/" if a.personal else "hls/s/")
+
+
+def test_a_batch_warm_up_makes_the_blocks_no_voice_can_reach(
+    long: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.render.engine import warm
+
+    cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
+    encoded: list[list[int]] = []
+    real = audio._encode
+
+    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
+        encoded.append(run)
+        return real(plan, track, run, *args)
+
+    monkeypatch.setattr(audio, "_encode", spy)
+    # GIVEN the batch's first plan, not spoken yet (as the plan step warms the cache)
+    warm(bind(load_template(long.template), {"first_name": "Seed"}), cache)
+    warmed = [i for run in encoded for i in run]
+    assert warmed and 0 in warmed
+    # WHEN a recipient renders after it
+    encoded.clear()
+    ana = spoken(long, "Ana", cache, tmp_path)
+    render(ana, tmp_path / "ana.mp4", cache=cache)
+    # THEN it encodes the blocks its line reaches and those the warm-up left (a line may
+    # take its whole window: the warm-up keeps off it), nothing the warm-up made
+    track = audio.plan_track(ana, 14.0, *_profile_context(ana))
+    made = [i for run in encoded for i in run]
+    assert {i for i, b in enumerate(track.blocks) if b.personal} <= set(made)
+    assert sorted(warmed + made) == list(range(len(track.blocks)))
+    assert len(made) <= len(track.blocks) // 2
