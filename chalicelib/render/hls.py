@@ -216,7 +216,10 @@ def plan_audio(
     negative, so the priming cannot go before zero as in the MP4."""
     context = context if context is not None else engine.cache_context(config)
     track = audio.plan_track(plan, total, profile, context)
-    init = init_key("audio", profile, context)
+    return _audio_groups(track, init_key("audio", profile, context))
+
+
+def _audio_groups(track: audio.Track, init: str) -> tuple[AudioGroup, ...]:
     seconds = track.frame_seconds
     groups = []
     for i, block in enumerate(track.blocks):
@@ -226,7 +229,7 @@ def plan_audio(
         chunk = Chunk(
             content_key({**spec, "chunk": 0}), a * seconds, (b - a) * seconds, block.personal, key
         )
-        groups.append(AudioGroup(key, i, block, total, profile, (chunk,), init))
+        groups.append(AudioGroup(key, i, block, track.total, track.profile, (chunk,), init))
     return tuple(groups)
 
 
@@ -329,7 +332,7 @@ def remux_audio_args(source: str, out: str) -> list[str]:
 
 
 def split_audio_args(source: str, pattern: str, cuts: Sequence[int], offset: float) -> list[str]:
-    """Slice an AAC track (ADTS) by stream copy before each packet number in `cuts`."""
+    """Slice an AAC track (MP4) by stream copy before each packet number in `cuts`."""
     cut = ["-segment_frames", ",".join(str(c) for c in cuts)] if cuts else []
     return _split_args(source, "0:a:0", cut, pattern, offset)
 
@@ -447,14 +450,13 @@ def render_audio(
     """Make the chunk of an audio group, and of the groups after it whose chunks are missing
     too (a cold track is made in one pass, not a pass per chunk): their blocks from the cache
     (or encoded into it), joined and sliced."""
-    context = engine.cache_context(config)
-    groups = plan_audio(plan, group.total, group.profile, config, context)
+    track = audio.plan_track(plan, group.total, group.profile, engine.cache_context(config))
+    groups = _audio_groups(track, group.init)
     if groups[group.index].key != group.key:
         raise RenderError(f"audio group {group.key[:16]} is not in this track any more")
     run = [group.index]
     while run[-1] + 1 < len(groups) and not cache.store.exists(groups[run[-1] + 1].chunks[0].blob):
         run.append(run[-1] + 1)
-    track = audio.plan_track(plan, group.total, group.profile, context)
     joined = work / "run.aac"
     with joined.open("wb") as out:
         for path in audio.blocks(plan, track, cache, work, config, run):
