@@ -5,9 +5,9 @@
 For the first N recipients (default 20), one at a time:
 - full:  the single-pass reference (no cache);
 - cold:  through an empty segment cache (a new one for each recipient);
-- warm:  through a cache that already holds the static segments (filled by made-up
-         recipients, one per offer variant, as a batch's first renders do), each
-         recipient's personal segments new;
+- warm:  through a cache that already holds the static segments and audio blocks (filled
+         by made-up recipients, one per shape of video: locale and scenes, as a batch's first
+         render of each shape does), each recipient's personal segments new;
 - limit: only encoding the recipient's variable seconds with the same profile (their frames
          decoded from the warm output and re-encoded): what no renderer can go below;
 - preview: K recipients with --preview, against their full single-pass time;
@@ -128,14 +128,18 @@ def main() -> None:
     lt = load_template(DEMO_DIR / "template.yaml")
     rows = [r.fields for r in read_rows(DEMO_DIR / "recipients.csv") if r.fields]
     plans = [bind(lt, row) for row in rows[: args.recipients]]
-    # Seeds: one made-up recipient per offer variant, with personal values nobody else has.
-    segments = sorted({p.record["segment"] for p in plans})
-    seeds = [
-        bind(
-            lt, {"first_name": "Seed", "segment": s, "renewal_date": "2031-01-01", "monthly_fee": 1}
-        )
-        for s in segments
-    ]
+    # Seeds: one made-up recipient per shape of video (its locale and its scenes: the offer
+    # variant, the chart scene or not), as a batch's first render of each shape makes the
+    # statics; their personal values are ones nobody else has.
+    shapes: dict[tuple[str, ...], RenderPlan] = {}
+    for row, plan in zip(rows, plans, strict=False):
+        shape = (plan.locale, *(scene.id for scene in plan.scenes))
+        if shape not in shapes:
+            made_up = {"first_name": "Seed", "renewal_date": "2031-01-01", "monthly_fee": "1"}
+            if row.get("usage_gb"):
+                made_up |= {"usage_gb": "1;2;3;4", "api_requests": "1"}
+            shapes[shape] = bind(lt, {**row, "avatar": "", **made_up})
+    seeds = list(shapes.values())
     n = len(plans)
     keys = ("full_cpu", "full_wall", "cold_cpu", "warm_cpu", "warm_wall", "limit_cpu")
     keys += ("speak_cpu", "audio_cpu", "audio_warm_cpu", "audio_personal_s")
