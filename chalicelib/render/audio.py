@@ -1,11 +1,12 @@
 """The audio track in blocks of AAC frames: each distinct block encoded once, joined by copy.
 
 A track is cut at AAC frame boundaries (FRAME samples) into blocks of about BLOCK_SECONDS, which
-are also the stream's audio chunks. A block is keyed by the bed (music and audio layers, mixed
-and normalized: the same for every recipient of a template and length) and by the voice lines
-that reach it: heard in it, ducking the music in it, or inside the margins its encoding reads.
-A block no voice reaches has the same key for every recipient of the bed, so a recipient costs
-only the blocks around their own lines.
+are also the stream's audio chunks. A block is keyed by what is heard around it: the sounds of
+the bed (music and audio layers) and the voice lines that reach it (heard in it, ducking the
+music in it, or inside the margins its encoding reads), each placed relative to the block; the
+bed's gain comes from the music alone. A block no voice reaches has the same key for every
+recipient whose bed sounds the same there, even when their videos differ in length (a line
+that extends its scene), so a recipient costs only the blocks around their own lines.
 
 Missing blocks are made a run of consecutive ones at a time. The programme is mixed from the
 start of the timeline (the ducking and the limiter see what a single pass sees), trimmed to
@@ -21,10 +22,12 @@ block a chunk. Without a cache every block is missing: one run, the single-pass 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from chalicelib.errors import RenderError
 from chalicelib.render import ffmpeg as ff
@@ -50,7 +53,7 @@ PREROLL = 16  # frames encoded before a run and dropped (measured: 8 → −42 d
 POSTROLL = 3  # frames encoded after a run: its last frame's window and the encoder's lookahead
 REACH = 0.25  # seconds a voice's effect may outlast its ducking ramps (the limiter's release)
 # Bumped when the mixing changes (ducking, normalization, limiter): part of every block's key.
-MIX_VERSION = "r128-duck-blocks-1"
+MIX_VERSION = "r128-duck-blocks-2"
 MAX_GAIN_DB = 30.0  # a near-silent bed or clip is not blown up past this
 
 
@@ -121,29 +124,63 @@ def _read_span(first: int, end: int, seconds: float) -> tuple[float, float]:
     return (first - PREROLL) * seconds, (end + POSTROLL) * seconds
 
 
+def _heard(sound: AudioInput, lo: float, hi: float) -> dict[str, Any] | None:
+    """What of a sound determines its samples in [lo, hi] seconds, relative to lo; None when
+    it is not heard there. A music bed's length (the video's) matters only near its end, so
+    two videos of different lengths (a voice line that extends its scene) share the blocks
+    where they sound the same."""
+    end = sound.start + sound.duration
+    if sound.start >= hi or end <= lo:
+        return None
+    fade_out = end - sound.fade_out
+    return {
+        "path": file_digest(sound.path),
+        "volume": sound.volume,
+        "loop": sound.loop,
+        "at": round(sound.start - lo, 6),
+        "fade_in": sound.fade_in if sound.start + sound.fade_in > lo else 0,
+        "fade_out": [round(fade_out - lo, 6), sound.fade_out] if fade_out < hi else None,
+        "end": round(end - lo, 6) if end < hi else None,
+    }
+
+
+def _gain_reference(sounds: Sequence[AudioInput], total: float) -> dict[str, Any]:
+    """What the bed's gain is measured on (see `bed_gain`): the music alone, else the bed."""
+    music = next((s for s in sounds if s.loop), None)
+    if music is not None:
+        return {"music": file_digest(music.path), "volume": music.volume}
+    return {"total": total, "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds]}
+
+
 def plan_track(
     plan: RenderPlan, total: float, profile: EncodingProfile, context: dict[str, str]
 ) -> Track:
     """The blocks of `plan`'s audio track (pure: no mixing). `plan` is spoken: its voice lines
-    have their clips, and `context` is the engine's cache context."""
+    have their clips, and `context` is the engine's cache context. A block's key holds what
+    is heard around it: the sounds and voice lines (and the video's end) within its encoding's
+    read span and REACH more on each side."""
     sounds = tuple(audio_inputs(plan, total))
-    bed = content_key(
-        {
-            "mix": MIX_VERSION,
-            "context": context,
-            "rate": profile.audio_rate,
-            "bitrate": profile.audio_bitrate,
-            "coder": profile.aac_coder,
-            "total": total,
-            "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds],
-        }
-    )
+    common = {
+        "mix": MIX_VERSION,
+        "context": context,
+        "rate": profile.audio_rate,
+        "bitrate": profile.audio_bitrate,
+        "coder": profile.aac_coder,
+        "gain": _gain_reference(sounds, total),
+    }
     seconds = FRAME / profile.audio_rate
     blocks = []
     for first, end in frame_cuts(total, profile.audio_rate):
         lo, hi = _read_span(first, end, seconds)
+        heard = [h for s in sounds if (h := _heard(s, lo - REACH, hi + REACH)) is not None]
         voices = [v for v in plan.voices if _reaches(v, lo, hi)]
-        spec = {"bed": bed, "frames": [first, end], "voices": [describe(v) for v in voices]}
+        spec = {
+            **common,
+            "frames": [first, end],
+            "sounds": heard,
+            "end": round(total - lo, 6) if total < hi + REACH else None,
+            "voices": [describe(v) for v in voices],
+        }
         personal = any(v.personal for v in voices)
         blocks.append(AudioBlock(content_key(spec), first, end, personal, bool(voices)))
     return Track(sounds, total, profile, tuple(blocks))
@@ -161,16 +198,22 @@ _GAINS: dict[str, float] = {}
 def bed_gain(
     sounds: Sequence[AudioInput], total: float, profile: EncodingProfile, config: RenderConfig
 ) -> float:
-    """The gain bringing the bed (music and audio layers) to TARGET_LUFS, measured once per
-    bed and process (a static bed is the same for every recipient)."""
+    """The gain bringing the bed to TARGET_LUFS, measured once per process on what it is
+    referenced to: the music alone, at its volume, where there is music (the same for
+    every video of the template, whatever its length), else the whole bed (music and audio
+    layers, as mixed)."""
     if not sounds:
         return 1.0
-    key = "bed:" + content_key(
-        {"total": total, "sounds": [{**asdict(s), "path": file_digest(s.path)} for s in sounds]}
-    )
+    reference = _gain_reference(sounds, total)
+    key = "bed:" + content_key(reference)
     if key not in _GAINS:
-        found = ff.loudness(bed_loudness_args(sounds, total, profile), config=config)
-        _GAINS[key] = _gain_to_target(found.integrated)
+        music = next((s for s in sounds if s.loop), None)
+        if music is not None:
+            found = ff.loudness(clip_loudness_args(music.path), config=config)
+            level = found.integrated + 20 * math.log10(music.volume) if music.volume else -70.0
+        else:
+            level = ff.loudness(bed_loudness_args(sounds, total, profile), config=config).integrated
+        _GAINS[key] = _gain_to_target(level)
     return _GAINS[key]
 
 

@@ -464,7 +464,7 @@ def bed_loudness_args(
 
 
 def clip_loudness_args(path: str) -> list[str]:
-    """Arguments measuring a spoken clip's loudness."""
+    """Arguments measuring a file's loudness (a spoken clip, a music bed alone)."""
     return loudness_args(Inputs().get("audio", path, **FILE_ONLY))
 
 

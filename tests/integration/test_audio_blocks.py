@@ -193,3 +193,35 @@ def test_a_batch_warm_up_makes_the_blocks_no_voice_can_reach(
     assert {i for i, b in enumerate(track.blocks) if b.personal} <= set(made)
     assert sorted(warmed + made) == list(range(len(track.blocks)))
     assert len(made) <= len(track.blocks) // 2
+
+
+def test_a_line_that_extends_its_scene_shares_the_blocks_that_sound_the_same(
+    long: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    longer = LONG.replace("overflow: speed", "overflow: extend")
+    long.write_template(longer.replace("id: outro, duration: 6.0", "id: outro, duration: 12.0"))
+    cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
+    encoded: list[list[int]] = []
+    real = audio._encode
+
+    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
+        encoded.append(run)
+        return real(plan, track, run, *args)
+
+    monkeypatch.setattr(audio, "_encode", spy)
+    render(spoken(long, "Ana", cache, tmp_path), tmp_path / "ana.mp4", cache=cache)
+    # GIVEN a name so long that the greeting grows (the video too: the music runs longer)
+    encoded.clear()
+    name = "Bartholomew Maximilian Fitzgerald Montgomery"
+    long_one = spoken(long, name, cache, tmp_path)
+    result = render(long_one, tmp_path / "long.mp4", cache=cache)
+    assert result.duration > 20.5
+    # THEN the blocks before the line, and the music's blocks after it (away from the new
+    # end), are the ones made for Ana: only the line's blocks and the end are encoded
+    track = audio.plan_track(long_one, result.duration, *_profile_context(long_one))
+    made = {i for run in encoded for i in run}
+    line = [i for i, b in enumerate(track.blocks) if b.personal]
+    assert 0 not in made and 1 not in made
+    assert set(line) <= made
+    shared = set(range(line[-1] + 1, len(track.blocks))) - made
+    assert shared, (line, sorted(made), len(track.blocks))
