@@ -34,8 +34,7 @@ def file_digest(path: str) -> str:
 
 
 class SegmentCache:
-    """Segments under `segments/<key>.mp4`, audio blocks (ADTS) under
-    `audio/<key>.aac`.
+    """Segments under `segments/<key>.mp4`, audio blocks (ADTS) under `audio/<key>.aac`.
 
     With a `disk` budget the files handed out are pinned for the current lease
     (render/disk.py), each under a name of the render's own, and the cache is kept under its

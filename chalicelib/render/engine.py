@@ -406,8 +406,8 @@ def warm(
             name = f"seg_{i:04d}.mp4"
             hits += _cached_run(run, profile, cache, context, work, name, config)[1]
         # And the audio blocks no voice line can reach (the plan is not spoken: a line may
-        # take its whole window); a line that extends its scene moves the bed's blocks, and
-        # those recipients' renders make their own.
+        # take its whole window). A line that extends its scene moves what follows it: the
+        # renders that need those blocks make them.
         track = audio.plan_track(plan, sum(r.frames for r in runs) / profile.fps, profile, context)
         silent = [i for i, block in enumerate(track.blocks) if not block.voiced]
         audio.blocks(plan, track, cache, work, config, silent)
