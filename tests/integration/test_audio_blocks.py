@@ -49,6 +49,20 @@ def long(campaign: Campaign) -> Campaign:
     return campaign
 
 
+@pytest.fixture
+def encoded(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The runs of blocks encoded (their indices), one list per encoding pass."""
+    runs: list[list[int]] = []
+    real = audio._encode
+
+    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
+        runs.append(run)
+        return real(plan, track, run, *args)
+
+    monkeypatch.setattr(audio, "_encode", spy)
+    return runs
+
+
 def spoken(campaign: Campaign, name: str, cache: SegmentCache, tmp: Path) -> RenderPlan:
     plan = bind(load_template(campaign.template), {"first_name": name})
     return speak(plan, EspeakSpeech(), cache.store, tmp / "clips")
@@ -66,17 +80,9 @@ def level(x: np.ndarray) -> float:
 
 
 def test_a_warm_recipient_encodes_only_the_blocks_its_voice_reaches(
-    long: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    long: Campaign, tmp_path: Path, encoded: list[list[int]]
 ) -> None:
     cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
-    encoded: list[list[int]] = []
-    real = audio._encode
-
-    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
-        encoded.append(run)
-        return real(plan, track, run, *args)
-
-    monkeypatch.setattr(audio, "_encode", spy)
     # GIVEN Ana's video made through the cache (a cold track: one pass over every block)
     ana = spoken(long, "Ana", cache, tmp_path)
     render(ana, tmp_path / "ana.mp4", cache=cache)
@@ -165,19 +171,11 @@ def test_the_stream_has_personal_audio_chunks_only_where_the_voice_is(
 
 
 def test_a_batch_warm_up_makes_the_blocks_no_voice_can_reach(
-    long: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    long: Campaign, tmp_path: Path, encoded: list[list[int]]
 ) -> None:
     from chalicelib.render.engine import warm
 
     cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
-    encoded: list[list[int]] = []
-    real = audio._encode
-
-    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
-        encoded.append(run)
-        return real(plan, track, run, *args)
-
-    monkeypatch.setattr(audio, "_encode", spy)
     # GIVEN the batch's first plan, not spoken yet (as the plan step warms the cache)
     warm(bind(load_template(long.template), {"first_name": "Seed"}), cache)
     warmed = [i for run in encoded for i in run]
@@ -196,19 +194,11 @@ def test_a_batch_warm_up_makes_the_blocks_no_voice_can_reach(
 
 
 def test_a_line_that_extends_its_scene_shares_the_blocks_that_sound_the_same(
-    long: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    long: Campaign, tmp_path: Path, encoded: list[list[int]]
 ) -> None:
     longer = LONG.replace("overflow: speed", "overflow: extend")
     long.write_template(longer.replace("id: outro, duration: 6.0", "id: outro, duration: 12.0"))
     cache = SegmentCache(LocalBlobStore(tmp_path / "cache"))
-    encoded: list[list[int]] = []
-    real = audio._encode
-
-    def spy(plan, track, run, *args):  # type: ignore[no-untyped-def]
-        encoded.append(run)
-        return real(plan, track, run, *args)
-
-    monkeypatch.setattr(audio, "_encode", spy)
     render(spoken(long, "Ana", cache, tmp_path), tmp_path / "ana.mp4", cache=cache)
     # GIVEN a name so long that the greeting grows (the video too: the music runs longer)
     encoded.clear()
