@@ -8,10 +8,11 @@ bed's gain comes from the music alone. A block no voice reaches has the same key
 recipient whose bed sounds the same there, even when their videos differ in length (a line
 that extends its scene), so a recipient costs only the blocks around their own lines.
 
-Missing blocks are made a run of consecutive ones at a time. The programme is mixed from the
-start of the timeline (the ducking and the limiter see what a single pass sees), trimmed to
-the run with PREROLL frames before it and POSTROLL after, and encoded; the pre-roll's packets
-are dropped, so every packet kept comes from an encoder that has settled into the signal. An
+Missing blocks are made a run of consecutive ones at a time. The programme is mixed from a
+second before the run (graph.PRELUDE: the limiter settles as in a single pass; the ducking is
+a function of time), over the run with PREROLL frames before it and POSTROLL after, and
+encoded; the pre-roll's packets are dropped, so every packet kept comes from an encoder that
+has settled into the signal. An
 AAC frame decodes by overlap-adding its window with its predecessor's, and both encode the same
 samples, so packets of neighbouring blocks follow each other as in one stream (measured on the
 demo's music: the joins add noise about 46 dB under the signal, median over the joins).

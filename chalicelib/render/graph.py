@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import ffmpeg
@@ -398,6 +398,7 @@ TARGET_LUFS = -16.0
 LIMIT = 0.794
 DUCK = 0.25  # the bed's gain while a voice speaks: −12 dB
 DUCK_RAMP = 0.4  # seconds the bed takes to go down (before the voice) and back up (after)
+PRELUDE = 1  # seconds a window of the programme is mixed before it: the limiter settles
 
 
 def duck_expression(voices: Sequence[VoiceInput]) -> str:
@@ -420,14 +421,20 @@ def programme(
     voices: Sequence[VoiceInput] = (),
     bed_gain: float = 1.0,
     inputs: Inputs | None = None,
+    since: int = 0,
 ) -> ffmpeg.nodes.FilterableStream:
     """The mixed programme: the bed (music and audio layers) at `bed_gain`, ducked under the
-    voices, the voices on top, peaks limited."""
+    voices, the voices on top, peaks limited. From `since` samples of the timeline on (its
+    time 0 is there): the sounds over by then are left out and the others cut, so a window late
+    in a long video costs the window, not the video up to it. No voice may start before it."""
     inputs = inputs or Inputs()
     rate = profile.audio_rate
-    mixed = _mix(audio, total, profile, inputs)
+    mixed = _mix(audio, total, profile, inputs, since)
     if bed_gain != 1:
         mixed = mixed.filter("volume", f"{bed_gain:.6f}")
+    voices = [replace(v, start=v.start - since / rate) for v in voices]
+    if any(v.start < 0 for v in voices):
+        raise ValueError("a voice starts before the programme's window")
     if voices:
         mixed = mixed.filter("volume", duck_expression(voices), eval="frame")
         spoken = []
@@ -438,7 +445,7 @@ def programme(
                 a = a.filter("atempo", f"{v.tempo:.6f}")
             a = a.filter("volume", f"{v.gain:.6f}")
             if v.start > 0:
-                a = a.filter("adelay", f"{round(v.start * 1000)}", all=1)
+                a = a.filter("adelay", f"{round(v.start * rate)}S", all=1)  # in samples
             spoken.append(a)
         mixed = ffmpeg.filter(
             [mixed, *spoken], "amix", inputs=1 + len(spoken), normalize=0, duration="first"
@@ -447,7 +454,7 @@ def programme(
         return mixed  # silence: nothing to limit
     # The limiter's lookahead is compensated (latency): the sound stays in sync with the video.
     mixed = mixed.filter("alimiter", limit=LIMIT, level=0, latency=1, attack=5, release=50)
-    return mixed.filter("apad").filter("atrim", duration=f"{total:g}")
+    return mixed.filter("apad").filter("atrim", end_sample=round(total * rate) - since)
 
 
 def loudness_args(stream: ffmpeg.nodes.FilterableStream) -> list[str]:
@@ -477,12 +484,17 @@ def audio_args(
     bed_gain: float = 1.0,
     window: tuple[int, int] | None = None,
 ) -> list[str]:
-    """The programme (music bed, audio layers, fades, voices) mixed from the start of the
-    timeline, so that the ducking and the limiter see what a single pass sees, and encoded to
-    AAC (ADTS frames) over `window`: [from, to) samples, the whole timeline by default."""
-    mixed = programme(audio, total, profile, voices, bed_gain)
+    """The programme (music bed, audio layers, fades, voices) encoded to AAC (ADTS frames)
+    over `window`: [from, to) samples, the whole timeline by default. A window is mixed from
+    PRELUDE seconds before it (and before its voices' ramps), so that the limiter has settled
+    as in a single pass when the window starts."""
+    since = max(0, window[0] - PRELUDE * profile.audio_rate) if window is not None else 0
+    if voices and window is not None:  # from before the first voice's ramp
+        since = min(since, int((min(v.start for v in voices) - DUCK_RAMP) * profile.audio_rate))
+    since = max(0, since)
+    mixed = programme(audio, total, profile, voices, bed_gain, since=since)
     if window is not None:
-        mixed = mixed.filter("atrim", start_sample=window[0], end_sample=window[1])
+        mixed = mixed.filter("atrim", start_sample=window[0] - since, end_sample=window[1] - since)
         mixed = mixed.filter("asetpts", "PTS-STARTPTS")
     output = ffmpeg.output(
         mixed,
@@ -501,11 +513,18 @@ def audio_args(
 
 
 def _mix(
-    audio: Sequence[AudioInput], total: float, profile: EncodingProfile, inputs: Inputs
+    audio: Sequence[AudioInput],
+    total: float,
+    profile: EncodingProfile,
+    inputs: Inputs,
+    since: int = 0,
 ) -> ffmpeg.nodes.FilterableStream:
     rate = profile.audio_rate
     tracks = []
     for sound in audio:
+        cut = since - round(sound.start * rate)  # samples of the sound before `since`
+        if cut >= round(sound.duration * rate):
+            continue  # over before the window
         opts: dict[str, object] = dict(FILE_ONLY)
         if sound.loop:
             opts["stream_loop"] = -1
@@ -516,6 +535,8 @@ def _mix(
         # Timestamps by sample count: a looped file's restarts leave gaps in its timestamps
         # (its priming and padding), which would play as dropped samples.
         a = a.filter("asetpts", "N/SR/TB").filter("atrim", duration=f"{sound.duration:g}")
+        if cut > 0:  # its timestamps kept: the fades below stay in place
+            a = a.filter("atrim", start_sample=cut)
         if sound.volume != 1:
             a = a.filter("volume", f"{sound.volume:g}")
         if sound.fade_in > 0:
@@ -523,8 +544,10 @@ def _mix(
         if sound.fade_out > 0:
             st = max(0.0, sound.duration - sound.fade_out)
             a = a.filter("afade", t="out", st=f"{st:g}", d=f"{sound.fade_out:g}")
-        if sound.start > 0:
-            a = a.filter("adelay", f"{round(sound.start * 1000)}", all=1)
+        if cut > 0:
+            a = a.filter("asetpts", "PTS-STARTPTS")
+        elif sound.start * rate > since:
+            a = a.filter("adelay", f"{round(sound.start * rate) - since}S", all=1)
         tracks.append(a)
     if not tracks:
         mixed = inputs.get("audio", f"anullsrc=r={rate}:cl=stereo", f="lavfi")
@@ -532,7 +555,7 @@ def _mix(
         mixed = tracks[0]
     else:
         mixed = ffmpeg.filter(tracks, "amix", inputs=len(tracks), normalize=0, duration="longest")
-    return mixed.filter("apad").filter("atrim", duration=f"{total:g}")
+    return mixed.filter("apad").filter("atrim", end_sample=round(total * rate) - since)
 
 
 def mux_args(

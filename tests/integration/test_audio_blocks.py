@@ -121,7 +121,7 @@ def test_the_joined_track_sounds_as_the_single_pass(long: Campaign, tmp_path: Pa
     # THEN both are as long as the video (the edit list skips the priming) …
     assert len(joined) == len(single) and abs(len(joined) / RATE - 14.0) < 0.03
     # … and differ only by the encoder's noise (measured −38 dB): over the whole track, and
-    # around every join (no click where a personal block meets a static one; measured ≤ −31 dB)
+    # around every join (no click where a personal block meets a static one; measured ≤ −29 dB)
     assert level(joined - single) < 0.02 * level(single)  # −34 dB
     track = audio.plan_track(bob, 14.0, *_profile_context(bob))
     for block in track.blocks[1:]:

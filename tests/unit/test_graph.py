@@ -92,18 +92,37 @@ def test_a_crossfade_fades_the_next_scene_in_over_the_last_frames() -> None:
 def test_silence_when_there_is_no_sound() -> None:
     assert audio_args([], 1.0, PROFILE, "a.aac") == [
         "-f", "lavfi", *GUARDS, "-i", "anullsrc=r=48000:cl=stereo",
-        "-filter_complex", "[0:a]apad[s0];[s0]atrim=duration=1[s1]",
+        "-filter_complex", "[0:a]apad[s0];[s0]atrim=end_sample=48000[s1]",
         "-map", "[s1]", "-f", "adts", "-aac_coder", "twoloop", "-ac", "2", "-ar", "48000",
         "-b:a", "128k", "-c:a", "aac", "-fflags", "+bitexact", "a.aac", "-y", "-xerror",
     ]  # fmt: skip
 
 
-def test_a_window_of_the_programme_is_cut_by_sample_after_the_whole_mix() -> None:
-    # The limiter and the ducking run from the start; the cut comes last, in samples.
-    args = audio_args([], 1.0, PROFILE, "a.aac", window=(2048, 8192))
+def test_a_window_of_the_programme_is_mixed_from_a_second_before_it() -> None:
+    # GIVEN a 10 s bed with a chime at 1 s and another at 8 s, and a voice at 6 s
+    from chalicelib.render.graph import VoiceInput
+
+    sounds = [
+        AudioInput("bed.m4a", 0, 10.0, fade_in=1, fade_out=2, loop=True),
+        AudioInput("c.m4a", 1.0, 0.5),
+        AudioInput("c.m4a", 8.0, 0.5),
+    ]
+    voice = VoiceInput("v.wav", start=6.0, length=1.0)
+    # WHEN the window [7 s, 9 s) is encoded
+    args = audio_args(sounds, 10.0, PROFILE, "a.aac", [voice], window=(336000, 432000))
     graph = args[args.index("-filter_complex") + 1]
+    # THEN the mix starts at 5.6 s (before the voice's ramp, within a second of the window):
+    # the first chime, over by then, is left out; the bed is cut there, its fades in place
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-i"] == ["bed.m4a", "c.m4a", "v.wav"]
+    assert "atrim=start_sample=268800" in graph  # 5.6 s
+    assert "afade=d=2:st=8:t=out" in graph
+    # … the second chime and the voice are placed from there, the ducking too …
+    assert "adelay=115200S:all=1" in graph and "adelay=19200S:all=1" in graph  # in samples
+    assert r"min(t-0.0000\,1.8000-t)" in graph
+    # … and the window is cut from it by sample, the programme ending with the video
+    assert "atrim=end_sample=211200" in graph  # 10 s − 5.6 s
     assert graph.endswith(
-        "[s1]atrim=end_sample=8192:start_sample=2048[s2];[s2]asetpts=PTS-STARTPTS[s3]"
+        "atrim=end_sample=163200:start_sample=67200[s25];[s25]asetpts=PTS-STARTPTS[s26]"
     )
 
 
@@ -123,7 +142,7 @@ def test_mux_mixes_a_looped_bed_and_a_delayed_cue() -> None:
     assert args[args.index("bed.m4a") - 3 : args.index("bed.m4a")] == ["-stream_loop", "-1", "-i"]
     graph = args[args.index("-filter_complex") + 1]
     assert "[s4]afade=d=1:st=1:t=out[s5]" in graph
-    assert "adelay=1500:all=1" in graph
+    assert "adelay=72000S:all=1" in graph  # 1.5 s, in samples
     assert "amix=duration=longest:inputs=2:normalize=0" in graph
 
 
@@ -257,7 +276,7 @@ def test_voices_duck_the_bed_and_are_sped_up_delayed_and_limited() -> None:
     # (commas escaped in the filtergraph: the expression stays one option value)
     assert r"volume=pow(0.25\,clip(min(t-0.6000\,2.9000-t)/0.4\,0\,1)):eval=frame" in graph
     assert "atempo=1.100000" in graph and "volume=2.000000" in graph
-    assert "adelay=1000:all=1" in graph
+    assert "adelay=48000S:all=1" in graph
     assert "amix=duration=first:inputs=2:normalize=0" in graph
     assert "alimiter=attack=5:latency=1:level=0:limit=0.794:release=50" in graph
     two = duck_expression([voice, VoiceInput("w.wav", start=3.0, length=0.5)])
