@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import RenderError
+from chalicelib.lru import Lru
 from chalicelib.render import ffmpeg as ff
 from chalicelib.render.cache import SegmentCache, file_digest
 from chalicelib.render.config import DEFAULT, RenderConfig
@@ -193,7 +194,8 @@ def _gain_to_target(integrated: float) -> float:
     return float(10 ** (min(MAX_GAIN_DB, TARGET_LUFS - integrated) / 20))
 
 
-_GAINS: dict[str, float] = {}
+# Gains measured (by bed and by clip): bounded, as every in-process cache of Reel.
+_GAINS: Lru[str, float] = Lru(4096)
 
 
 def bed_gain(
@@ -207,15 +209,16 @@ def bed_gain(
         return 1.0
     reference = _gain_reference(sounds, total)
     key = "bed:" + content_key(reference)
-    if key not in _GAINS:
+    found = _GAINS.get(key)
+    if found is None:
         music = next((s for s in sounds if s.loop), None)
         if music is not None:
-            found = ff.loudness(clip_loudness_args(music.path), config=config)
-            level = found.integrated + 20 * math.log10(music.volume) if music.volume else -70.0
+            measured = ff.loudness(clip_loudness_args(music.path), config=config).integrated
+            level = measured + 20 * math.log10(music.volume) if music.volume else -70.0
         else:
             level = ff.loudness(bed_loudness_args(sounds, total, profile), config=config).integrated
-        _GAINS[key] = _gain_to_target(level)
-    return _GAINS[key]
+        found = _GAINS.put(key, _gain_to_target(level))
+    return found
 
 
 def voice_inputs(
@@ -232,10 +235,11 @@ def voice_inputs(
             path = cache.get(v.clip, work)
         if path is None:
             raise RenderError("the voice line's clip is missing from the cache", field=v.field)
-        if v.clip not in _GAINS:
+        clip_gain = _GAINS.get(v.clip)
+        if clip_gain is None:
             measured = ff.loudness(clip_loudness_args(str(path)), config=config)
-            _GAINS[v.clip] = _gain_to_target(measured.integrated)
-        gain = _GAINS[v.clip] * v.volume
+            clip_gain = _GAINS.put(v.clip, _gain_to_target(measured.integrated))
+        gain = clip_gain * v.volume
         found.append(VoiceInput(str(path), v.start, v.duration / v.tempo, v.tempo, gain))
     return found
 

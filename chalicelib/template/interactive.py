@@ -13,9 +13,8 @@ from chalicelib.template.expr import (
     compile_condition,
     evaluate_condition,
     interpolate,
-    template_variables,
 )
-from chalicelib.template.loaded import LoadedTemplate, resolve_asset
+from chalicelib.template.loaded import LoadedTemplate, resolve_asset, text_problems
 from chalicelib.template.model import (
     FONT_TYPES,
     LOGO_TYPES,
@@ -73,15 +72,7 @@ def interactive_problems(lt: LoadedTemplate, scenes: list[Scene]) -> list[Proble
     problems: list[Problem] = []
 
     def text(path: str, value: str) -> None:
-        try:
-            names = template_variables(value, tpl.locale)
-        except ValueError as exc:
-            problems.append(Problem(path, str(exc)))
-            return
-        problems.extend(
-            Problem(path, f"uses undeclared variable {n!r}")
-            for n in sorted(names - set(tpl.variables))
-        )
+        problems.extend(Problem(path, reason) for reason in text_problems(tpl, value))
 
     def setting(path: str, name: str, value: str) -> None:
         var = tpl.variables.get(name)

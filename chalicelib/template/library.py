@@ -28,6 +28,7 @@ from chalicelib.template.interactive import interactive_problems
 from chalicelib.template.lexicon import lexicon_problems
 from chalicelib.template.loaded import LoadedTemplate as LoadedTemplate
 from chalicelib.template.loaded import resolve_asset as resolve_asset
+from chalicelib.template.loaded import text_problems
 from chalicelib.template.model import (
     INTERACTION_TAGS,
     LAYER_TAGS,
@@ -216,7 +217,6 @@ def load_template(
 
 def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[Problem]:
     tpl = lt.template
-    declared = set(tpl.variables)
     suffix = ""
     if prefix.startswith("scenes[") and scene.id in lt.library_files:
         suffix = f" (in {lt.library_files[scene.id].relative_to(lt.root).as_posix()})"
@@ -225,14 +225,7 @@ def _scene_problems(lt: LoadedTemplate, scene: Scene, prefix: str) -> Iterator[P
         return Problem(f"{prefix}.{path}" if path else prefix, message + suffix)
 
     def check_text(path: str, text: str) -> Iterator[Problem]:
-        try:
-            names = template_variables(text, tpl.locale)
-        except ValueError as exc:
-            yield problem(path, str(exc))
-            return
-        for name in sorted(names - declared):
-            yield problem(path, f"uses undeclared variable {name!r}")
-        for reason in unknown_translations(tpl, text):
+        for reason in text_problems(tpl, text):
             yield problem(path, reason)
 
     def check_file(path: str, ref: str | None) -> Iterator[Problem]:
@@ -375,20 +368,6 @@ def template_warnings(lt: LoadedTemplate) -> list[Problem]:
     return warnings
 
 
-def unknown_translations(tpl: Template, text: str) -> list[str]:
-    """Why the `t()` calls of `text` cannot be served: an id the template's own locale does
-    not translate (every other locale falls back to it), or a call that is not t('id')."""
-    try:
-        ids = translation_ids(text, tpl.locale)
-    except ValueError as exc:
-        return [str(exc)]
-    default = tpl.translations.get(tpl.locale, {})
-    return [
-        f"unknown translation id {key!r} (translations.{tpl.locale} has: {sorted(default)[:20]})"
-        for key in sorted(ids - set(default))
-    ]
-
-
 def _translations_problems(tpl: Template) -> list[Problem]:
     problems = []
     if tpl.translations and tpl.locale not in tpl.translations:
@@ -478,18 +457,8 @@ def check_template(lt: LoadedTemplate) -> list[Problem]:
     if page.cta:
         texts |= {"page.cta.label": page.cta.label, "page.cta.url": page.cta.url}
     for path, text in texts.items():
-        if text is None:
-            continue
-        try:
-            names = template_variables(text, tpl.locale)
-        except ValueError as exc:
-            problems.append(Problem(path, str(exc)))
-            continue
-        problems.extend(
-            Problem(path, f"uses undeclared variable {name!r}")
-            for name in sorted(names - set(tpl.variables))
-        )
-        problems.extend(Problem(path, reason) for reason in unknown_translations(tpl, text))
+        if text is not None:
+            problems.extend(Problem(path, reason) for reason in text_problems(tpl, text))
     problems.extend(interactive_problems(lt, scenes))
     problems.extend(experiment_problems(lt))
     return problems

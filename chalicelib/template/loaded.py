@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from chalicelib.errors import Problem
+from chalicelib.template.expr import template_variables, translation_ids
 from chalicelib.template.model import Scene, SceneRef, Template
 from chalicelib.template.values import url_scheme
 
@@ -71,3 +72,28 @@ def resolve_asset(root: Path, ref: str) -> Path:
     except OSError as exc:  # a name too long for the file system, a symlink loop…
         raise ValueError(f"cannot open {ref[:200]!r}: {exc.strerror}") from None
     return full
+
+
+def unknown_translations(tpl: Template, text: str) -> list[str]:
+    """Why the `t()` calls of `text` cannot be served: an id the template's own locale does
+    not translate (every other locale falls back to it), or a call that is not t('id')."""
+    try:
+        ids = translation_ids(text, tpl.locale)
+    except ValueError as exc:
+        return [str(exc)]
+    default = tpl.translations.get(tpl.locale, {})
+    return [
+        f"unknown translation id {key!r} (translations.{tpl.locale} has: {sorted(default)[:20]})"
+        for key in sorted(ids - set(default))
+    ]
+
+
+def text_problems(tpl: Template, text: str) -> list[str]:
+    """What is wrong with a `{{ }}` text of the template: an expression that does not parse,
+    a variable the template does not declare, a translation it cannot serve."""
+    try:
+        names = template_variables(text, tpl.locale)
+    except ValueError as exc:
+        return [str(exc)]
+    undeclared = [f"uses undeclared variable {n!r}" for n in sorted(names - set(tpl.variables))]
+    return undeclared + unknown_translations(tpl, text)
